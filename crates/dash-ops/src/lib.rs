@@ -1,1 +1,3 @@
 //! dash-ops
+
+pub mod pg;

@@ -1,0 +1,30 @@
+# Dash developer entry points. `make test` is what CI runs (via .ci/run).
+
+CARGO ?= cargo
+
+.PHONY: deps build fmt lint test up
+
+## deps: install the PostgreSQL server binaries when absent (apt-get; uses sudo when not root)
+deps:
+	scripts/install-postgres.sh
+
+## build: compile the workspace
+build:
+	$(CARGO) build --workspace
+
+## fmt: format all code
+fmt:
+	$(CARGO) fmt --all
+
+## lint: formatting check and clippy with warnings as errors
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## test: deps, then format check, clippy and the full test suite (real PostgreSQL)
+test: deps lint
+	$(CARGO) test --workspace
+
+## up: deps, then the local platform (PostgreSQL primary + replica, API, supervisor)
+up: deps
+	$(CARGO) run --release -p dash-cli -- up
