@@ -1,1 +1,126 @@
-//! dash-api
+//! Dash's HTTP surface: the REST API, health endpoints, the dashboard, and
+//! the Prometheus metrics listener. `App::build` is the one start-up path,
+//! used by `dash serve` and by every test.
+
+pub mod auth;
+pub mod background;
+pub mod dashboard;
+pub mod error;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod settings;
+pub mod state;
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use dash_store::Db;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use settings::ApiSettings;
+pub use state::AppState;
+
+/// A built, bound, not yet running API.
+pub struct App {
+    api: TcpListener,
+    metrics: TcpListener,
+    state: AppState,
+    stop_tx: watch::Sender<bool>,
+}
+
+impl App {
+    /// Binds both ports and prepares the state. Does not need the database
+    /// to be up: it connects, migrates and reports readiness in the background.
+    pub async fn build(settings: ApiSettings) -> std::io::Result<App> {
+        let api = TcpListener::bind(SocketAddr::new(settings.bind, settings.api_port)).await?;
+        let metrics_listener =
+            TcpListener::bind(SocketAddr::new(settings.bind, settings.metrics_port)).await?;
+        let metrics = Arc::new(metrics::Metrics::new());
+        let db = Db::new(settings.database.clone(), metrics.clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut bell_stop = stop_rx.clone();
+        let bell = dash_store::listen::spawn_listener(settings.database.clone(), async move {
+            let _ = bell_stop.wait_for(|s| *s).await;
+        });
+        if settings.tokens.is_empty() {
+            tracing::warn!(
+                "DASH_API_TOKENS is empty: every mutating API call will be refused with 401"
+            );
+        }
+        let state = AppState {
+            db,
+            metrics,
+            settings: Arc::new(settings),
+            bell,
+            maintenance: Arc::new(RwLock::new(None)),
+            shutdown: stop_rx,
+        };
+        Ok(App {
+            api,
+            metrics: metrics_listener,
+            state,
+            stop_tx,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.api.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests for
+    /// at most the configured shutdown timeout.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let App {
+            api,
+            metrics,
+            state,
+            stop_tx,
+        } = self;
+        let drain = state.settings.shutdown_timeout;
+        let mut stopped = state.shutdown.clone();
+        let background = tokio::spawn(background::run(state.clone()));
+        let api_router = routes::router(state.clone());
+        let metrics_router = routes::metrics_router(state.clone());
+        let wait_stop = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let api_server =
+            axum::serve(api, api_router).with_graceful_shutdown(wait_stop(stopped.clone()));
+        let metrics_server =
+            axum::serve(metrics, metrics_router).with_graceful_shutdown(wait_stop(stopped.clone()));
+        let servers =
+            async { tokio::try_join!(api_server.into_future(), metrics_server.into_future()) };
+        tokio::pin!(servers);
+        tokio::select! {
+            r = &mut servers => { r?; }
+            _ = shutdown => {
+                tracing::info!("shutting down: draining in-flight requests");
+                let _ = stop_tx.send(true);
+                match tokio::time::timeout(drain, &mut servers).await {
+                    Ok(r) => { r?; }
+                    Err(_) => tracing::warn!(?drain, "in-flight requests did not finish in time; stopping anyway"),
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        let _ = stopped.wait_for(|s| *s).await;
+        background.abort();
+        state.db.close();
+        Ok(())
+    }
+}

@@ -1,1 +1,15 @@
-//! dash-store
+//! Dash's PostgreSQL store: settings, the failover-aware pool, migrations,
+//! and the queries behind every API call.
+
+pub mod config;
+pub mod error;
+pub mod listen;
+pub mod migrate;
+pub mod model;
+pub mod pool;
+pub mod repo;
+
+pub use config::{DbSettings, HostPort, Secret};
+pub use error::StoreError;
+pub use pool::{Conn, Db, PoolStatus, StoreObserver};
+pub use repo::{EventCursor, IdemRequest};

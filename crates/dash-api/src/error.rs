@@ -1,0 +1,262 @@
+//! The API's one error type and its JSON shape:
+//! `{"error":{"code":"...","message":"..."}}`. 5xx bodies say nothing
+//! internal; the cause travels in a response extension and is logged once.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dash_store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+}
+
+/// The cause of a failed request, for the logging middleware.
+#[derive(Clone)]
+pub struct ErrorCause(pub Arc<String>);
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_request",
+            message: message.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            ApiError::Store(e) => match e {
+                e if e.is_unavailable() => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; retry shortly".into(),
+                ),
+                StoreError::Maintenance(m) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "maintenance",
+                    format!("writes are paused for maintenance: {m}"),
+                ),
+                StoreError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", e.to_string()),
+                StoreError::Transition(t) => {
+                    (StatusCode::CONFLICT, "invalid_transition", t.to_string())
+                }
+                StoreError::Conflicting(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
+                StoreError::Validation(v) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    v.to_string(),
+                ),
+                StoreError::Conflict(_) => (
+                    StatusCode::CONFLICT,
+                    "transaction_conflict",
+                    "the change conflicted with a concurrent one; retry".into(),
+                ),
+                _ => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".into(),
+                ),
+            },
+            ApiError::BadRequest { code, message } => {
+                (StatusCode::BAD_REQUEST, code, message.clone())
+            }
+            ApiError::PayloadTooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                m.clone(),
+            ),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone()),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "route_not_found", m.clone()),
+            ApiError::MethodNotAllowed(m) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                m.clone(),
+            ),
+        }
+    }
+}
+
+/// Renders the uniform error body.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let mut resp = error_response(status, code, &message);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status.is_server_error() {
+            resp.extensions_mut()
+                .insert(ErrorCause(Arc::new(error_chain(&self))));
+        }
+        resp
+    }
+}
+
+/// The error and its sources, joined, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge("the request body is larger than 1 MiB".into());
+        }
+        let code = match r {
+            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+            JsonRejection::JsonSyntaxError(_) => "malformed_json",
+            _ => "invalid_body",
+        };
+        ApiError::BadRequest {
+            code,
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_path",
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_query",
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<dash_core::ValidationError> for ApiError {
+    fn from(e: dash_core::ValidationError) -> Self {
+        ApiError::Store(StoreError::Validation(e))
+    }
+}
+
+/// Extractors whose rejections use the API's error shape.
+pub mod extract {
+    use axum::extract::FromRequest;
+    use axum::extract::FromRequestParts;
+
+    use super::ApiError;
+
+    #[derive(FromRequest)]
+    #[from_request(via(axum::Json), rejection(ApiError))]
+    pub struct Json<T>(pub T);
+
+    #[derive(FromRequestParts)]
+    #[from_request(via(axum::extract::Path), rejection(ApiError))]
+    pub struct Path<T>(pub T);
+
+    #[derive(FromRequestParts)]
+    #[from_request(via(axum::extract::Query), rejection(ApiError))]
+    pub struct Query<T>(pub T);
+}
+
+/// A JSON body and its raw bytes (hashed for `Idempotency-Key`). Every
+/// failure — too large, not JSON, wrong shape — answers in the API's shape.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: axum::body::Bytes,
+}
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.starts_with("application/json") || v.contains("+json"));
+        if json_type == Some(false) {
+            return Err(ApiError::BadRequest {
+                code: "unsupported_media_type",
+                message: "send the body as Content-Type: application/json".into(),
+            });
+        }
+        let RawBody(raw) = RawBody::from_request(req, state).await?;
+        let value = parse_json(&raw)?;
+        Ok(JsonBody { value, raw })
+    }
+}
+
+/// The body as bytes, with the 1 MiB limit answered in the API's shape.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge("the request body is larger than 1 MiB".into())
+                } else {
+                    ApiError::bad_request(r.body_text())
+                }
+            })
+    }
+}
+
+/// Parses JSON with errors that say where and what is wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(raw).map_err(|e| {
+        use serde_json::error::Category;
+        let code = match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => "malformed_json",
+            Category::Data => "invalid_body",
+        };
+        ApiError::BadRequest {
+            code,
+            message: e.to_string(),
+        }
+    })
+}

@@ -1,0 +1,70 @@
+//! Per-request middleware: request ids, HTTP metrics by matched route, and
+//! logging of each failure's cause, once.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::error::ErrorCause;
+use crate::metrics::{HttpLabels, RouteLabels};
+use crate::state::AppState;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Gives every request an id (kept from the client when it sent a sane one),
+/// echoes it in the response, records metrics, and logs 5xx causes.
+pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(REQUEST_ID, v);
+    }
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let mut resp = {
+        let _enter = span.enter();
+        drop(_enter);
+        tracing::Instrument::instrument(next.run(req), span.clone()).await
+    };
+    let status = resp.status();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status: status.as_u16().to_string(),
+        })
+        .inc();
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&RouteLabels { method, route })
+        .observe(elapsed.as_secs_f64());
+    if let Some(cause) = resp.extensions().get::<ErrorCause>() {
+        span.in_scope(
+            || tracing::error!(status = status.as_u16(), cause = %cause.0, "request failed"),
+        );
+    } else if status.is_server_error() {
+        span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    resp
+}

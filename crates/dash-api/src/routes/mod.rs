@@ -1,0 +1,166 @@
+//! The routers: the REST API (under `/api/v1` and, identically, `/api`),
+//! health endpoints and dashboard on the API port; `/metrics` on the other.
+
+mod admin;
+mod agents;
+mod events;
+mod health;
+mod swarms;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1 << 20;
+
+fn api_routes(state: &AppState) -> Router<AppState> {
+    let timeout = TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        state.settings.request_timeout,
+    );
+    let plain = Router::new()
+        .route("/swarms", post(swarms::create).get(swarms::list))
+        .route(
+            "/swarms/{id}",
+            get(swarms::get)
+                .patch(swarms::update)
+                .delete(swarms::delete),
+        )
+        .route("/swarms/{id}/pause", post(swarms::pause))
+        .route("/swarms/{id}/resume", post(swarms::resume))
+        .route("/swarms/{id}/complete", post(swarms::complete))
+        .route("/swarms/{id}/destroy", post(swarms::destroy))
+        .route("/swarms/{id}/agents", get(swarms::agents))
+        .route(
+            "/swarms/{id}/budget",
+            get(swarms::budget).patch(swarms::patch_budget),
+        )
+        .route("/agents", post(agents::spawn).get(agents::list))
+        .route("/agents/{id}", get(agents::get).delete(agents::delete))
+        .route("/agents/{id}/kill", post(agents::kill))
+        .route("/agents/{id}/pause", post(agents::pause))
+        .route("/agents/{id}/resume", post(agents::resume))
+        .route("/agents/{id}/start", post(agents::start))
+        .route("/agents/{id}/progress", post(agents::progress))
+        .route("/agents/{id}/complete", post(agents::complete))
+        .route("/agents/{id}/fail", post(agents::fail))
+        .route("/events", get(events::list))
+        .route("/admin/pool", get(admin::pool).put(admin::resize_pool))
+        .route(
+            "/admin/maintenance",
+            get(admin::maintenance).put(admin::set_maintenance),
+        )
+        .layer(timeout);
+    plain
+        // The live stream is long-lived by design: no request timeout.
+        .route("/events/stream", get(events::stream))
+        .route("/openapi.json", get(openapi))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
+}
+
+/// The API port's router.
+pub fn router(state: AppState) -> Router {
+    let api = api_routes(&state);
+    Router::new()
+        .nest("/api/v1", api.clone())
+        .nest("/api", api)
+        .route("/livez", get(health::livez))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/", get(crate::dashboard::page))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::middleware::observe,
+        ))
+        .with_state(state)
+}
+
+/// The metrics port's router.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/livez", get(health::livez))
+        .fallback(fallback)
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.set_pool(state.db.status());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    axum::Json(crate::openapi::document()).into_response()
+}
+
+async fn fallback(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// Query of every list endpoint.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub swarm_id: Option<uuid::Uuid>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    /// `created_at` (default, oldest first) or `-created_at` (newest first).
+    pub sort: Option<String>,
+}
+
+impl ListQuery {
+    pub fn order(&self) -> Result<dash_store::model::Order, ApiError> {
+        match self.sort.as_deref() {
+            None | Some("created_at") => Ok(dash_store::model::Order::Asc),
+            Some("-created_at") => Ok(dash_store::model::Order::Desc),
+            Some(other) => Err(ApiError::BadRequest {
+                code: "invalid_query",
+                message: format!("sort must be created_at or -created_at, not {other:?}"),
+            }),
+        }
+    }
+
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        Ok(dash_core::page::validate_limit(self.limit)?)
+    }
+
+    pub fn status<T: std::str::FromStr<Err = dash_core::ParseEnumError>>(
+        &self,
+    ) -> Result<Option<T>, ApiError> {
+        self.status
+            .as_deref()
+            .map(|s| {
+                s.parse::<T>().map_err(|e| ApiError::BadRequest {
+                    code: "invalid_query",
+                    message: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+}

@@ -1,0 +1,172 @@
+//! `/swarms`: create, list, get, update, delete, lifecycle, agents, budget.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use dash_core::{SwarmAction, SwarmStatus};
+use dash_store::model::{BudgetPatch, NewSwarm, SwarmPatch};
+use uuid::Uuid;
+
+use super::ListQuery;
+use crate::auth::Caller;
+use crate::error::extract::{Path, Query};
+use crate::error::{ApiError, JsonBody};
+use crate::state::AppState;
+
+/// Reads `Idempotency-Key` and scopes it to the route and caller.
+pub fn idempotency(
+    headers: &HeaderMap,
+    route: &str,
+    caller: Option<&Caller>,
+    raw: &[u8],
+) -> Result<Option<dash_store::IdemRequest>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_header",
+            message: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        })?;
+    let who = caller.map_or("anonymous", |c| c.fingerprint.as_str());
+    Ok(Some(dash_store::IdemRequest::new(
+        format!("{route} {who}"),
+        key,
+        raw,
+    )))
+}
+
+/// The response of a create: the stored status and body, marked when replayed.
+pub fn created(c: dash_store::model::Created) -> Response {
+    let status = StatusCode::from_u16(c.status).unwrap_or(StatusCode::CREATED);
+    let mut r = (status, Json(c.body)).into_response();
+    if c.replayed {
+        r.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    r
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: JsonBody<NewSwarm>,
+) -> Result<Response, ApiError> {
+    st.check_writable()?;
+    let idem = idempotency(&headers, "POST /swarms", caller.as_deref(), &body.raw)?;
+    Ok(created(st.db.create_swarm(body.value, idem).await?))
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    if q.swarm_id.is_some() {
+        return Err(ApiError::bad_request("swarm_id is not a filter of /swarms"));
+    }
+    let page = st
+        .db
+        .list_swarms(
+            q.status::<SwarmStatus>()?,
+            q.limit()?,
+            q.cursor.as_deref(),
+            q.order()?,
+        )
+        .await?;
+    Ok(Json(page).into_response())
+}
+
+pub async fn get(State(st): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
+    Ok(Json(st.db.get_swarm(id).await?).into_response())
+}
+
+pub async fn update(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    body: JsonBody<SwarmPatch>,
+) -> Result<Response, ApiError> {
+    st.check_writable()?;
+    Ok(Json(st.db.update_swarm(id, body.value).await?).into_response())
+}
+
+pub async fn delete(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    st.check_writable()?;
+    st.db.delete_swarm(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn act(st: AppState, id: Uuid, action: SwarmAction) -> Result<Response, ApiError> {
+    st.check_writable()?;
+    Ok(Json(st.db.swarm_action(id, action).await?).into_response())
+}
+
+pub async fn pause(State(st): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
+    act(st, id, SwarmAction::Pause).await
+}
+
+pub async fn resume(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    act(st, id, SwarmAction::Resume).await
+}
+
+pub async fn complete(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    act(st, id, SwarmAction::Complete).await
+}
+
+pub async fn destroy(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    act(st, id, SwarmAction::Destroy).await
+}
+
+pub async fn agents(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    st.db.get_swarm(id).await?;
+    let page = st
+        .db
+        .list_agents(
+            q.status()?,
+            Some(id),
+            q.limit()?,
+            q.cursor.as_deref(),
+            q.order()?,
+        )
+        .await?;
+    Ok(Json(page).into_response())
+}
+
+pub async fn budget(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    Ok(Json(st.db.get_swarm(id).await?.budget).into_response())
+}
+
+pub async fn patch_budget(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    body: JsonBody<BudgetPatch>,
+) -> Result<Response, ApiError> {
+    st.check_writable()?;
+    Ok(Json(st.db.patch_budget(id, body.value).await?.budget).into_response())
+}

@@ -1,0 +1,129 @@
+//! API settings: ports, bind address, tokens, limits, and the database.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use dash_store::config::{parse_duration, ConfigError};
+use dash_store::{DbSettings, Secret};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiSettings {
+    /// `DASH_BIND` (default `0.0.0.0`): address both listeners bind.
+    pub bind: IpAddr,
+    /// `DASH_API_PORT` (default 3001; 0 picks a free port).
+    pub api_port: u16,
+    /// `METRICS_PORT` (default 9090; 0 picks a free port).
+    pub metrics_port: u16,
+    /// `DASH_API_TOKENS` (comma list) plus the lines of `DASH_API_TOKEN_FILE`: bearer tokens for mutating calls.
+    pub tokens: Vec<Secret>,
+    /// `DASH_AUTH_READS` (default false): also require a token for reads.
+    pub auth_reads: bool,
+    /// `DASH_SHUTDOWN_TIMEOUT` (default 10s): longest drain of in-flight requests on shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// `DASH_REQUEST_TIMEOUT` (default 15s): longest any non-streaming request may take.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// `DASH_LOG_FORMAT` (default `text`; `json` for JSON lines).
+    pub log_format: String,
+    pub database: DbSettings,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            api_port: 3001,
+            metrics_port: 9090,
+            tokens: Vec::new(),
+            auth_reads: false,
+            shutdown_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(15),
+            log_format: "text".into(),
+            database: DbSettings::default(),
+        }
+    }
+}
+
+fn bad(name: &'static str, expected: &'static str, value: &str) -> ConfigError {
+    ConfigError::BadValue {
+        name,
+        expected,
+        value: value.to_string(),
+    }
+}
+
+impl ApiSettings {
+    /// Reads every variable through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut s = ApiSettings {
+            database: DbSettings::from_lookup(&get)?,
+            ..ApiSettings::default()
+        };
+        let port = |name: &'static str, v: String| {
+            v.trim()
+                .parse::<u16>()
+                .map_err(|_| bad(name, "a port number from 0 to 65535", &v))
+        };
+        if let Some(v) = get("DASH_BIND") {
+            s.bind = v
+                .trim()
+                .parse()
+                .map_err(|_| bad("DASH_BIND", "an IP address", &v))?;
+        }
+        if let Some(v) = get("DASH_API_PORT") {
+            s.api_port = port("DASH_API_PORT", v)?;
+        }
+        if let Some(v) = get("METRICS_PORT") {
+            s.metrics_port = port("METRICS_PORT", v)?;
+        }
+        if let Some(v) = get("DASH_API_TOKENS") {
+            s.tokens.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(Secret::new),
+            );
+        }
+        if let Some(path) = get("DASH_API_TOKEN_FILE") {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                bad(
+                    "DASH_API_TOKEN_FILE",
+                    "a readable file",
+                    &format!("{path}: {e}"),
+                )
+            })?;
+            s.tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty() && !t.starts_with('#'))
+                    .map(Secret::new),
+            );
+        }
+        if let Some(v) = get("DASH_AUTH_READS") {
+            s.auth_reads = match v.trim() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" | "" => false,
+                _ => return Err(bad("DASH_AUTH_READS", "true or false", &v)),
+            };
+        }
+        if let Some(v) = get("DASH_SHUTDOWN_TIMEOUT") {
+            s.shutdown_timeout = parse_duration("DASH_SHUTDOWN_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("DASH_REQUEST_TIMEOUT") {
+            s.request_timeout = parse_duration("DASH_REQUEST_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("DASH_LOG_FORMAT") {
+            match v.trim() {
+                "text" | "json" => s.log_format = v.trim().to_string(),
+                _ => return Err(bad("DASH_LOG_FORMAT", "text or json", &v)),
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}

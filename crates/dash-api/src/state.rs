@@ -1,0 +1,32 @@
+//! Shared state of one API process.
+
+use std::sync::{Arc, RwLock};
+
+use dash_store::listen::EventBell;
+use dash_store::{Db, StoreError};
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::settings::ApiSettings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<ApiSettings>,
+    pub bell: EventBell,
+    /// `Some(reason)` while writes are paused for maintenance.
+    pub maintenance: Arc<RwLock<Option<String>>>,
+    /// Flips to true when the process starts shutting down; ends event streams.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Refuses a write while maintenance mode is on.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        match &*self.maintenance.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(reason) => Err(StoreError::Maintenance(reason.clone())),
+            None => Ok(()),
+        }
+    }
+}

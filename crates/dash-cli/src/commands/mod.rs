@@ -1,0 +1,37 @@
+//! Runs each command and maps failures to documented exit codes.
+
+mod config;
+mod serve;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// A configuration error: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct UsageError(pub String);
+
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() {
+        EXIT_USAGE
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Serve => serve::run().await,
+        Command::Config {
+            command: ConfigCommand::Check { json },
+        } => config::check(json),
+    }
+}
+
+/// Loads the API settings from the environment; bad values exit with 2.
+pub fn settings() -> Result<dash_api::ApiSettings, UsageError> {
+    dash_api::ApiSettings::from_env().map_err(|e| UsageError(e.to_string()))
+}

@@ -1,0 +1,469 @@
+//! Agents: spawn, read, list, lifecycle, and the worker's calls (start,
+//! progress and cost, complete, fail). Cost is charged to the swarm's budget
+//! in the same transaction, with budget events and a pause at exhaustion.
+
+use dash_core::{
+    agent_fail, agent_transition, validate_max_retries, validate_text, AgentAction, AgentStatus,
+    Budget, EventKind, SwarmAction, SwarmStatus, ValidationError, DEFAULT_MAX_RETRIES,
+};
+use serde_json::{json, Value};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::swarms::lock_swarm;
+use super::{decode_time_cursor, emit, encode_time_cursor, idempotency, money, IdemRequest};
+use crate::error::StoreError;
+use crate::model::{Agent, Created, NewAgent, Order, Outcome, Page, ProgressReport};
+use crate::pool::{Db, Tx};
+
+const AGENT_COLUMNS: &str =
+    "id, swarm_id, task, model, status, retry_count, max_retries, progress, cost, \
+    last_error, metadata, spawned_at, started_at, completed_at, updated_at";
+
+fn agent_from_row(r: &Row) -> Result<Agent, StoreError> {
+    let status: String = r.get(4);
+    Ok(Agent {
+        id: r.get(0),
+        swarm_id: r.get(1),
+        task: r.get(2),
+        model: r.get(3),
+        status: status
+            .parse()
+            .map_err(|e: dash_core::ParseEnumError| StoreError::Migration(e.to_string()))?,
+        retry_count: r.get(5),
+        max_retries: r.get(6),
+        progress: r.get(7),
+        cost: r.get(8),
+        last_error: r.get(9),
+        metadata: r.get(10),
+        spawned_at: r.get(11),
+        started_at: r.get(12),
+        completed_at: r.get(13),
+        updated_at: r.get(14),
+    })
+}
+
+fn not_found(id: Uuid) -> StoreError {
+    StoreError::NotFound {
+        entity: "agent",
+        id: id.to_string(),
+    }
+}
+
+async fn lock_agent(tx: &mut Tx<'_>, id: Uuid) -> Result<Agent, StoreError> {
+    let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1 FOR UPDATE");
+    let row = tx
+        .query_opt(&sql, &[&id])
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    agent_from_row(&row)
+}
+
+/// Charges `cost` to the agent and its swarm; returns the budget events to
+/// write and whether the swarm was paused by exhaustion.
+async fn charge(tx: &mut Tx<'_>, agent: &Agent, cost: f64) -> Result<(), StoreError> {
+    if cost == 0.0 {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE agents SET cost = cost + $2 WHERE id = $1",
+        &[&agent.id, &cost],
+    )
+    .await?;
+    emit(
+        tx,
+        EventKind::AgentCost,
+        agent.swarm_id,
+        Some(agent.id),
+        json!({ "cost": cost }),
+    )
+    .await?;
+    let Some(swarm_id) = agent.swarm_id else {
+        return Ok(());
+    };
+    let swarm = lock_swarm(tx, swarm_id).await?;
+    let budget = Budget {
+        allocated: swarm.budget.allocated,
+        consumed: swarm.budget.consumed,
+        currency: swarm.budget.currency.clone(),
+        warning_threshold: swarm.budget.warning_threshold,
+        critical_threshold: swarm.budget.critical_threshold,
+    };
+    let out = budget.apply_cost(cost)?;
+    tx.execute(
+        "UPDATE swarms SET budget_consumed = $2, updated_at = now() WHERE id = $1",
+        &[&swarm_id, &out.budget.consumed],
+    )
+    .await?;
+    for level in &out.crossed {
+        if let Some(kind) = EventKind::for_budget_level(*level) {
+            let data = json!({ "consumed": out.budget.consumed, "allocated": out.budget.allocated,
+                               "currency": out.budget.currency, "utilization": out.budget.utilization() });
+            emit(tx, kind, Some(swarm_id), Some(agent.id), data).await?;
+        }
+    }
+    if out.exhausted && swarm.status == SwarmStatus::Active {
+        tx.execute(
+            "UPDATE swarms SET status = 'paused', updated_at = now() WHERE id = $1",
+            &[&swarm_id],
+        )
+        .await?;
+        emit(
+            tx,
+            EventKind::for_swarm_action(SwarmAction::Pause),
+            Some(swarm_id),
+            None,
+            json!({ "from": "active", "to": "paused", "reason": "budget exhausted" }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn progress_value(p: Option<f64>) -> Result<Option<f64>, StoreError> {
+    match p {
+        Some(v) if !(0.0..=1.0).contains(&v) => Err(ValidationError::new(
+            "progress",
+            format!("must be between 0 and 1 (got {v})"),
+        )
+        .into()),
+        other => Ok(other),
+    }
+}
+
+impl Db {
+    /// Spawns an agent (pending). A client-chosen id makes the call safe to retry.
+    pub async fn spawn_agent(
+        &self,
+        a: NewAgent,
+        idem: Option<IdemRequest>,
+    ) -> Result<Created, StoreError> {
+        validate_text("task", &a.task, 100_000)?;
+        if a.task.trim().is_empty() {
+            return Err(ValidationError::new("task", "must not be empty").into());
+        }
+        if let Some(m) = &a.model {
+            validate_text("model", m, 200)?;
+        }
+        let max_retries = a.max_retries.unwrap_or(DEFAULT_MAX_RETRIES as i64);
+        validate_max_retries(max_retries)?;
+        let metadata = a.metadata.clone().unwrap_or_else(|| json!({}));
+        if !metadata.is_object() {
+            return Err(ValidationError::new("metadata", "must be a JSON object").into());
+        }
+        let id = a.id.unwrap_or_else(Uuid::now_v7);
+        let mut conn = self.conn().await?;
+        let mut tx = conn.transaction().await?;
+        if let Some(req) = &idem {
+            if let Some((status, body)) = idempotency::claim(&mut tx, req).await? {
+                return Ok(Created {
+                    status,
+                    body,
+                    replayed: true,
+                });
+            }
+        }
+        let mut model = a.model.clone().unwrap_or_default();
+        if let Some(swarm_id) = a.swarm_id {
+            let swarm = tx
+                .query_opt(
+                    "SELECT status, model, max_agents FROM swarms WHERE id = $1 FOR SHARE",
+                    &[&swarm_id],
+                )
+                .await?
+                .ok_or(StoreError::NotFound {
+                    entity: "swarm",
+                    id: swarm_id.to_string(),
+                })?;
+            let status: String = swarm.get(0);
+            if status != "active" && status != "paused" {
+                return Err(StoreError::Conflicting(format!(
+                    "cannot spawn an agent in a swarm that is {status}"
+                )));
+            }
+            if a.model.is_none() {
+                model = swarm.get(1);
+            }
+            let max_agents: i32 = swarm.get(2);
+            let live: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM agents WHERE swarm_id = $1 AND status IN ('pending', 'running', 'paused')",
+                    &[&swarm_id],
+                )
+                .await?
+                .get(0);
+            if live >= max_agents as i64 {
+                return Err(StoreError::Conflicting(format!(
+                    "swarm already has {live} live agents, its max_agents"
+                )));
+            }
+        }
+        let sql = format!(
+            "INSERT INTO agents (id, swarm_id, task, model, max_retries, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING {AGENT_COLUMNS}"
+        );
+        let row = tx
+            .query_opt(
+                &sql,
+                &[
+                    &id,
+                    &a.swarm_id,
+                    &a.task,
+                    &model,
+                    &(max_retries as i32),
+                    &metadata,
+                ],
+            )
+            .await?;
+        let (status, agent) = match row {
+            Some(row) => {
+                let agent = agent_from_row(&row)?;
+                emit(
+                    &mut tx,
+                    EventKind::AgentSpawned,
+                    a.swarm_id,
+                    Some(id),
+                    json!({ "task": agent.task }),
+                )
+                .await?;
+                (201, agent)
+            }
+            None => {
+                let existing = lock_agent(&mut tx, id).await?;
+                if existing.task != a.task || existing.swarm_id != a.swarm_id {
+                    return Err(StoreError::Conflicting(format!(
+                        "a different agent with id {id} already exists"
+                    )));
+                }
+                (200, existing)
+            }
+        };
+        let body = serde_json::to_value(&agent).expect("agent serializes");
+        if let Some(req) = &idem {
+            idempotency::record(&mut tx, req, status, &body).await?;
+        }
+        tx.commit().await?;
+        Ok(Created {
+            status,
+            body,
+            replayed: false,
+        })
+    }
+
+    pub async fn get_agent(&self, id: Uuid) -> Result<Agent, StoreError> {
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
+        let row = self
+            .conn()
+            .await?
+            .query_opt(&sql, &[&id])
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        agent_from_row(&row)
+    }
+
+    pub async fn list_agents(
+        &self,
+        status: Option<AgentStatus>,
+        swarm_id: Option<Uuid>,
+        limit: i64,
+        cursor: Option<&str>,
+        order: Order,
+    ) -> Result<Page<Agent>, StoreError> {
+        let after = decode_time_cursor(cursor)?;
+        let (cmp, dir) = match order {
+            Order::Asc => (">", "ASC"),
+            Order::Desc => ("<", "DESC"),
+        };
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS} FROM agents
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR swarm_id = $2)
+               AND ($3::timestamptz IS NULL OR (spawned_at, id) {cmp} ($3, $4))
+             ORDER BY spawned_at {dir}, id {dir} LIMIT $5"
+        );
+        let (t, id) = (after.map(|a| a.0), after.map(|a| a.1));
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &sql,
+                &[
+                    &status.map(|s| s.as_str()),
+                    &swarm_id,
+                    &t,
+                    &id,
+                    &(limit + 1),
+                ],
+            )
+            .await?;
+        let mut items = rows
+            .iter()
+            .map(agent_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|a| encode_time_cursor(a.spawned_at, a.id))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Start, pause, resume or kill an agent. Starting is refused while its swarm is not active.
+    pub async fn agent_action(&self, id: Uuid, action: AgentAction) -> Result<Agent, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.transaction().await?;
+        let current = lock_agent(&mut tx, id).await?;
+        let next = agent_transition(current.status, action)?;
+        if matches!(action, AgentAction::Start | AgentAction::Resume) {
+            if let Some(swarm_id) = current.swarm_id {
+                let swarm = lock_swarm(&mut tx, swarm_id).await?;
+                if swarm.status != SwarmStatus::Active {
+                    return Err(StoreError::Conflicting(format!(
+                        "cannot {} an agent while its swarm is {}",
+                        if action == AgentAction::Start {
+                            "start"
+                        } else {
+                            "resume"
+                        },
+                        swarm.status.as_str()
+                    )));
+                }
+            }
+        }
+        let sql = format!(
+            "UPDATE agents SET status = $2, updated_at = now(),
+                 started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
+                 completed_at = CASE WHEN $2 IN ('completed', 'failed', 'killed') THEN now() ELSE completed_at END
+             WHERE id = $1 RETURNING {AGENT_COLUMNS}"
+        );
+        let row = tx.query_one(&sql, &[&id, &next.as_str()]).await?;
+        emit(
+            &mut tx,
+            EventKind::for_agent_action(action),
+            current.swarm_id,
+            Some(id),
+            json!({ "from": current.status.as_str(), "to": next.as_str() }),
+        )
+        .await?;
+        tx.commit().await?;
+        agent_from_row(&row)
+    }
+
+    /// A worker's progress report; `cost` is charged to the swarm's budget.
+    pub async fn record_progress(&self, id: Uuid, r: ProgressReport) -> Result<Agent, StoreError> {
+        let progress = progress_value(r.progress)?;
+        let cost = money("cost", r.cost)?;
+        if let Some(m) = &r.message {
+            validate_text("message", m, 10_000)?;
+        }
+        let mut conn = self.conn().await?;
+        let mut tx = conn.transaction().await?;
+        let current = lock_agent(&mut tx, id).await?;
+        if current.status != AgentStatus::Running {
+            return Err(StoreError::Conflicting(format!(
+                "cannot record progress on an agent that is {}",
+                current.status.as_str()
+            )));
+        }
+        tx.execute(
+            "UPDATE agents SET progress = coalesce($2, progress), updated_at = now() WHERE id = $1",
+            &[&id, &progress],
+        )
+        .await?;
+        emit(
+            &mut tx,
+            EventKind::AgentProgress,
+            current.swarm_id,
+            Some(id),
+            json!({ "progress": progress, "cost": cost, "message": r.message }),
+        )
+        .await?;
+        charge(&mut tx, &current, cost).await?;
+        let agent = lock_agent(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(agent)
+    }
+
+    /// The worker finished: completed, with its final cost and result.
+    pub async fn complete_agent(&self, id: Uuid, o: Outcome) -> Result<Agent, StoreError> {
+        self.finish(id, o, true).await
+    }
+
+    /// The worker failed: retried (back to pending) while retries remain, else failed.
+    pub async fn fail_agent(&self, id: Uuid, o: Outcome) -> Result<Agent, StoreError> {
+        self.finish(id, o, false).await
+    }
+
+    async fn finish(&self, id: Uuid, o: Outcome, ok: bool) -> Result<Agent, StoreError> {
+        let cost = money("cost", o.cost)?;
+        if let Some(e) = &o.error {
+            validate_text("error", e, 10_000)?;
+        }
+        let mut conn = self.conn().await?;
+        let mut tx = conn.transaction().await?;
+        let current = lock_agent(&mut tx, id).await?;
+        let (next, retry_count, kind) = if ok {
+            let next = agent_transition(current.status, AgentAction::Complete)?;
+            (next, current.retry_count, EventKind::AgentCompleted)
+        } else {
+            let f = agent_fail(current.status, current.retry_count, current.max_retries)?;
+            (f.status, f.retry_count, f.event_kind())
+        };
+        let progress = if ok { 1.0 } else { current.progress };
+        tx.execute(
+            "UPDATE agents SET status = $2, retry_count = $3, last_error = coalesce($4, last_error),
+                 progress = $5, updated_at = now(),
+                 completed_at = CASE WHEN $2 IN ('completed', 'failed') THEN now() ELSE NULL END,
+                 metadata = CASE WHEN $6::jsonb IS NULL THEN metadata ELSE metadata || jsonb_build_object('result', $6::jsonb) END
+             WHERE id = $1",
+            &[&id, &next.as_str(), &retry_count, &o.error, &progress, &o.result],
+        )
+        .await?;
+        emit(
+            &mut tx,
+            kind,
+            current.swarm_id,
+            Some(id),
+            json!({ "from": current.status.as_str(), "to": next.as_str(), "error": o.error, "retry_count": retry_count }),
+        )
+        .await?;
+        charge(&mut tx, &current, cost).await?;
+        let agent = lock_agent(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(agent)
+    }
+
+    /// Deletes an agent that is not running or paused.
+    pub async fn delete_agent(&self, id: Uuid) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.transaction().await?;
+        let current = lock_agent(&mut tx, id).await?;
+        if matches!(current.status, AgentStatus::Running | AgentStatus::Paused) {
+            return Err(StoreError::Conflicting(format!(
+                "cannot delete an agent that is {}; kill it first",
+                current.status.as_str()
+            )));
+        }
+        tx.execute("DELETE FROM agents WHERE id = $1", &[&id])
+            .await?;
+        emit(
+            &mut tx,
+            EventKind::AgentDeleted,
+            current.swarm_id,
+            Some(id),
+            Value::Null,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Counts of agents by status, for `dash_agents{status}`.
+    pub async fn count_agents(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self
+            .conn()
+            .await?
+            .query("SELECT status, count(*) FROM agents GROUP BY status", &[])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}

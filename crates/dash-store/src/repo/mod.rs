@@ -1,0 +1,57 @@
+//! Queries: each public operation is one short transaction on the primary,
+//! with its events appended in the same transaction.
+
+mod agents;
+mod events;
+mod idempotency;
+mod swarms;
+
+use dash_core::{EventKind, ValidationError};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::pool::Tx;
+
+pub use events::EventCursor;
+pub use idempotency::IdemRequest;
+
+/// Appends one event in the caller's transaction.
+pub(crate) async fn emit(
+    tx: &mut Tx<'_>,
+    kind: EventKind,
+    swarm_id: Option<Uuid>,
+    agent_id: Option<Uuid>,
+    data: Value,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO events (kind, swarm_id, agent_id, data) VALUES ($1, $2, $3, $4)",
+        &[&kind.as_str(), &swarm_id, &agent_id, &data],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Decodes a list cursor whose key is an RFC 3339 timestamp.
+pub(crate) fn decode_time_cursor(
+    raw: Option<&str>,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, StoreError> {
+    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let c = dash_core::Cursor::decode(raw)?;
+    let t = chrono::DateTime::parse_from_rfc3339(&c.key)
+        .map_err(|_| ValidationError::new("cursor", "is not a valid page cursor"))?;
+    Ok(Some((t.with_timezone(&chrono::Utc), c.id)))
+}
+
+pub(crate) fn encode_time_cursor(t: chrono::DateTime<chrono::Utc>, id: Uuid) -> String {
+    dash_core::Cursor::new(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true), id).encode()
+}
+
+/// Keeps a non-negative, finite amount, or says which field is wrong.
+pub(crate) fn money(field: &str, v: Option<f64>) -> Result<f64, StoreError> {
+    let v = v.unwrap_or(0.0);
+    dash_core::validate_money(field, v)?;
+    Ok(v)
+}
