@@ -1,3 +1,5 @@
-//! dash-ops
+//! Dash's operations: the runbook as code. PostgreSQL nodes, the local HA
+//! cluster and its supervisor, and the operator's procedures.
 
+pub mod cluster;
 pub mod pg;

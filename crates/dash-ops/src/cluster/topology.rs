@@ -1,0 +1,214 @@
+//! The local cluster's recorded topology, `$DASH_HOME/cluster.json`: which
+//! nodes exist, which one is the primary now, which are fenced, and where
+//! the API listens. Written atomically (temp file, fsync, rename), mode 0600
+//! since it holds the database password and the API token.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use dash_store::{DbSettings, HostPort, Secret};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Replica,
+    /// Stopped and barred from accepting writes until it rejoins as a replica.
+    Fenced,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Stable name: `node0`, `node1`, ...
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub role: Role,
+}
+
+impl NodeInfo {
+    pub fn host_port(&self) -> HostPort {
+        HostPort {
+            host: self.host.clone(),
+            port: self.port,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Topology {
+    pub version: u32,
+    pub nodes: Vec<NodeInfo>,
+    /// Synchronous replication (the default) or async.
+    pub synchronous: bool,
+    pub dbname: String,
+    pub user: String,
+    pub password: String,
+    pub api_url: String,
+    pub metrics_url: String,
+    pub api_token: String,
+    /// Bumped at every promotion: orders decisions and fences stale writers.
+    pub epoch: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("no cluster recorded at {0} (run `dash up` first)")]
+    Missing(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid cluster record: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Topology {
+    pub fn path(home: &Path) -> PathBuf {
+        home.join("cluster.json")
+    }
+
+    pub fn load(home: &Path) -> Result<Topology, TopologyError> {
+        let path = Self::path(home);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(TopologyError::Missing(path))
+            }
+            Err(source) => return Err(TopologyError::Read { path, source }),
+        };
+        serde_json::from_str(&text).map_err(|source| TopologyError::Parse { path, source })
+    }
+
+    /// Atomic replace: a crash leaves either the old or the new record.
+    pub fn save(&self, home: &Path) -> Result<(), TopologyError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = Self::path(home);
+        let tmp = home.join(".cluster.json.tmp");
+        let werr = |source| TopologyError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(werr)?;
+        let text = serde_json::to_vec_pretty(self).expect("topology serializes");
+        f.write_all(&text).map_err(werr)?;
+        f.sync_all().map_err(werr)?;
+        std::fs::rename(&tmp, &path).map_err(werr)?;
+        if let Ok(dir) = std::fs::File::open(home) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    pub fn primary(&self) -> Option<&NodeInfo> {
+        self.nodes.iter().find(|n| n.role == Role::Primary)
+    }
+
+    pub fn replicas(&self) -> impl Iterator<Item = &NodeInfo> {
+        self.nodes.iter().filter(|n| n.role == Role::Replica)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut NodeInfo> {
+        self.nodes.iter_mut().find(|n| n.name == name)
+    }
+
+    /// Database settings that list every node not fenced, primary first:
+    /// what `dash serve` and `dash db` use beside `dash up`.
+    pub fn db_settings(&self) -> DbSettings {
+        let mut hosts: Vec<HostPort> = self.primary().map(|p| p.host_port()).into_iter().collect();
+        hosts.extend(self.replicas().map(|n| n.host_port()));
+        DbSettings {
+            hosts,
+            dbname: self.dbname.clone(),
+            user: self.user.clone(),
+            password: Secret::new(self.password.clone()),
+            ..DbSettings::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Topology {
+        Topology {
+            version: 1,
+            nodes: vec![
+                NodeInfo {
+                    name: "node0".into(),
+                    host: "127.0.0.1".into(),
+                    port: 5500,
+                    data_dir: "/x/node0".into(),
+                    role: Role::Fenced,
+                },
+                NodeInfo {
+                    name: "node1".into(),
+                    host: "127.0.0.1".into(),
+                    port: 5501,
+                    data_dir: "/x/node1".into(),
+                    role: Role::Primary,
+                },
+                NodeInfo {
+                    name: "node2".into(),
+                    host: "127.0.0.1".into(),
+                    port: 5502,
+                    data_dir: "/x/node2".into(),
+                    role: Role::Replica,
+                },
+            ],
+            synchronous: true,
+            dbname: "dash".into(),
+            user: "dash_user".into(),
+            password: "pw".into(),
+            api_url: "http://127.0.0.1:3001".into(),
+            metrics_url: "http://127.0.0.1:9090/metrics".into(),
+            api_token: "t".into(),
+            epoch: 3,
+        }
+    }
+
+    #[test]
+    fn save_load_roundtrip_and_fenced_nodes_are_never_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = sample();
+        t.save(dir.path()).unwrap();
+        assert_eq!(Topology::load(dir.path()).unwrap(), t);
+        let hosts: Vec<u16> = t.db_settings().hosts.iter().map(|h| h.port).collect();
+        assert_eq!(hosts, [5501, 5502]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(Topology::path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn missing_record_says_run_dash_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Topology::load(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("dash up"), "{e}");
+    }
+}
