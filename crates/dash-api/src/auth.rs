@@ -55,16 +55,18 @@ pub async fn require_token(
             req.extensions_mut().insert(Caller { fingerprint });
             next.run(req).await
         }
+        _ if needed && state.settings.tokens.is_empty() => ApiError::Unauthorized(
+            "this server has no API tokens configured (DASH_API_TOKENS), so it accepts no changes"
+                .into(),
+        )
+        .into_response(),
         Some(_) if needed => {
             ApiError::Unauthorized("the bearer token is not valid".into()).into_response()
         }
-        None if needed => ApiError::Unauthorized(if state.settings.tokens.is_empty() {
-            "this server has no API tokens configured (DASH_API_TOKENS), so it accepts no changes"
-                .into()
-        } else {
-            "this call needs an Authorization: Bearer <token> header".into()
-        })
-        .into_response(),
+        None if needed => {
+            ApiError::Unauthorized("this call needs an Authorization: Bearer <token> header".into())
+                .into_response()
+        }
         _ => next.run(req).await,
     }
 }

@@ -25,6 +25,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The request ran past `DASH_REQUEST_TIMEOUT` and was abandoned.
+    #[error("the request did not finish within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// The cause of a failed request, for the logging middleware.
@@ -87,6 +90,11 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 m.clone(),
+            ),
+            ApiError::Timeout(limit) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("the request did not finish within {limit:?}; retry shortly"),
             ),
         }
     }
@@ -246,17 +254,26 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
     }
 }
 
-/// Parses JSON with errors that say where and what is wrong.
+/// Parses JSON with errors that say where and what is wrong, naming the
+/// field (`budget.allocated: invalid type: ...`) when the shape is wrong.
 pub fn parse_json<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(raw).map_err(|e| {
-        use serde_json::error::Category;
+    use serde_json::error::Category;
+    let fail = |e: serde_json::Error, path: Option<String>| {
         let code = match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => "malformed_json",
             Category::Data => "invalid_body",
         };
-        ApiError::BadRequest {
-            code,
-            message: e.to_string(),
-        }
-    })
+        let message = match path.filter(|p| p != "." && code == "invalid_body") {
+            Some(p) => format!("{p}: {e}"),
+            None => e.to_string(),
+        };
+        ApiError::BadRequest { code, message }
+    };
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        fail(e.into_inner(), Some(path))
+    })?;
+    de.end().map_err(|e| fail(e, None))?;
+    Ok(value)
 }

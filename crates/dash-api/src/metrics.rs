@@ -148,6 +148,13 @@ impl Metrics {
         );
         r.register("dash_agents", "Agents by status", m.agents.clone());
         r.register("dash_swarms", "Swarms by status", m.swarms.clone());
+        // Export every reason at 0 from the start, so `pg_connection_errors_total`
+        // exists (and `rate()` works) before the first error.
+        for reason in ConnErrorReason::ALL {
+            let _ = m.connection_errors.get_or_create(&ReasonLabel {
+                reason: reason.as_str().into(),
+            });
+        }
         Metrics { registry: r, ..m }
     }
 

@@ -18,6 +18,10 @@ pub enum StoreError {
     /// A database call passed its client-side deadline; a write's outcome is unknown.
     #[error("database call exceeded its {0:?} deadline")]
     Deadline(Duration),
+    /// The server cancelled the statement at `statement_timeout`: the
+    /// transaction was rolled back, and the connection is still healthy.
+    #[error("the database cancelled a statement that ran past its statement_timeout")]
+    StatementTimeout(#[source] tokio_postgres::Error),
     /// The connection died during the call; a write's outcome is unknown.
     #[error("the database connection was lost")]
     ConnectionLost(#[source] tokio_postgres::Error),
@@ -69,10 +73,15 @@ pub fn classify(e: tokio_postgres::Error) -> StoreError {
         SqlState::ADMIN_SHUTDOWN | SqlState::CRASH_SHUTDOWN | SqlState::CANNOT_CONNECT_NOW => {
             StoreError::ShuttingDown(e)
         }
-        SqlState::T_R_SERIALIZATION_FAILURE | SqlState::T_R_DEADLOCK_DETECTED => {
-            StoreError::Conflict(e)
-        }
-        SqlState::QUERY_CANCELED => StoreError::Deadline(Duration::ZERO),
+        // A lock wait that hit lock_timeout is a conflict too: the statement
+        // failed before doing anything (it used to surface as a 500).
+        SqlState::T_R_SERIALIZATION_FAILURE
+        | SqlState::T_R_DEADLOCK_DETECTED
+        | SqlState::LOCK_NOT_AVAILABLE => StoreError::Conflict(e),
+        // The server cancelled a slow statement: the node is alive and the
+        // connection usable, unlike a client-side deadline (it used to count
+        // as one, which retired every pooled connection).
+        SqlState::QUERY_CANCELED => StoreError::StatementTimeout(e),
         _ => StoreError::Db(e),
     }
 }
@@ -86,6 +95,7 @@ impl StoreError {
             StoreError::Unavailable(_)
             | StoreError::PoolTimeout(_)
             | StoreError::ReadOnly(_)
+            | StoreError::StatementTimeout(_)
             | StoreError::Conflict(_) => true,
             StoreError::Deadline(_)
             | StoreError::ConnectionLost(_)
@@ -120,6 +130,7 @@ impl StoreError {
             StoreError::Unavailable(_)
                 | StoreError::PoolTimeout(_)
                 | StoreError::Deadline(_)
+                | StoreError::StatementTimeout(_)
                 | StoreError::ConnectionLost(_)
                 | StoreError::ReadOnly(_)
                 | StoreError::ShuttingDown(_)

@@ -8,12 +8,11 @@ mod health;
 mod swarms;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -22,10 +21,7 @@ use crate::state::AppState;
 pub const MAX_BODY: usize = 1 << 20;
 
 fn api_routes(state: &AppState) -> Router<AppState> {
-    let timeout = TimeoutLayer::with_status_code(
-        StatusCode::SERVICE_UNAVAILABLE,
-        state.settings.request_timeout,
-    );
+    let timeout = axum::middleware::from_fn_with_state(state.clone(), request_deadline);
     let plain = Router::new()
         .route("/swarms", post(swarms::create).get(swarms::list))
         .route(
@@ -58,11 +54,15 @@ fn api_routes(state: &AppState) -> Router<AppState> {
             "/admin/maintenance",
             get(admin::maintenance).put(admin::set_maintenance),
         )
+        // Nested routers answer 405 themselves: give them the JSON shape
+        // too (before `layer`, which hides the method routers).
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(timeout);
     plain
         // The live stream is long-lived by design: no request timeout.
         .route("/events/stream", get(events::stream))
         .route("/openapi.json", get(openapi))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_token,
@@ -112,6 +112,21 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn openapi() -> Response {
     axum::Json(crate::openapi::document()).into_response()
+}
+
+/// Bounds a non-streaming request by `DASH_REQUEST_TIMEOUT`, answering 503
+/// with `Retry-After` in the API's error shape (tower-http's timeout answers
+/// with an empty body).
+async fn request_deadline(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::Timeout(limit).into_response(),
+    }
 }
 
 async fn fallback(uri: axum::http::Uri) -> ApiError {

@@ -25,12 +25,17 @@ async fn guarded<T>(
 ) -> Result<T, StoreError> {
     let limit = shared.settings.query_timeout;
     let started = Instant::now();
+    // Poisoned while the call is in flight: if the caller's future is dropped
+    // mid-call (a request timeout, a client that hung up), the connection still
+    // has a statement running and must not go back into the pool.
+    let was_poisoned = std::mem::replace(poisoned, true);
     let result = match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(classify(e)),
         Err(_) => Err(StoreError::Deadline(limit)),
     };
     shared.observer.query(started.elapsed());
+    *poisoned = was_poisoned;
     if let Err(e) = &result {
         if e.poisons_connection() {
             *poisoned = true;

@@ -21,6 +21,16 @@ pub enum ConnErrorReason {
 }
 
 impl ConnErrorReason {
+    /// Every reason, so a metric can export each at zero before it happens.
+    pub const ALL: [ConnErrorReason; 6] = [
+        ConnErrorReason::Refused,
+        ConnErrorReason::Timeout,
+        ConnErrorReason::Auth,
+        ConnErrorReason::ReadOnly,
+        ConnErrorReason::Lost,
+        ConnErrorReason::Other,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             ConnErrorReason::Refused => "refused",

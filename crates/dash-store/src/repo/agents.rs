@@ -11,7 +11,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::swarms::lock_swarm;
-use super::{decode_time_cursor, emit, encode_time_cursor, idempotency, money, IdemRequest};
+use super::{
+    decode_time_cursor, emit, encode_time_cursor, idempotency, money, validate_json, IdemRequest,
+};
 use crate::error::StoreError;
 use crate::model::{Agent, Created, NewAgent, Order, Outcome, Page, ProgressReport};
 use crate::pool::{Db, Tx};
@@ -57,6 +59,17 @@ async fn lock_agent(tx: &mut Tx<'_>, id: Uuid) -> Result<Agent, StoreError> {
         .await?
         .ok_or_else(|| not_found(id))?;
     agent_from_row(&row)
+}
+
+/// Reads an agent without locking it: a spawn holds its swarm's lock, and
+/// locking the agent after the swarm would invert the agent-then-swarm order
+/// every other call takes (a deadlock with a concurrent progress report).
+async fn read_agent(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<Agent>, StoreError> {
+    let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
+    tx.query_opt(&sql, &[&id])
+        .await?
+        .map(|row| agent_from_row(&row))
+        .transpose()
 }
 
 /// Charges `cost` to the agent and its swarm; returns the budget events to
@@ -151,6 +164,7 @@ impl Db {
         if !metadata.is_object() {
             return Err(ValidationError::new("metadata", "must be a JSON object").into());
         }
+        validate_json("metadata", &metadata)?;
         let id = a.id.unwrap_or_else(Uuid::now_v7);
         let mut conn = self.conn().await?;
         let mut tx = conn.transaction().await?;
@@ -164,10 +178,13 @@ impl Db {
             }
         }
         let mut model = a.model.clone().unwrap_or_default();
+        let mut existing = None;
         if let Some(swarm_id) = a.swarm_id {
+            // FOR NO KEY UPDATE serializes spawns into one swarm, so two of them
+            // cannot both see room for one more agent (FOR SHARE let them).
             let swarm = tx
                 .query_opt(
-                    "SELECT status, model, max_agents FROM swarms WHERE id = $1 FOR SHARE",
+                    "SELECT status, model, max_agents FROM swarms WHERE id = $1 FOR NO KEY UPDATE",
                     &[&swarm_id],
                 )
                 .await?
@@ -175,67 +192,83 @@ impl Db {
                     entity: "swarm",
                     id: swarm_id.to_string(),
                 })?;
-            let status: String = swarm.get(0);
-            if status != "active" && status != "paused" {
-                return Err(StoreError::Conflicting(format!(
-                    "cannot spawn an agent in a swarm that is {status}"
-                )));
+            // A retry of a spawn that already happened answers with that agent,
+            // even when the swarm has since filled up or finished.
+            if a.id.is_some() {
+                existing = read_agent(&mut tx, id).await?;
             }
-            if a.model.is_none() {
-                model = swarm.get(1);
-            }
-            let max_agents: i32 = swarm.get(2);
-            let live: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM agents WHERE swarm_id = $1 AND status IN ('pending', 'running', 'paused')",
-                    &[&swarm_id],
-                )
-                .await?
-                .get(0);
-            if live >= max_agents as i64 {
-                return Err(StoreError::Conflicting(format!(
-                    "swarm already has {live} live agents, its max_agents"
-                )));
-            }
-        }
-        let sql = format!(
-            "INSERT INTO agents (id, swarm_id, task, model, max_retries, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING {AGENT_COLUMNS}"
-        );
-        let row = tx
-            .query_opt(
-                &sql,
-                &[
-                    &id,
-                    &a.swarm_id,
-                    &a.task,
-                    &model,
-                    &(max_retries as i32),
-                    &metadata,
-                ],
-            )
-            .await?;
-        let (status, agent) = match row {
-            Some(row) => {
-                let agent = agent_from_row(&row)?;
-                emit(
-                    &mut tx,
-                    EventKind::AgentSpawned,
-                    a.swarm_id,
-                    Some(id),
-                    json!({ "task": agent.task }),
-                )
-                .await?;
-                (201, agent)
-            }
-            None => {
-                let existing = lock_agent(&mut tx, id).await?;
-                if existing.task != a.task || existing.swarm_id != a.swarm_id {
+            if existing.is_none() {
+                let status: String = swarm.get(0);
+                if status != "active" && status != "paused" {
                     return Err(StoreError::Conflicting(format!(
-                        "a different agent with id {id} already exists"
+                        "cannot spawn an agent in a swarm that is {status}"
                     )));
                 }
-                (200, existing)
+                if a.model.is_none() {
+                    model = swarm.get(1);
+                }
+                let max_agents: i32 = swarm.get(2);
+                let live: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM agents WHERE swarm_id = $1 AND status IN ('pending', 'running', 'paused')",
+                        &[&swarm_id],
+                    )
+                    .await?
+                    .get(0);
+                if live >= max_agents as i64 {
+                    return Err(StoreError::Conflicting(format!(
+                        "swarm already has {live} live agents, its max_agents"
+                    )));
+                }
+            }
+        }
+        let same = |existing: Agent| {
+            if existing.task != a.task || existing.swarm_id != a.swarm_id {
+                return Err(StoreError::Conflicting(format!(
+                    "a different agent with id {id} already exists"
+                )));
+            }
+            Ok((200, existing))
+        };
+        let (status, agent) = match existing {
+            Some(found) => same(found)?,
+            None => {
+                let sql = format!(
+                    "INSERT INTO agents (id, swarm_id, task, model, max_retries, metadata)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING {AGENT_COLUMNS}"
+                );
+                let row = tx
+                    .query_opt(
+                        &sql,
+                        &[
+                            &id,
+                            &a.swarm_id,
+                            &a.task,
+                            &model,
+                            &(max_retries as i32),
+                            &metadata,
+                        ],
+                    )
+                    .await?;
+                match row {
+                    Some(row) => {
+                        let agent = agent_from_row(&row)?;
+                        emit(
+                            &mut tx,
+                            EventKind::AgentSpawned,
+                            a.swarm_id,
+                            Some(id),
+                            json!({ "task": agent.task }),
+                        )
+                        .await?;
+                        (201, agent)
+                    }
+                    None => same(
+                        read_agent(&mut tx, id)
+                            .await?
+                            .ok_or_else(|| not_found(id))?,
+                    )?,
+                }
             }
         };
         let body = serde_json::to_value(&agent).expect("agent serializes");
@@ -398,6 +431,9 @@ impl Db {
         let cost = money("cost", o.cost)?;
         if let Some(e) = &o.error {
             validate_text("error", e, 10_000)?;
+        }
+        if let Some(r) = &o.result {
+            validate_json("result", r)?;
         }
         let mut conn = self.conn().await?;
         let mut tx = conn.transaction().await?;

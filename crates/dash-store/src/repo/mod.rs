@@ -49,6 +49,23 @@ pub(crate) fn encode_time_cursor(t: chrono::DateTime<chrono::Utc>, id: Uuid) -> 
     dash_core::Cursor::new(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true), id).encode()
 }
 
+/// Refuses JSON that PostgreSQL's `jsonb` cannot store: a NUL character
+/// (`\u0000`) in any string or key. Without this check it fails as a 500.
+pub(crate) fn validate_json(field: &str, v: &Value) -> Result<(), ValidationError> {
+    let bad = || ValidationError::new(field, "must not contain the NUL character (\\u0000)");
+    match v {
+        Value::String(s) if s.contains('\0') => Err(bad()),
+        Value::Array(items) => items.iter().try_for_each(|i| validate_json(field, i)),
+        Value::Object(map) => map.iter().try_for_each(|(k, i)| {
+            if k.contains('\0') {
+                return Err(bad());
+            }
+            validate_json(field, i)
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Keeps a non-negative, finite amount, or says which field is wrong.
 pub(crate) fn money(field: &str, v: Option<f64>) -> Result<f64, StoreError> {
     let v = v.unwrap_or(0.0);

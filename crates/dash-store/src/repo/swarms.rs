@@ -48,8 +48,12 @@ pub(crate) fn swarm_from_row(r: &Row) -> Result<Swarm, StoreError> {
     })
 }
 
+/// Locks a swarm row for a change of its non-key columns. `FOR NO KEY UPDATE`
+/// (not `FOR UPDATE`): a transaction that updated one of the swarm's agents
+/// twice holds `FOR KEY SHARE` on the swarm from the foreign-key check, and
+/// two such transactions upgrading to `FOR UPDATE` deadlock each other.
 pub(crate) async fn lock_swarm(tx: &mut Tx<'_>, id: Uuid) -> Result<Swarm, StoreError> {
-    let sql = format!("SELECT {SWARM_COLUMNS} FROM swarms WHERE id = $1 FOR UPDATE");
+    let sql = format!("SELECT {SWARM_COLUMNS} FROM swarms WHERE id = $1 FOR NO KEY UPDATE");
     let row = tx
         .query_opt(&sql, &[&id])
         .await?
@@ -286,6 +290,16 @@ impl Db {
     pub async fn swarm_action(&self, id: Uuid, action: SwarmAction) -> Result<Swarm, StoreError> {
         let mut conn = self.conn().await?;
         let mut tx = conn.transaction().await?;
+        if matches!(action, SwarmAction::Destroy | SwarmAction::Fail) {
+            // Agents before their swarm, the order every agent call takes
+            // (agent, then swarm), so ending a swarm cannot deadlock with them.
+            tx.query(
+                "SELECT id FROM agents WHERE swarm_id = $1 AND status IN ('pending', 'running', 'paused')
+                 ORDER BY id FOR UPDATE",
+                &[&id],
+            )
+            .await?;
+        }
         let current = lock_swarm(&mut tx, id).await?;
         let next = swarm_transition(current.status, action)?;
         if action == SwarmAction::Resume

@@ -1,0 +1,381 @@
+//! The outage cycle: with PostgreSQL stopped every API call answers 503
+//! `database_unavailable` with `Retry-After` promptly, `/health` and `/ready`
+//! say so, `/livez` does not, `pg_up` drops to 0; started again on the same
+//! port, the API recovers by itself without a restart.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{metric, metric_sum, TestApp, TOKEN};
+use dash_ops::pg::StopMode;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Generous bound on one answer while the database is down.
+const PROMPT: Duration = Duration::from_secs(5);
+/// Generous bound on recovery after the database returns.
+const RECOVERY: Duration = Duration::from_secs(10);
+
+async fn wait_for<F: std::future::Future<Output = bool>>(
+    what: &str,
+    bound: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + bound;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn status_of(app: &TestApp, path: &str) -> (u16, Value) {
+    let r = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    common::split(r).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_answers_503_promptly_and_recovers_without_restart() {
+    // Production timeouts, not the harness's roomier ones.
+    let mut app = TestApp::spawn_with(|s| {
+        s.database.connect_timeout = Duration::from_secs(1);
+        s.database.acquire_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let swarm = app
+        .swarm(json!({"name": "before", "strategy": "tree"}))
+        .await;
+    let sid = swarm["id"].as_str().unwrap().to_string();
+    let agent = app.agent(json!({"swarm_id": sid, "task": "t"})).await;
+    let aid = agent["id"].as_str().unwrap().to_string();
+    let (st, _) = status_of(&app, "/health").await;
+    assert_eq!(st, 200);
+
+    tokio::task::block_in_place(|| app.node.stop(StopMode::Fast)).expect("stop PostgreSQL");
+
+    // Every call that needs the database: 503, Retry-After, the JSON code, promptly.
+    let calls: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/swarms".into(), None),
+        (Method::GET, format!("/swarms/{sid}"), None),
+        (
+            Method::POST,
+            "/swarms".into(),
+            Some(json!({"name": "during", "strategy": "tree"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/swarms/{sid}"),
+            Some(json!({"task": "x"})),
+        ),
+        (Method::DELETE, format!("/swarms/{sid}"), None),
+        (Method::POST, format!("/swarms/{sid}/pause"), None),
+        (Method::GET, format!("/swarms/{sid}/agents"), None),
+        (Method::GET, format!("/swarms/{sid}/budget"), None),
+        (
+            Method::PATCH,
+            format!("/swarms/{sid}/budget"),
+            Some(json!({"allocated": 3.0})),
+        ),
+        (
+            Method::POST,
+            "/agents".into(),
+            Some(json!({"task": "during"})),
+        ),
+        (Method::GET, "/agents".into(), None),
+        (Method::GET, format!("/agents/{aid}"), None),
+        (Method::POST, format!("/agents/{aid}/start"), None),
+        (Method::POST, format!("/agents/{aid}/kill"), None),
+        (
+            Method::POST,
+            format!("/agents/{aid}/progress"),
+            Some(json!({"progress": 0.1})),
+        ),
+        (Method::POST, format!("/agents/{aid}/complete"), None),
+        (Method::DELETE, format!("/agents/{aid}"), None),
+        (Method::GET, "/events".into(), None),
+        (Method::GET, "/events/stream".into(), None),
+    ];
+    let checks = calls.iter().map(|(m, path, body)| {
+        let app = &app;
+        async move {
+            let mut rb = app
+                .client
+                .request(m.clone(), app.url(path))
+                .bearer_auth(TOKEN);
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            let started = Instant::now();
+            let r = rb.send().await.unwrap();
+            let took = started.elapsed();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let (st, b) = common::split(r).await;
+            (format!("{m} {path}"), st, retry_after, b, took)
+        }
+    });
+    for (call, st, retry_after, b, took) in futures::future::join_all(checks).await {
+        assert_eq!(st, 503, "{call}: {b}");
+        assert_eq!(b["error"]["code"], "database_unavailable", "{call}: {b}");
+        let secs: u64 = retry_after
+            .unwrap_or_else(|| panic!("{call}: no Retry-After"))
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&secs), "{call}: Retry-After {secs}");
+        assert!(took < PROMPT, "{call} took {took:?}");
+    }
+
+    // Probes: /health and /ready say why, /livez stays up.
+    let started = Instant::now();
+    let (st, h) = status_of(&app, "/health").await;
+    assert_eq!(st, 503, "{h}");
+    assert_eq!(h["database"]["status"], "down");
+    assert!(
+        h["database"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{h}"
+    );
+    let (st, r) = status_of(&app, "/ready").await;
+    assert_eq!(st, 503, "{r}");
+    assert_eq!(r["blocking"], "database");
+    assert!(started.elapsed() < PROMPT * 2);
+    let (st, _) = status_of(&app, "/livez").await;
+    assert_eq!(st, 200);
+    // Calls that need no database keep working.
+    let (st, _) = app.get("/openapi.json").await;
+    assert_eq!(st, 200);
+    let app_ref = &app;
+    wait_for("pg_up 0", PROMPT, move || async move {
+        metric(&app_ref.metrics().await, "pg_up") == Some(0.0)
+    })
+    .await;
+    let text = app.metrics().await;
+    assert!(
+        metric_sum(
+            &text,
+            "pg_connection_errors_total",
+            &[r#"reason="refused""#]
+        )
+        .unwrap()
+            > 0.0,
+        "{text}"
+    );
+    // Nothing piles up: no caller is left waiting for a connection.
+    wait_for("no waiters", PROMPT, move || async move {
+        metric(&app_ref.metrics().await, "pg_pool_waiting") == Some(0.0)
+    })
+    .await;
+
+    // Back on the same port: the API recovers by itself.
+    let port = app.node.port();
+    tokio::task::block_in_place(|| app.node.start()).expect("start PostgreSQL again");
+    assert_eq!(app.node.port(), port);
+    wait_for("/ready 200", RECOVERY, move || async move {
+        status_of(app_ref, "/ready").await.0 == 200
+    })
+    .await;
+    let (st, h) = status_of(&app, "/health").await;
+    assert_eq!(st, 200, "{h}");
+    let (st, got) = app.get(&format!("/swarms/{sid}")).await;
+    assert_eq!((st, &got["name"]), (200, &json!("before")));
+    let (st, b) = app
+        .post("/swarms", json!({"name": "after", "strategy": "tree"}))
+        .await;
+    assert_eq!(st, 201, "{b}");
+    wait_for("pg_up 1", RECOVERY, move || async move {
+        metric(&app_ref.metrics().await, "pg_up") == Some(1.0)
+    })
+    .await;
+    // Nothing written during the outage exists.
+    let (_, list) = app.get("/swarms").await;
+    let names: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("before"), json!("after")]);
+    let server = app.begin_shutdown();
+    tokio::time::timeout(Duration::from_secs(15), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_survives_an_outage() {
+    let app = TestApp::spawn_with(|s| {
+        s.database.connect_timeout = Duration::from_secs(1);
+        s.database.acquire_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let r = app
+        .client
+        .get(app.url("/events/stream"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = futures::StreamExt::boxed(r.bytes_stream());
+    tokio::task::block_in_place(|| app.node.stop(StopMode::Fast)).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::task::block_in_place(|| app.node.start()).unwrap();
+    app.wait_ready().await;
+    let s = app
+        .swarm(json!({"name": "after the outage", "strategy": "tree"}))
+        .await;
+    let id = s["id"].as_str().unwrap().to_string();
+    // The same connection delivers the new event (error notices may come first).
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + RECOVERY;
+    while !seen.contains(&id) {
+        match tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut body)).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!(
+                "stream ended or stalled: {:?}; got so far:\n{seen}",
+                other.map(|o| o.map(|r| r.map(|_| ())))
+            ),
+        }
+    }
+    assert!(seen.contains("event: swarm.created"), "{seen}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_started_without_its_database_waits_for_it() {
+    let app = TestApp::spawn_with_database_down(|s| {
+        s.database.connect_timeout = Duration::from_secs(1);
+        s.database.acquire_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (st, _) = status_of(&app, "/livez").await;
+    assert_eq!(st, 200);
+    let started = Instant::now();
+    let (st, r) = status_of(&app, "/ready").await;
+    assert_eq!((st, &r["blocking"]), (503, &json!("database")), "{r}");
+    let (st, h) = status_of(&app, "/health").await;
+    assert_eq!(st, 503, "{h}");
+    let (st, e) = app
+        .post("/swarms", json!({"name": "early", "strategy": "tree"}))
+        .await;
+    assert_eq!(
+        (st, &e["error"]["code"]),
+        (503, &json!("database_unavailable")),
+        "{e}"
+    );
+    assert!(started.elapsed() < PROMPT * 3);
+
+    tokio::task::block_in_place(|| app.node.start()).expect("start PostgreSQL");
+    // It connects, migrates and serves, without a restart.
+    let app_ref = &app;
+    wait_for("/ready 200", RECOVERY, move || async move {
+        status_of(app_ref, "/ready").await.0 == 200
+    })
+    .await;
+    let s = app.swarm(json!({"name": "late", "strategy": "tree"})).await;
+    let (st, _) = app
+        .get(&format!("/swarms/{}", s["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(st, 200);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_and_maintenance_answer_503_in_the_api_shape() {
+    let app = TestApp::spawn_with(|s| {
+        s.request_timeout = Duration::from_millis(500);
+        s.database.pool_size = 1;
+        s.database.statement_timeout = Duration::from_secs(30);
+        s.database.query_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let s = app
+        .swarm(json!({"name": "locked", "strategy": "tree"}))
+        .await;
+    let sid = s["id"].as_str().unwrap();
+    // A request stuck behind a lock: cut at request_timeout, in the API's shape.
+    let pg = app.pg().await;
+    pg.batch_execute(&format!(
+        "BEGIN; SELECT 1 FROM swarms WHERE id = '{sid}' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let r = app
+        .req(Method::PATCH, &format!("/swarms/{sid}"))
+        .json(&json!({"task": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < PROMPT);
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let (_, e) = common::split(r).await;
+    assert_eq!(e["error"]["code"], "timeout", "{e}");
+    // The abandoned call does not leave its connection busy for the next
+    // caller (the pool has one connection): other work goes on meanwhile.
+    let other = app.swarm(json!({"name": "free", "strategy": "tree"})).await;
+    let (st, _) = app
+        .get(&format!("/swarms/{}", other["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(st, 200);
+    pg.batch_execute("ROLLBACK").await.unwrap();
+    let (_, got) = app.get(&format!("/swarms/{sid}")).await;
+    assert_eq!(
+        got["task"], "",
+        "the timed-out change was not applied later"
+    );
+
+    // Maintenance mode: writes answer 503 `maintenance`, reads keep working.
+    let r = app
+        .req(Method::PUT, "/admin/maintenance")
+        .json(&json!({"enabled": true, "reason": "restoring a backup"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .req(Method::POST, "/swarms")
+        .json(&json!({"name": "n", "strategy": "tree"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let (_, e) = common::split(r).await;
+    assert_eq!(e["error"]["code"], "maintenance");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("restoring a backup"));
+    let (st, _) = app.act(&format!("/swarms/{sid}/pause")).await;
+    assert_eq!(st, 503);
+    let (st, _) = app.get(&format!("/swarms/{sid}")).await;
+    assert_eq!(st, 200);
+    let (_, h) = status_of(&app, "/health").await;
+    assert_eq!(h["maintenance"], "restoring a backup");
+    let r = app
+        .req(Method::PUT, "/admin/maintenance")
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (st, _) = app.act(&format!("/swarms/{sid}/pause")).await;
+    assert_eq!(st, 200);
+    assert_eq!(app.count("swarms").await, 2);
+    app.shutdown().await;
+}
