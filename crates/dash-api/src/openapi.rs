@@ -128,7 +128,7 @@ pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16)] = &[
     (
         "get",
         "/events",
-        "Events after a cursor (after, limit, swarm_id, agent_id)",
+        "Events after a cursor (after, limit, swarm_id, agent_id), or the newest ones (newest=true)",
         None,
         200,
     ),

@@ -141,6 +141,19 @@ async fn list_events_after_a_cursor() {
         .collect();
     assert_eq!(kinds, [json!("swarm.paused")]);
 
+    // The newest events, in log order: the last two are the agent spawn and the pause.
+    let (st, page) = app.get("/events?newest=true&limit=2").await;
+    assert_eq!(st, 200, "{page}");
+    let kinds: Vec<_> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("agent.spawned"), json!("swarm.paused")]);
+    let (st, e) = app.get(&format!("/events?newest=true&after={after}")).await;
+    assert_error(st, &e, 400, "invalid_request");
+
     // Filters.
     let (_, page) = app.get(&format!("/events?swarm_id={}", ids[0])).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);

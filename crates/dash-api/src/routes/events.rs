@@ -26,6 +26,8 @@ pub struct EventQuery {
     pub limit: Option<i64>,
     pub swarm_id: Option<Uuid>,
     pub agent_id: Option<Uuid>,
+    /// `true`: the newest `limit` events (in log order) instead of those after a cursor.
+    pub newest: Option<bool>,
 }
 
 pub async fn list(
@@ -34,6 +36,19 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let limit = dash_core::page::validate_limit(q.limit)?;
     let after = EventCursor::parse(q.after.as_deref().unwrap_or(""))?;
+    if q.newest == Some(true) {
+        if q.after.is_some() {
+            return Err(ApiError::bad_request(
+                "newest=true and after cannot be used together",
+            ));
+        }
+        let items = st
+            .db
+            .list_newest_events(limit, q.swarm_id, q.agent_id)
+            .await?;
+        let next = items.last().map_or(after.encode(), |e| e.cursor.clone());
+        return Ok(Json(json!({ "items": items, "next_cursor": next })).into_response());
+    }
     let items = st
         .db
         .list_events(after, limit, q.swarm_id, q.agent_id)

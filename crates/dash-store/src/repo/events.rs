@@ -82,6 +82,30 @@ impl Db {
         Ok(rows.iter().map(event_from_row).collect())
     }
 
+    /// The newest `limit` events, in log order (for "what just happened" views).
+    pub async fn list_newest_events(
+        &self,
+        limit: i64,
+        swarm_id: Option<Uuid>,
+        agent_id: Option<Uuid>,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                "SELECT id, txid, kind, swarm_id, agent_id, data, created_at FROM events
+                 WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                   AND ($1::uuid IS NULL OR swarm_id = $1)
+                   AND ($2::uuid IS NULL OR agent_id = $2)
+                 ORDER BY txid DESC, id DESC LIMIT $3",
+                &[&swarm_id, &agent_id, &limit],
+            )
+            .await?;
+        let mut events: Vec<Event> = rows.iter().map(event_from_row).collect();
+        events.reverse();
+        Ok(events)
+    }
+
     /// The cursor just after the newest visible event (where a live stream starts).
     pub async fn latest_event_cursor(&self) -> Result<EventCursor, StoreError> {
         let row = self
