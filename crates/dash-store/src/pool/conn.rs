@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use deadpool::managed::Object;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use tokio_postgres::{GenericClient, Row, Statement};
 
 use super::{ConnErrorReason, Manager, Shared};
 use crate::error::{classify, StoreError};
@@ -50,6 +50,37 @@ async fn guarded<T>(
     result
 }
 
+/// Prepared statements of one connection, by SQL text. Preparing once per
+/// connection instead of per call halves the round trips and skips a parse
+/// and plan on the server for every statement after the first.
+pub(crate) type StmtCache = std::collections::HashMap<String, Statement>;
+
+async fn prepared<C: GenericClient>(
+    shared: &Shared,
+    poisoned: &mut bool,
+    stmts: &mut StmtCache,
+    client: &C,
+    sql: &str,
+) -> Result<Statement, StoreError> {
+    if let Some(st) = stmts.get(sql) {
+        return Ok(st.clone());
+    }
+    let st = guarded(shared, poisoned, client.prepare(sql)).await?;
+    stmts.insert(sql.to_string(), st.clone());
+    Ok(st)
+}
+
+/// A cached plan that no longer fits the table (it was dropped and created
+/// again, as a restore does) fails with 0A000: retire this connection and
+/// its cache so the next call prepares afresh.
+fn forget_stale_plans<T>(result: &Result<T, StoreError>, poisoned: &mut bool) {
+    if let Err(StoreError::Db(e)) = result {
+        if e.code() == Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED) {
+            *poisoned = true;
+        }
+    }
+}
+
 /// A pooled connection to the primary, returned to the pool on drop.
 pub struct Conn {
     obj: Object<Manager>,
@@ -63,17 +94,23 @@ impl Conn {
 
     pub async fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
         let c = &mut *self.obj;
-        guarded(&self.shared, &mut c.poisoned, c.client.query(sql, params)).await
+        let st = prepared(&self.shared, &mut c.poisoned, &mut c.stmts, &c.client, sql).await?;
+        let r = guarded(&self.shared, &mut c.poisoned, c.client.query(&st, params)).await;
+        forget_stale_plans(&r, &mut c.poisoned);
+        r
     }
 
     pub async fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
         let c = &mut *self.obj;
-        guarded(
+        let st = prepared(&self.shared, &mut c.poisoned, &mut c.stmts, &c.client, sql).await?;
+        let r = guarded(
             &self.shared,
             &mut c.poisoned,
-            c.client.query_one(sql, params),
+            c.client.query_one(&st, params),
         )
-        .await
+        .await;
+        forget_stale_plans(&r, &mut c.poisoned);
+        r
     }
 
     pub async fn query_opt(
@@ -82,17 +119,23 @@ impl Conn {
         params: Params<'_>,
     ) -> Result<Option<Row>, StoreError> {
         let c = &mut *self.obj;
-        guarded(
+        let st = prepared(&self.shared, &mut c.poisoned, &mut c.stmts, &c.client, sql).await?;
+        let r = guarded(
             &self.shared,
             &mut c.poisoned,
-            c.client.query_opt(sql, params),
+            c.client.query_opt(&st, params),
         )
-        .await
+        .await;
+        forget_stale_plans(&r, &mut c.poisoned);
+        r
     }
 
     pub async fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         let c = &mut *self.obj;
-        guarded(&self.shared, &mut c.poisoned, c.client.execute(sql, params)).await
+        let st = prepared(&self.shared, &mut c.poisoned, &mut c.stmts, &c.client, sql).await?;
+        let r = guarded(&self.shared, &mut c.poisoned, c.client.execute(&st, params)).await;
+        forget_stale_plans(&r, &mut c.poisoned);
+        r
     }
 
     pub async fn batch_execute(&mut self, sql: &str) -> Result<(), StoreError> {
@@ -109,6 +152,7 @@ impl Conn {
             tx: Some(tx),
             shared,
             poisoned: &mut c.poisoned,
+            stmts: &mut c.stmts,
         })
     }
 
@@ -123,9 +167,17 @@ pub struct Tx<'a> {
     tx: Option<tokio_postgres::Transaction<'a>>,
     shared: &'a Shared,
     poisoned: &'a mut bool,
+    stmts: &'a mut StmtCache,
 }
 
 macro_rules! tx_call {
+    ($self:ident, $method:ident ( $sql:expr, $params:expr )) => {{
+        let tx = $self.tx.as_ref().expect("transaction used after commit");
+        let st = prepared($self.shared, $self.poisoned, $self.stmts, tx, $sql).await?;
+        let r = guarded($self.shared, $self.poisoned, tx.$method(&st, $params)).await;
+        forget_stale_plans(&r, $self.poisoned);
+        r
+    }};
     ($self:ident, $method:ident ( $($arg:expr),* )) => {{
         let tx = $self.tx.as_ref().expect("transaction used after commit");
         guarded($self.shared, $self.poisoned, tx.$method($($arg),*)).await

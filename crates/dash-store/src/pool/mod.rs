@@ -29,6 +29,8 @@ pub struct PgConn {
     pub(crate) host_index: usize,
     /// Set when a call on this connection failed in a way that makes it unusable.
     pub(crate) poisoned: bool,
+    /// This connection's prepared statements.
+    pub(crate) stmts: conn::StmtCache,
 }
 
 /// State shared by the pool, its manager and every checked-out connection.
@@ -88,6 +90,7 @@ impl managed::Manager for Manager {
             generation: sh.generation.load(Ordering::SeqCst),
             host_index: found.host_index,
             poisoned: false,
+            stmts: conn::StmtCache::new(),
         })
     }
 
