@@ -16,8 +16,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the whole platform locally: a PostgreSQL primary and streaming replica(s) under $DASH_HOME (default ./.dash), the API, and the failover supervisor. Ctrl-C stops everything; a second `dash up` reuses the data.
+    Up(UpArgs),
+    /// Run the automatic failover supervisor alone against the cluster recorded in $DASH_HOME.
+    Supervise,
+    /// Fault injection against a private local cluster, with a measured report.
+    Chaos(ChaosArgs),
+    /// Benchmarks: load through the API, and the API beside pgbench running the same SQL.
+    Bench(crate::commands::bench::BenchArgs),
     /// Run the API server (port DASH_API_PORT, default 3001) and metrics (METRICS_PORT, default 9090) against DATABASE_*.
     Serve,
+    /// The runbook's database procedures: status, diagnose, connections, terminate, pool, maintenance, backup, backups, verify-backup, restore.
+    Db {
+        #[command(subcommand)]
+        command: crate::commands::db::DbCommand,
+    },
+    /// Recovery Verification: /health, /ready, the metrics (pg_up 1) and a create/read/delete smoke test through the API.
+    Verify(crate::commands::verify::VerifyArgs),
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -33,4 +48,39 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Number of streaming replicas (first run only; later runs reuse the recorded topology).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Asynchronous replication: faster commits, but a failover may lose the last acknowledged writes (first run only).
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+    /// Port of the first PostgreSQL node; node N uses PORT+N (first run only).
+    #[arg(long, default_value_t = 54320)]
+    pub pg_port: u16,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChaosArgs {
+    /// The fault to inject.
+    #[arg(value_enum)]
+    pub scenario: dash_ops::chaos::Scenario,
+    /// How many fault rounds.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Writer connections driving the API during each round.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Asynchronous replication instead of synchronous.
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the private cluster's directory (nodes stopped, server logs kept) for inspection.
+    #[arg(long)]
+    pub keep: bool,
 }

@@ -1,7 +1,14 @@
 //! Runs each command and maps failures to documented exit codes.
 
+pub(crate) mod bench;
+mod chaos;
 mod config;
+pub(crate) mod db;
+mod failover;
 mod serve;
+mod supervise;
+mod up;
+pub(crate) mod verify;
 
 use crate::cli::{Cli, Command, ConfigCommand};
 
@@ -25,6 +32,12 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Serve => serve::run().await,
+        Command::Up(args) => up::run(args).await,
+        Command::Supervise => supervise::run().await,
+        Command::Chaos(args) => chaos::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Db { command } => db::run(command).await,
+        Command::Verify(args) => verify::run(args).await,
         Command::Config {
             command: ConfigCommand::Check { json },
         } => config::check(json),
@@ -34,4 +47,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Loads the API settings from the environment; bad values exit with 2.
 pub fn settings() -> Result<dash_api::ApiSettings, UsageError> {
     dash_api::ApiSettings::from_env().map_err(|e| UsageError(e.to_string()))
+}
+
+/// `$DASH_HOME`, default `./.dash`.
+pub fn dash_home() -> std::path::PathBuf {
+    std::env::var_os("DASH_HOME")
+        .map(Into::into)
+        .unwrap_or_else(|| ".dash".into())
 }

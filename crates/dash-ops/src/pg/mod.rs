@@ -15,6 +15,7 @@ mod user;
 use std::path::PathBuf;
 
 pub use binaries::PgBinaries;
+pub(crate) use init::run as run_command;
 pub use node::{NodeConfig, PgNode};
 pub use testing::TempNode;
 pub use user::{give_to_server_user, server_command, SERVER_USER};

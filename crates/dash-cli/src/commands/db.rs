@@ -1,0 +1,394 @@
+//! `dash db ...`: the runbook's database procedures. Arguments and exit codes
+//! live here; every step is done (and rendered) by `dash_ops::runbook`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use dash_ops::runbook::{
+    self, admin, backup, backups, connections, diagnose, exit, restore, status, verify, ApiFlags,
+    RunbookError, Target,
+};
+use serde::Serialize;
+
+use super::UsageError;
+
+/// `dash db` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Scenario 3, unplanned: fence the primary (it can never take a write again until it rejoins as a replica), promote the most advanced replica, re-point the others. Exit 0 done, 4 refused (no healthy replica, it would lose writes, or no --yes without a terminal), 1 error.
+    Failover(super::failover::FailoverArgs),
+    /// Scenario 3, planned and zero-loss: stop the primary cleanly, check the replica has all its WAL, promote it, restart the old primary as its replica. Exit 0 done, 4 refused (no healthy replica, lag over --max-lag, or no --yes without a terminal), 1 error.
+    Switchover(super::failover::FailoverArgs),
+    /// Initial Assessment: per node TCP, auth and SQL reachability, role, timeline, LSN, replication and lag, sessions by state; the API's pool from its metrics.
+    #[command(after_help = "Exit codes:
+  0  healthy: a writable primary and every node answer
+  1  the command failed (error and causes printed)
+  2  bad usage or configuration
+  3  degraded: a node does not answer, a replica is not streaming, or checksum failures
+  5  no writable primary answers")]
+    Status(Common),
+    /// Name the situation (healthy or runbook scenario 1-4) with its evidence and the exact command that fixes it.
+    #[command(after_help = "Exit codes:
+  0   healthy
+  10  scenario 1: connection issue (a node refused and recovered, a node down, connection errors rising)
+  20  scenario 2: corruption (checksum failures in pg_stat_database; amcheck failures with --deep)
+  30  scenario 3: primary lost, a replica can be promoted (fix: dash db failover)
+  40  scenario 4: pool exhaustion (clients waiting, acquire timeouts, old idle-in-transaction sessions, sessions near max_connections)
+  1   the command failed
+  2   bad usage or configuration")]
+    Diagnose(DiagnoseArgs),
+    /// Scenario 4: sessions by state, the longest-running queries, and idle-in-transaction sessions with their age.
+    #[command(after_help = "Exit codes:
+  0  listed
+  1  the command failed (error and causes printed)
+  2  bad usage or configuration")]
+    Connections(ConnectionsArgs),
+    /// Scenario 4: end idle-in-transaction sessions whose last query started longer ago than --older-than, and report each one.
+    #[command(after_help = "Exit codes:
+  0  every matching session was ended (or none matched, or --dry-run)
+  1  the command failed (error and causes printed)
+  2  bad usage or configuration
+  3  a session did not exit within 5s of being signalled
+  4  refused: no terminal to confirm on and no --yes, or the answer was not yes")]
+    Terminate(TerminateArgs),
+    /// Scenario 4: show the running API's pool, or change its maximum size live with --size (no restart); the new size is read back from pg_pool_max_size.
+    #[command(after_help = "Exit codes:
+  0  shown, or changed and confirmed by pg_pool_max_size
+  1  the command failed (error and causes printed)
+  2  bad usage or configuration (e.g. no API token)
+  3  changed, but pg_pool_max_size does not show the new size
+  4  refused: no terminal to confirm on and no --yes, or the answer was not yes")]
+    Pool(PoolArgs),
+    /// Show the API's read-only maintenance mode, or turn it on/off (writes answer 503 `maintenance`, reads work).
+    #[command(after_help = "Exit codes:
+  0  shown or changed
+  1  the command failed (error and causes printed)
+  2  bad usage or configuration (e.g. no API token)
+  4  refused: no terminal to confirm on and no --yes, or the answer was not yes")]
+    Maintenance(MaintenanceArgs),
+    /// Scenario 2: a custom-format dump of the primary (pg_dump -Fc) with a sha256 file and a manifest of row counts; latest.dump points at it.
+    #[command(after_help = "Exit codes:
+  0  the dump is complete and latest.dump points at it
+  1  the command failed (error and causes printed)
+  2  bad usage or configuration")]
+    Backup(BackupArgs),
+    /// Scenario 2: list dumps with size, age, checksum state and whether each was verified.
+    #[command(after_help = "Exit codes:
+  0  listed
+  1  the command failed (error and causes printed)
+  2  bad usage or configuration
+  3  a dump does not match its checksum")]
+    Backups(BackupsArgs),
+    /// Scenario 2: restore a dump into a scratch database (always dropped), compare row counts with the backup's, check the checksum, record the result.
+    #[command(after_help = "Exit codes:
+  0  verified
+  1  the command failed (error and causes printed)
+  2  bad usage or configuration
+  3  verification failed (checksum mismatch, restore error or row counts differ)")]
+    VerifyBackup(VerifyBackupArgs),
+    /// Scenario 2: restore a dump into the database (one transaction), refusing while the API has writers connected unless --stop-writes; then check row counts and lift maintenance mode.
+    #[command(after_help = "Exit codes:
+  0  restored and row counts match the dump
+  1  the command failed (error and causes printed; the database is unchanged)
+  2  bad usage or configuration
+  3  restored, but row counts differ from the dump's manifest
+  4  refused: writers connected without --stop-writes, a corrupt dump, no terminal and no --yes, or the answer was not yes")]
+    Restore(RestoreArgs),
+}
+
+/// Options every `dash db` command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// The API's base URL [default: DASH_API_URL, else the topology's, else http://127.0.0.1:3001].
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    /// The API's metrics URL [default: DASH_METRICS_URL, else the topology's, else http://127.0.0.1:9090/metrics].
+    #[arg(long, value_name = "URL")]
+    pub metrics: Option<String>,
+    /// Token for the API's admin endpoints [default: DASH_API_TOKEN, else the topology's].
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Also run amcheck: bt_index_check on every index, verify_heapam on every table (reads all data).
+    #[arg(long)]
+    pub deep: bool,
+    /// How long a failing node is re-probed before it counts as down.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Idle-in-transaction sessions older than this are scenario 4 evidence.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    pub idle_threshold: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Show query text (hidden by default: it may hold data).
+    #[arg(long)]
+    pub show_queries: bool,
+    /// At most this many long-running sessions.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TerminateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// End sessions that are idle in transaction (required: the only kind this ends).
+    #[arg(long, required = true)]
+    pub idle_in_transaction: bool,
+    /// Only sessions whose last query started longer ago than this (the runbook uses 300s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// List what would be ended, end nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The new maximum pool size (1-1000); without it the pool is only shown.
+    #[arg(long, value_name = "N")]
+    pub size: Option<usize>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Turn maintenance mode on or off; without it, show it.
+    #[arg(value_enum)]
+    pub state: Option<OnOff>,
+    /// Why (shown in the API's 503 answers).
+    #[arg(long, default_value = "dash db maintenance")]
+    pub reason: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `--dir` for the backup commands.
+#[derive(Debug, Clone, Args)]
+pub struct DirArg {
+    /// Backup directory [default: DASH_BACKUP_DIR, else /backups/dash/postgres].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Keep only the newest N dumps made by `dash db backup` (older ones are deleted after a successful backup); default: keep all.
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub dir: DirArg,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyBackupArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// The dump [default: latest.dump in the backup directory].
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// The dump [default: latest.dump in the backup directory].
+    pub file: Option<PathBuf>,
+    /// Put the API into read-only maintenance mode for the restore (lifted afterwards, also on failure).
+    #[arg(long)]
+    pub stop_writes: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `300s`, `5m`, `1h 30m`, or bare seconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(v).map_err(|e| format!("{e} (use e.g. 300s, 5m, 500ms)"))
+}
+
+pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
+    use dash_ops::cluster::control::RequestKind;
+    match cmd {
+        DbCommand::Failover(a) => super::failover::run(RequestKind::Failover, a).await,
+        DbCommand::Switchover(a) => super::failover::run(RequestKind::Switchover, a).await,
+        other => finish(dispatch(other).await),
+    }
+}
+
+async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
+    match cmd {
+        DbCommand::Failover(_) | DbCommand::Switchover(_) => {
+            unreachable!("run() sends these to the supervisor")
+        }
+        DbCommand::Status(c) => {
+            let r = status::gather(&target(&c)?).await;
+            Ok(emit(&c, &r, r.render(), r.exit_code()))
+        }
+        DbCommand::Diagnose(a) => {
+            let opts = diagnose::DiagnoseOptions {
+                window: a.window,
+                deep: a.deep,
+                idle_threshold: a.idle_threshold,
+                ..Default::default()
+            };
+            let d = diagnose::diagnose(&target(&a.common)?, &opts).await;
+            Ok(emit(&a.common, &d, d.render(), d.exit_code))
+        }
+        DbCommand::Connections(a) => {
+            let r = connections::show(&target(&a.common)?, a.show_queries, a.limit).await?;
+            Ok(emit(&a.common, &r, r.render(a.show_queries), exit::OK))
+        }
+        DbCommand::Terminate(a) => {
+            let t = target(&a.common)?;
+            let r = connections::run_terminate(&t, a.older_than, a.dry_run, a.yes).await?;
+            Ok(emit(&a.common, &r, r.render(), r.exit_code()))
+        }
+        DbCommand::Pool(a) => {
+            let r = admin::pool(&target(&a.common)?, a.size, a.yes).await?;
+            Ok(emit(&a.common, &r, r.render(), r.exit_code()))
+        }
+        DbCommand::Maintenance(a) => {
+            let enable = a.state.map(|s| matches!(s, OnOff::On));
+            let r = admin::maintenance(&target(&a.common)?, enable, &a.reason, a.yes).await?;
+            Ok(emit(&a.common, &r, r.render(), exit::OK))
+        }
+        DbCommand::Backup(a) => {
+            let opts = backup::BackupOptions {
+                dir: backup::backup_dir(a.dir.dir),
+                keep: a.keep,
+            };
+            let r = backup::backup(&target(&a.common)?, &opts).await?;
+            Ok(emit(&a.common, &r, r.render(), exit::OK))
+        }
+        DbCommand::Backups(a) => {
+            let dir = backup::backup_dir(a.dir.dir);
+            let r = tokio::task::spawn_blocking(move || backups::list(&dir))
+                .await
+                .map_err(|e| RunbookError::Invalid(format!("listing task failed: {e}")))??;
+            let code = match r.backups.iter().any(|b| b.checksum == "mismatch") {
+                true => exit::CHECK_FAILED,
+                false => exit::OK,
+            };
+            Ok(emit(&a.common, &r, r.render(), code))
+        }
+        DbCommand::VerifyBackup(a) => {
+            let t = target(&a.common)?;
+            let dump = backup::resolve_dump(&backup::backup_dir(a.dir.dir), a.file.as_deref())?;
+            let r = verify::verify_backup(&t, &dump).await?;
+            let code = if r.ok { exit::OK } else { exit::CHECK_FAILED };
+            Ok(emit(&a.common, &r, r.render(), code))
+        }
+        DbCommand::Restore(a) => {
+            let t = target(&a.common)?;
+            let file = backup::resolve_dump(&backup::backup_dir(a.dir.dir), a.file.as_deref())?;
+            let opts = restore::RestoreOptions {
+                file,
+                stop_writes: a.stop_writes,
+                yes: a.yes,
+            };
+            let r = restore::restore(&t, &opts).await?;
+            let code = if r.ok { exit::OK } else { exit::CHECK_FAILED };
+            Ok(emit(&a.common, &r, r.render(), code))
+        }
+    }
+}
+
+/// Where the database and the API are (environment, topology, flags).
+pub fn target(c: &Common) -> Result<Target, RunbookError> {
+    Target::from_env(&ApiFlags {
+        api: c.api.clone(),
+        metrics: c.metrics.clone(),
+        token: c.token.clone(),
+    })
+}
+
+/// Prints the report (JSON or table) and returns its exit code.
+pub fn emit(c: &Common, report: &impl Serialize, table: String, code: u8) -> u8 {
+    if c.json {
+        match serde_json::to_string_pretty(report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("dash: cannot encode the report as JSON: {e}");
+                return exit::FAILURE;
+            }
+        }
+    } else {
+        print!("{table}");
+    }
+    code
+}
+
+/// Maps runbook errors to exit codes: refusals 4 (with the reason printed),
+/// usage 2, anything else 1 with its causes.
+pub fn finish(result: Result<u8, RunbookError>) -> anyhow::Result<u8> {
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) if e.is_refusal() => {
+            eprintln!("dash: refused: {e}");
+            Ok(runbook::exit::REFUSED)
+        }
+        Err(e) if e.is_usage() => Err(UsageError(e.to_string()).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_the_runbook_form() {
+        assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! `dash supervise`: the failover supervisor alone, until SIGTERM or Ctrl-C.
+
+use super::{dash_home, serve::init_tracing, serve::shutdown_signal, EXIT_OK};
+
+pub async fn run() -> anyhow::Result<u8> {
+    init_tracing(false);
+    let cluster = dash_ops::cluster::LocalCluster::open(&dash_home())?;
+    let supervisor = dash_ops::cluster::supervisor::Supervisor::new(cluster)?;
+    supervisor.run(shutdown_signal()).await;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,117 @@
+//! `dash up`: the whole platform on this machine. Creates (or reuses) the
+//! cluster under `$DASH_HOME`, starts it, the API and the supervisor, prints
+//! the URLs, and on Ctrl-C stops them in order: supervisor, API, nodes.
+
+use anyhow::Context;
+use dash_ops::cluster::supervisor::Supervisor;
+use dash_ops::cluster::{ClusterOptions, LocalCluster, Topology};
+use dash_store::HostPort;
+
+use super::{dash_home, serve::init_tracing, serve::shutdown_signal, settings, EXIT_OK};
+use crate::cli::UpArgs;
+
+fn say(m: &str) {
+    eprintln!("dash up: {m}");
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
+    let mut api = settings()?;
+    init_tracing(api.log_format == "json");
+    let home = dash_home();
+    let host = if api.bind.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        api.bind.to_string()
+    };
+    let api_url = format!("http://{host}:{}", api.api_port);
+    let metrics_url = format!("http://{host}:{}/metrics", api.metrics_port);
+    let exists = Topology::path(&home).exists();
+    let cluster = tokio::task::block_in_place(|| -> anyhow::Result<LocalCluster> {
+        if exists {
+            say(&format!(
+                "reusing the cluster recorded in {}",
+                home.display()
+            ));
+            let mut c = LocalCluster::open(&home)?;
+            c.topo.api_url = api_url.clone();
+            c.topo.metrics_url = metrics_url.clone();
+            if let Some(t) = api.tokens.first() {
+                c.topo.api_token = t.expose().to_string();
+            }
+            c.topo.save(&c.home)?;
+            c.start_all(&say)?;
+            Ok(c)
+        } else {
+            say(&format!("creating a new cluster in {}", home.display()));
+            let opts = ClusterOptions {
+                replicas: args.replicas,
+                synchronous: !args.asynchronous,
+                base_port: args.pg_port,
+                ports: None,
+                api_url: api_url.clone(),
+                metrics_url: metrics_url.clone(),
+                api_token: api.tokens.first().map(|t| t.expose().to_string()),
+            };
+            Ok(LocalCluster::create(&home, &opts, &say).context("creating the local cluster")?)
+        }
+    })?;
+    let topo = cluster.topo.clone();
+    // The API lists every node: it writes to whichever is the primary now.
+    api.database = topo.db_settings();
+    api.database.hosts = topo
+        .nodes
+        .iter()
+        .map(|n| HostPort {
+            host: n.host.clone(),
+            port: n.port,
+        })
+        .collect();
+    if api.tokens.is_empty() {
+        api.tokens
+            .push(dash_store::Secret::new(topo.api_token.clone()));
+    }
+    let supervisor = Supervisor::new(cluster)?;
+    let app = dash_api::App::build(api.clone())
+        .await
+        .context("binding the API ports")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let sup = tokio::spawn(supervisor.run(wait(stop_rx.clone())));
+    let server = tokio::spawn(app.run_until_stopped(wait(stop_rx.clone())));
+    let mode = if topo.synchronous {
+        "synchronous"
+    } else {
+        "asynchronous"
+    };
+    println!(
+        "Dash is up ({} node(s), {mode} replication)",
+        topo.nodes.len()
+    );
+    println!("  API        {api_url}/api/v1");
+    println!("  Dashboard  {api_url}/");
+    println!("  Metrics    {metrics_url}");
+    println!("  API token  {}", topo.api_token);
+    for n in &topo.nodes {
+        println!(
+            "  {:<10} postgresql://{}@{}:{}/{} ({:?})",
+            n.name, topo.user, n.host, n.port, topo.dbname, n.role
+        );
+    }
+    println!("Press Ctrl-C to stop.");
+    shutdown_signal().await;
+    say("stopping: supervisor, API, then the database nodes");
+    let _ = stop_tx.send(true);
+    let _ = sup.await;
+    match server.await {
+        Ok(Err(e)) => say(&format!("API stopped with an error: {e}")),
+        Err(e) => say(&format!("API task failed: {e}")),
+        Ok(Ok(())) => {}
+    }
+    // The supervisor may have changed roles: stop what the record says now.
+    let final_cluster = LocalCluster::open(&home)?;
+    tokio::task::block_in_place(|| final_cluster.stop_all(&say));
+    say("stopped");
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,55 @@
+//! The runbook as code: every step of `spec/DATABASE_FAILOVER.md` as a
+//! checked procedure behind a `dash db` command. Each submodule gathers its
+//! evidence, does its step safely, and returns a report that renders as a
+//! table or serializes to JSON.
+//!
+//! | runbook step | module |
+//! |---|---|
+//! | Initial Assessment | [`status`] ([`probe`] per node, [`metrics`] for the API's pool) |
+//! | naming the scenario | [`diagnose`] |
+//! | Scenario 4 | [`connections`] (list, terminate), [`api`] (live pool size) |
+//! | Scenario 2 | [`backup`], [`backups`], [`verify`] (restore into a scratch database), [`restore`] |
+//! | Recovery Verification | [`recovery`] |
+
+pub mod admin;
+pub mod api;
+pub mod backup;
+pub mod backups;
+pub mod classify;
+pub mod confirm;
+pub mod connections;
+pub mod deep;
+pub mod diagnose;
+mod error;
+pub mod manifest;
+pub mod metrics;
+pub mod output;
+pub mod probe;
+pub mod recovery;
+pub mod restore;
+pub mod session;
+pub mod status;
+pub mod target;
+pub mod tools;
+pub mod verify;
+
+pub use error::RunbookError;
+pub use target::{ApiEndpoint, ApiFlags, NodeTarget, Target};
+
+/// Exit codes shared by the `dash db` commands (diagnose adds its own).
+pub mod exit {
+    /// Success: the step was done and checked, or the system is healthy.
+    pub const OK: u8 = 0;
+    /// The command itself failed (error and causes printed).
+    pub const FAILURE: u8 = 1;
+    /// Bad usage or configuration.
+    pub const USAGE: u8 = 2;
+    /// The command ran, and a check it made failed (degraded cluster, corrupt
+    /// backup, row counts that differ, a failing smoke test).
+    pub const CHECK_FAILED: u8 = 3;
+    /// A guard rail refused: no terminal and no `--yes`, an answer other than
+    /// yes, or writers connected during a restore without `--stop-writes`.
+    pub const REFUSED: u8 = 4;
+    /// `dash db status`: no writable primary answers.
+    pub const NO_PRIMARY: u8 = 5;
+}
