@@ -66,3 +66,22 @@ fn a_frozen_primary_is_fenced_and_never_writes_again() {
     let r = chaos("hang-primary", 1);
     assert_clean(&r, 1);
 }
+
+#[test]
+fn a_restarted_primary_never_splits_the_brain() {
+    let r = chaos("restart-primary", 1);
+    assert_clean(&r, 1);
+}
+
+#[test]
+fn sessions_held_idle_in_transaction_outside_the_api_do_not_starve_it() {
+    let r = chaos("exhaust-pool", 1);
+    assert_eq!(r["lost"], 0, "{r}");
+    assert_eq!(r["duplicates"], 0, "{r}");
+    let round = &r["rounds"][0];
+    assert!(
+        round["held_sessions"].as_u64().unwrap() > 50,
+        "the fault held too few sessions: {round}"
+    );
+    assert!(round["acked_writes"].as_u64().unwrap() > 0, "{round}");
+}

@@ -126,14 +126,18 @@ async fn round(
     let load = dash_ops::load::start(cfg)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let fault_at = Instant::now();
-    let acked_at_fault = load.progress().acked;
     let mut held = Vec::new();
+    let mut held_sessions = 0;
     match args.scenario {
         Scenario::KillPrimary => {
-            crash(&old.data_dir);
+            if crash(&old.data_dir) == 0 {
+                bail!("round {n}: no process of {} to kill", old.name);
+            }
         }
         Scenario::HangPrimary => {
-            signal_all(&old.data_dir, Signal::SIGSTOP);
+            if signal_all(&old.data_dir, Signal::SIGSTOP) == 0 {
+                bail!("round {n}: no process of {} to freeze", old.name);
+            }
         }
         Scenario::RestartPrimary => {
             let cluster = LocalCluster::open(home)?;
@@ -155,12 +159,16 @@ async fn round(
                     Err(_) => break,
                 }
             }
+            held_sessions = held.len();
             tokio::time::sleep(Duration::from_secs(3)).await;
             drop(held);
         }
     }
     // Writes must resume: more acknowledgements than there were requests in
-    // flight at the fault, so at least one write sent after it was acknowledged.
+    // flight once the fault was in place, so at least one write sent after it
+    // was acknowledged. (Counted after injecting: finding every process takes
+    // milliseconds, in which a healthy primary acknowledges dozens of writes.)
+    let acked_at_fault = load.progress().acked;
     let resume_deadline = Instant::now() + Duration::from_secs(30);
     while load.progress().acked <= acked_at_fault + args.concurrency as u64 {
         if Instant::now() > resume_deadline {
@@ -230,8 +238,14 @@ async fn round(
         lost: acked.len() - found as usize,
         duplicates: dup_rows.len() + report.duplicate_acks().len(),
         fenced_writes,
-        ha_restored_ms: ha.map(|t| (t - fault_at).as_secs_f64() * 1000.0),
+        // Holding connections never costs the cluster its standby.
+        ha_restored_ms: if args.scenario == Scenario::ExhaustPool {
+            None
+        } else {
+            ha.map(|t| (t - fault_at).as_secs_f64() * 1000.0)
+        },
         failed_requests: report.summary.requests - report.summary.ok,
+        held_sessions,
     })
 }
 

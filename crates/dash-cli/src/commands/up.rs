@@ -15,7 +15,7 @@ fn say(m: &str) {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
-    let mut api = settings()?;
+    let api = settings()?;
     init_tracing(api.log_format == "json");
     let home = dash_home();
     let host = if api.bind.is_unspecified() {
@@ -55,6 +55,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
             Ok(LocalCluster::create(&home, &opts, &say).context("creating the local cluster")?)
         }
     })?;
+    let result = run_platform(cluster, api, api_url, metrics_url).await;
+    // Whatever happened above, the nodes stop: the supervisor may have
+    // changed roles, so stop what the record says now.
+    let final_cluster = LocalCluster::open(&home)?;
+    tokio::task::block_in_place(|| final_cluster.stop_all(&say));
+    say("stopped");
+    result
+}
+
+async fn run_platform(
+    cluster: LocalCluster,
+    mut api: dash_api::ApiSettings,
+    api_url: String,
+    metrics_url: String,
+) -> anyhow::Result<u8> {
     let topo = cluster.topo.clone();
     // The API lists every node: it writes to whichever is the primary now.
     api.database = topo.db_settings();
@@ -109,9 +124,5 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         Err(e) => say(&format!("API task failed: {e}")),
         Ok(Ok(())) => {}
     }
-    // The supervisor may have changed roles: stop what the record says now.
-    let final_cluster = LocalCluster::open(&home)?;
-    tokio::task::block_in_place(|| final_cluster.stop_all(&say));
-    say("stopped");
     Ok(EXIT_OK)
 }

@@ -59,6 +59,8 @@ pub struct RoundReport {
     /// From the fault until a replica streams from the primary again, ms.
     pub ha_restored_ms: Option<f64>,
     pub failed_requests: u64,
+    /// exhaust-pool: server sessions held idle in transaction from outside the API.
+    pub held_sessions: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -102,6 +102,20 @@ impl LocalCluster {
             });
         }
         let cluster = LocalCluster { home, bins, topo };
+        match cluster.build(progress) {
+            Ok(()) => Ok(cluster),
+            Err(e) => {
+                // Nothing half-built keeps running.
+                for n in &cluster.topo.nodes {
+                    kill_data_dir_processes(&n.data_dir);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn build(&self, progress: &dyn Fn(&str)) -> Result<(), ClusterError> {
+        let cluster = self;
         cluster.write_passfile()?;
         let primary = cluster.topo.nodes[0].clone();
         progress(&format!(
@@ -123,7 +137,7 @@ impl LocalCluster {
         cluster.write_role_conf(&primary.name)?;
         node.psql("postgres", "SELECT pg_reload_conf()")?;
         cluster.topo.save(&cluster.home)?;
-        Ok(cluster)
+        Ok(())
     }
 
     /// Opens an existing cluster from its record.
@@ -244,10 +258,13 @@ impl LocalCluster {
     }
 
     /// Starts every node: the primary first, then replicas. Fenced nodes stay
-    /// down; the supervisor rejoins them.
-    pub fn start_all(&self, progress: &dyn Fn(&str)) -> Result<(), ClusterError> {
-        let mut order: Vec<&NodeInfo> = self.topo.primary().into_iter().collect();
-        order.extend(self.topo.replicas());
+    /// down; the supervisor rejoins them. A replica that cannot start (its
+    /// history diverged, its files are damaged) is recorded as needing a
+    /// rejoin instead of stopping the platform: the supervisor rewinds or
+    /// re-clones it.
+    pub fn start_all(&mut self, progress: &dyn Fn(&str)) -> Result<(), ClusterError> {
+        let mut order: Vec<NodeInfo> = self.topo.primary().cloned().into_iter().collect();
+        order.extend(self.topo.replicas().cloned());
         for n in order {
             let pg = self.pg(&n.name)?;
             if pg.is_running() {
@@ -259,7 +276,20 @@ impl LocalCluster {
                 "starting {} ({:?}, port {})",
                 n.name, n.role, n.port
             ));
-            pg.start()?;
+            match pg.start() {
+                Ok(()) => {}
+                Err(e) if n.role == Role::Replica => {
+                    progress(&format!(
+                        "{} did not start ({e}); it will be rejoined from the primary",
+                        n.name
+                    ));
+                    kill_data_dir_processes(&n.data_dir);
+                    self.topo.node_mut(&n.name).expect("recorded").role = Role::Fenced;
+                    self.write_role_conf(&n.name)?;
+                    self.topo.save(&self.home)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }

@@ -215,7 +215,7 @@ impl Supervisor {
     }
 
     async fn failover(&mut self, old: Option<String>, why: &str) {
-        match self.fail_over(old.clone(), None, why).await {
+        match self.fail_over(old.clone(), None, None, why).await {
             Ok(_) => self.last_refusal = None,
             Err(reason) => {
                 if self
@@ -235,6 +235,7 @@ impl Supervisor {
         &mut self,
         old: Option<String>,
         target: Option<&str>,
+        max_lag: Option<u64>,
         why: &str,
     ) -> Result<(String, Vec<Step>), String> {
         let started = Instant::now();
@@ -252,6 +253,19 @@ impl Supervisor {
             Choice::Promote { name, lsn } => (name, lsn),
             Choice::Refuse(reason) => return Err(reason),
         };
+        // An operator's limit: how far behind the primary's last answer the
+        // candidate may be (the primary may be alive, or its last LSN known).
+        let primary_lsn = old
+            .as_ref()
+            .and_then(|o| self.states.get(o))
+            .and_then(|s| s.last.as_ref())
+            .map(|o| o.lsn);
+        if let (Some(limit), Some(p)) = (max_lag, primary_lsn) {
+            let lag = p.saturating_sub(lsn);
+            if lag > limit {
+                return Err(format!("{name} is {lag} bytes behind the primary's last known position (limit {limit})"));
+            }
+        }
         let name = match target {
             Some(t) if t != name => {
                 let t_lsn = self
@@ -488,7 +502,12 @@ impl Supervisor {
         let old = self.cluster.topo.primary().map(|p| p.name.clone());
         let result = match req.kind {
             RequestKind::Failover => self
-                .fail_over(old.clone(), req.target.as_deref(), "operator request")
+                .fail_over(
+                    old.clone(),
+                    req.target.as_deref(),
+                    Some(req.max_lag_bytes),
+                    "operator request",
+                )
                 .await
                 .map(|(name, steps)| (name, steps, None)),
             RequestKind::Switchover => self.switchover(&req).await,
