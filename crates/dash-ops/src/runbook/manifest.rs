@@ -47,6 +47,24 @@ pub struct TableCount {
 }
 
 impl TableCount {
+    /// The per-table comparison as a table: expected and found row counts.
+    pub fn render_all(tables: &[TableCount], expected: &str, found: &str) -> String {
+        let mut t = super::output::Table::new(&["TABLE", expected, found, "RESULT"]);
+        for c in tables {
+            t.row(vec![
+                c.table.clone(),
+                super::output::or_dash(c.expected),
+                super::output::or_dash(c.found),
+                if c.ok() {
+                    "ok".into()
+                } else {
+                    "MISMATCH".into()
+                },
+            ]);
+        }
+        t.render()
+    }
+
     pub fn ok(&self) -> bool {
         self.expected.is_some() && self.expected == self.found
     }

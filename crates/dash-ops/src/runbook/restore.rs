@@ -15,7 +15,7 @@ use super::api::{ApiClient, Maintenance};
 use super::backup::count_rows;
 use super::confirm::confirm;
 use super::manifest::{self, Manifest, TableCount};
-use super::output::{duration, or_dash, Progress, Table};
+use super::output::{duration, or_dash, Progress};
 use super::session::{self, within, QUERY_DEADLINE};
 use super::verify::compare;
 use super::{tools, RunbookError, Target};
@@ -70,20 +70,11 @@ impl RestoreReport {
             duration(Duration::from_secs_f64(self.duration_seconds))
         );
         if !self.tables.is_empty() {
-            let mut t = Table::new(&["TABLE", "ROWS IN DUMP", "ROWS NOW", "RESULT"]);
-            for c in &self.tables {
-                t.row(vec![
-                    c.table.clone(),
-                    or_dash(c.expected),
-                    or_dash(c.found),
-                    if c.ok() {
-                        "ok".into()
-                    } else {
-                        "MISMATCH".into()
-                    },
-                ]);
-            }
-            out.push_str(&t.render());
+            out.push_str(&TableCount::render_all(
+                &self.tables,
+                "ROWS IN DUMP",
+                "ROWS NOW",
+            ));
         }
         out.push_str(&format!(
             "maintenance mode: {}\n",

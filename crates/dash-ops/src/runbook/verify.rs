@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::backup::count_rows;
 use super::manifest::{self, Manifest, TableCount, Verification};
-use super::output::{duration, or_dash, Progress, Table};
+use super::output::{duration, Progress, Table};
 use super::session::{self, quote_ident, within, Primary, QUERY_DEADLINE};
 use super::{tools, RunbookError, Target};
 
@@ -54,20 +54,11 @@ impl VerifyReport {
         out.push_str(&t.render());
         if !self.tables.is_empty() {
             out.push('\n');
-            let mut t = Table::new(&["TABLE", "ROWS AT BACKUP", "ROWS RESTORED", "RESULT"]);
-            for c in &self.tables {
-                t.row(vec![
-                    c.table.clone(),
-                    or_dash(c.expected),
-                    or_dash(c.found),
-                    if c.ok() {
-                        "ok".into()
-                    } else {
-                        "MISMATCH".into()
-                    },
-                ]);
-            }
-            out.push_str(&t.render());
+            out.push_str(&TableCount::render_all(
+                &self.tables,
+                "ROWS AT BACKUP",
+                "ROWS RESTORED",
+            ));
         }
         for n in &self.notes {
             out.push_str(&format!("note: {n}\n"));

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::swarms::lock_swarm;
 use super::{
-    decode_time_cursor, emit, encode_time_cursor, idempotency, money, validate_json, IdemRequest,
+    decode_time_cursor, emit, finish_create, idempotency, keyset, money, page, validate_json,
+    IdemRequest,
 };
 use crate::error::StoreError;
 use crate::model::{Agent, Created, NewAgent, Order, Outcome, Page, ProgressReport};
@@ -272,15 +273,7 @@ impl Db {
             }
         };
         let body = serde_json::to_value(&agent).expect("agent serializes");
-        if let Some(req) = &idem {
-            idempotency::record(&mut tx, req, status, &body).await?;
-        }
-        tx.commit().await?;
-        Ok(Created {
-            status,
-            body,
-            replayed: false,
-        })
+        finish_create(tx, idem.as_ref(), status, body).await
     }
 
     pub async fn get_agent(&self, id: Uuid) -> Result<Agent, StoreError> {
@@ -303,10 +296,7 @@ impl Db {
         order: Order,
     ) -> Result<Page<Agent>, StoreError> {
         let after = decode_time_cursor(cursor)?;
-        let (cmp, dir) = match order {
-            Order::Asc => (">", "ASC"),
-            Order::Desc => ("<", "DESC"),
-        };
+        let (cmp, dir) = keyset(order);
         let sql = format!(
             "SELECT {AGENT_COLUMNS} FROM agents
              WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR swarm_id = $2)
@@ -328,17 +318,11 @@ impl Db {
                 ],
             )
             .await?;
-        let mut items = rows
+        let items = rows
             .iter()
             .map(agent_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|a| encode_time_cursor(a.spawned_at, a.id))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(page(items, limit, |a| (a.spawned_at, a.id)))
     }
 
     /// Start, pause, resume or kill an agent. Starting is refused while its swarm is not active.

@@ -72,3 +72,49 @@ pub(crate) fn money(field: &str, v: Option<f64>) -> Result<f64, StoreError> {
     dash_core::validate_money(field, v)?;
     Ok(v)
 }
+
+/// The comparison and direction of a keyset page in `order`.
+pub(crate) fn keyset(order: crate::model::Order) -> (&'static str, &'static str) {
+    match order {
+        crate::model::Order::Asc => (">", "ASC"),
+        crate::model::Order::Desc => ("<", "DESC"),
+    }
+}
+
+/// A page from `limit + 1` fetched items: the extra one only says whether
+/// there is a next page, whose cursor is the last kept item's key.
+pub(crate) fn page<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> (chrono::DateTime<chrono::Utc>, Uuid),
+) -> crate::model::Page<T> {
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|i| {
+            let (t, id) = key(i);
+            encode_time_cursor(t, id)
+        })
+    } else {
+        None
+    };
+    crate::model::Page { items, next_cursor }
+}
+
+/// Ends a create: stores the response for its `Idempotency-Key` in the same
+/// transaction, commits, and returns it.
+pub(crate) async fn finish_create(
+    mut tx: Tx<'_>,
+    idem: Option<&IdemRequest>,
+    status: u16,
+    body: Value,
+) -> Result<crate::model::Created, StoreError> {
+    if let Some(req) = idem {
+        idempotency::record(&mut tx, req, status, &body).await?;
+    }
+    tx.commit().await?;
+    Ok(crate::model::Created {
+        status,
+        body,
+        replayed: false,
+    })
+}

@@ -9,7 +9,9 @@ use serde_json::json;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{decode_time_cursor, emit, encode_time_cursor, idempotency, money, IdemRequest};
+use super::{
+    decode_time_cursor, emit, finish_create, idempotency, keyset, money, page, IdemRequest,
+};
 use crate::error::StoreError;
 use crate::model::{
     BudgetPatch, BudgetView, Created, NewSwarm, Order, Page, Swarm, SwarmConfig, SwarmPatch,
@@ -169,15 +171,7 @@ impl Db {
             }
         };
         let body = serde_json::to_value(&swarm).expect("swarm serializes");
-        if let Some(req) = &idem {
-            idempotency::record(&mut tx, req, status, &body).await?;
-        }
-        tx.commit().await?;
-        Ok(Created {
-            status,
-            body,
-            replayed: false,
-        })
+        finish_create(tx, idem.as_ref(), status, body).await
     }
 
     pub async fn get_swarm(&self, id: Uuid) -> Result<Swarm, StoreError> {
@@ -199,10 +193,7 @@ impl Db {
         order: Order,
     ) -> Result<Page<Swarm>, StoreError> {
         let after = decode_time_cursor(cursor)?;
-        let (cmp, dir) = match order {
-            Order::Asc => (">", "ASC"),
-            Order::Desc => ("<", "DESC"),
-        };
+        let (cmp, dir) = keyset(order);
         let sql = format!(
             "SELECT {SWARM_COLUMNS} FROM swarms
              WHERE ($1::text IS NULL OR status = $1)
@@ -215,17 +206,11 @@ impl Db {
             .await?
             .query(&sql, &[&status.map(|s| s.as_str()), &t, &id, &(limit + 1)])
             .await?;
-        let mut items = rows
+        let items = rows
             .iter()
             .map(swarm_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|s| encode_time_cursor(s.created_at, s.id))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(page(items, limit, |s| (s.created_at, s.id)))
     }
 
     pub async fn update_swarm(&self, id: Uuid, p: SwarmPatch) -> Result<Swarm, StoreError> {
