@@ -57,9 +57,15 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         .get_or_create(&RouteLabels { method, route })
         .observe(elapsed.as_secs_f64());
     if let Some(cause) = resp.extensions().get::<ErrorCause>() {
-        span.in_scope(
-            || tracing::error!(status = status.as_u16(), cause = %cause.0, "request failed"),
-        );
+        // A 503 is the database tier being away (an outage, a failover): an
+        // operational condition the metrics and /health report, not a bug.
+        span.in_scope(|| {
+            if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(status = status.as_u16(), cause = %cause.0, "request failed")
+            } else {
+                tracing::error!(status = status.as_u16(), cause = %cause.0, "request failed")
+            }
+        });
     } else if status.is_server_error() {
         span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
     }
