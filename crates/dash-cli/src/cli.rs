@@ -21,12 +21,16 @@ pub enum Command {
     /// Run the automatic failover supervisor alone against the cluster recorded in $DASH_HOME.
     Supervise,
     /// Fault injection against a private local cluster, with a measured report.
+    #[command(after_help = "Exit codes:
+  0  every round ran; in synchronous mode no acknowledged write was lost or duplicated and no fenced node took a write
+  1  a round failed (writes never resumed, the cluster never became highly available again), or a synchronous run lost, duplicated or split writes
+  2  bad usage")]
     Chaos(ChaosArgs),
     /// Benchmarks: load through the API, and the API beside pgbench running the same SQL.
     Bench(crate::commands::bench::BenchArgs),
     /// Run the API server (port DASH_API_PORT, default 3001) and metrics (METRICS_PORT, default 9090) against DATABASE_*.
     Serve,
-    /// The runbook's database procedures: status, diagnose, connections, terminate, pool, maintenance, backup, backups, verify-backup, restore.
+    /// The runbook's database procedures: failover, switchover, status, diagnose, connections, terminate, pool, maintenance, backup, backups, verify-backup, restore.
     Db {
         #[command(subcommand)]
         command: crate::commands::db::DbCommand,
