@@ -76,6 +76,7 @@ impl LocalCluster {
         let home = home
             .canonicalize()
             .map_err(|e| PgError::io(format!("resolve {}", home.display()), e))?;
+        check_reachable(&home)?;
         let mut topo = Topology {
             version: 1,
             nodes: Vec::new(),
@@ -414,6 +415,30 @@ impl LocalCluster {
         }
         false
     }
+}
+
+/// As root the servers run as the `postgres` user, which must be able to
+/// reach `home` through every parent directory (`/root` is 0700, say).
+fn check_reachable(home: &Path) -> Result<(), ClusterError> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(());
+    }
+    let ok = server_command(Path::new("/usr/bin/test"))
+        .arg("-x")
+        .arg(home)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(true);
+    if ok {
+        return Ok(());
+    }
+    Err(ClusterError::Invalid(format!(
+        "the `{}` OS user, which runs PostgreSQL when Dash runs as root, cannot reach {}: a parent directory \
+         is not searchable by it. Set DASH_HOME to a directory it can reach (e.g. /var/lib/dash) or make the \
+         parents searchable (chmod o+x)",
+        crate::pg::SERVER_USER,
+        home.display()
+    )))
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), ClusterError> {
