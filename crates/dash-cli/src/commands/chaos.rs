@@ -11,9 +11,8 @@ use dash_ops::cluster::local::kill_data_dir_processes;
 use dash_ops::cluster::supervisor::Supervisor;
 use dash_ops::cluster::{ClusterOptions, LocalCluster, Topology};
 use dash_ops::load::{LoadConfig, Mix, RetryPolicy};
-use dash_store::{HostPort, Secret};
+use dash_store::Secret;
 use nix::sys::signal::Signal;
-use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use super::{serve::init_tracing, EXIT_FAILURE, EXIT_OK};
@@ -40,19 +39,9 @@ impl Drop for Teardown {
 }
 
 async fn client(topo: &Topology, name: &str, db: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let n = topo.node(name).context("node")?;
-    let mut c = tokio_postgres::Config::new();
-    c.host(&n.host)
-        .port(n.port)
-        .user(&topo.user)
-        .password(&topo.password)
-        .dbname(db);
-    c.connect_timeout(Duration::from_millis(500));
-    let (client, conn) = tokio::time::timeout(Duration::from_secs(1), c.connect(NoTls)).await??;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    topo.connect(name, db, Duration::from_millis(500))
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 /// Waits until the recorded primary has a streaming replica; returns when.
@@ -306,14 +295,6 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
         database: topo.db_settings(),
         ..dash_api::ApiSettings::default()
     };
-    api.database.hosts = topo
-        .nodes
-        .iter()
-        .map(|n| HostPort {
-            host: n.host.clone(),
-            port: n.port,
-        })
-        .collect();
     api.database.pool_size = (args.concurrency + 4).max(20);
     let supervisor = Supervisor::new(cluster)?;
     let app = dash_api::App::build(api).await?;

@@ -5,7 +5,6 @@
 use anyhow::Context;
 use dash_ops::cluster::supervisor::Supervisor;
 use dash_ops::cluster::{ClusterOptions, LocalCluster, Topology};
-use dash_store::HostPort;
 
 use super::{dash_home, serve::init_tracing, serve::shutdown_signal, settings, EXIT_OK};
 use crate::cli::UpArgs;
@@ -73,14 +72,6 @@ async fn run_platform(
     let topo = cluster.topo.clone();
     // The API lists every node: it writes to whichever is the primary now.
     api.database = topo.db_settings();
-    api.database.hosts = topo
-        .nodes
-        .iter()
-        .map(|n| HostPort {
-            host: n.host.clone(),
-            port: n.port,
-        })
-        .collect();
     if api.tokens.is_empty() {
         api.tokens
             .push(dash_store::Secret::new(topo.api_token.clone()));

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::decide::{parse_lsn, Observation, Probe};
-use super::topology::NodeInfo;
+use super::topology::{NodeInfo, Topology};
 
 const PROBE_SQL: &str = "SELECT pg_is_in_recovery(),
     (CASE WHEN pg_is_in_recovery() THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
@@ -22,14 +22,9 @@ pub struct Prober {
 }
 
 impl Prober {
-    pub fn new(node: &NodeInfo, user: &str, password: &str, deadline: Duration) -> Prober {
-        let mut config = Config::new();
+    pub fn new(topo: &Topology, node: &NodeInfo, deadline: Duration) -> Prober {
+        let mut config = topo.pg_config(node, "postgres");
         config
-            .host(&node.host)
-            .port(node.port)
-            .user(user)
-            .password(password)
-            .dbname("postgres")
             .application_name("dash-supervisor")
             .connect_timeout(deadline);
         Prober {

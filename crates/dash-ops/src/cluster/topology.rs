@@ -133,11 +133,20 @@ impl Topology {
         self.nodes.iter_mut().find(|n| n.name == name)
     }
 
-    /// Database settings that list every node not fenced, primary first:
-    /// what `dash serve` and `dash db` use beside `dash up`.
+    /// Database settings that list every node, primary first, then replicas,
+    /// then fenced nodes: what `dash serve` and `dash db` use beside `dash up`.
+    /// A long-running API keeps this list, so it must include the nodes that
+    /// may be primary later; a fenced node is down or a standby (it starts
+    /// only with `standby.signal`), so the pool never writes to it.
     pub fn db_settings(&self) -> DbSettings {
         let mut hosts: Vec<HostPort> = self.primary().map(|p| p.host_port()).into_iter().collect();
         hosts.extend(self.replicas().map(|n| n.host_port()));
+        hosts.extend(
+            self.nodes
+                .iter()
+                .filter(|n| n.role == Role::Fenced)
+                .map(|n| n.host_port()),
+        );
         DbSettings {
             hosts,
             dbname: self.dbname.clone(),
@@ -145,6 +154,40 @@ impl Topology {
             password: Secret::new(self.password.clone()),
             ..DbSettings::default()
         }
+    }
+
+    /// A driver config for `node` as the cluster's superuser, to database `db`.
+    pub fn pg_config(&self, node: &NodeInfo, db: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host(&node.host)
+            .port(node.port)
+            .user(&self.user)
+            .password(&self.password)
+            .dbname(db);
+        c
+    }
+
+    /// Connects to node `name`, database `db`, within `limit` (connect and
+    /// handshake); the connection is driven on its own task.
+    pub async fn connect(
+        &self,
+        name: &str,
+        db: &str,
+        limit: std::time::Duration,
+    ) -> Result<tokio_postgres::Client, String> {
+        let node = self
+            .node(name)
+            .ok_or_else(|| format!("no node named {name}"))?;
+        let mut cfg = self.pg_config(node, db);
+        cfg.connect_timeout(limit);
+        let (client, conn) = tokio::time::timeout(limit, cfg.connect(tokio_postgres::NoTls))
+            .await
+            .map_err(|_| format!("connecting to {name} timed out after {limit:?}"))?
+            .map_err(|e| format!("connecting to {name}: {e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
     }
 }
 
@@ -190,13 +233,13 @@ mod tests {
     }
 
     #[test]
-    fn save_load_roundtrip_and_fenced_nodes_are_never_candidates() {
+    fn save_load_roundtrip_and_hosts_list_the_primary_first_and_fenced_nodes_last() {
         let dir = tempfile::tempdir().unwrap();
         let t = sample();
         t.save(dir.path()).unwrap();
         assert_eq!(Topology::load(dir.path()).unwrap(), t);
         let hosts: Vec<u16> = t.db_settings().hosts.iter().map(|h| h.port).collect();
-        assert_eq!(hosts, [5501, 5502]);
+        assert_eq!(hosts, [5501, 5502, 5500]);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(Topology::path(dir.path()))
             .unwrap()

@@ -88,9 +88,8 @@ impl Target {
         };
         let (settings, nodes, source) = match &topology {
             Some(t) => {
-                let mut settings = t.db_settings();
                 // Every node, fenced ones too: status reports them all.
-                settings.hosts = t.nodes.iter().map(|n| n.host_port()).collect();
+                let settings = t.db_settings();
                 let nodes = t
                     .nodes
                     .iter()

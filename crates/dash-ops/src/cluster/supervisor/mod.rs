@@ -87,7 +87,7 @@ impl Supervisor {
         for n in &t.nodes {
             self.probers
                 .entry(n.name.clone())
-                .or_insert_with(|| Prober::new(n, &t.user, &t.password, PROBE_DEADLINE));
+                .or_insert_with(|| Prober::new(t, n, PROBE_DEADLINE));
             self.states
                 .entry(n.name.clone())
                 .or_insert_with(|| NodeState::new(&n.name));
@@ -205,10 +205,7 @@ impl Supervisor {
             tracing::error!(error = %e, "cannot rewrite the primary's replication settings");
             return;
         }
-        if let Some(c) = self.probers.get(primary).and_then(|p| p.client()) {
-            let _ = tokio::time::timeout(PROBE_DEADLINE, c.execute("SELECT pg_reload_conf()", &[]))
-                .await;
-        }
+        self.reload(primary).await;
         if want.is_empty() {
             tracing::warn!("no standby is streaming: writes continue without a synchronous standby (exposure tracked)");
         } else {
@@ -335,13 +332,7 @@ impl Supervisor {
             .collect();
         for r in others {
             if self.cluster.write_role_conf(&r).is_ok() {
-                if let Some(c) = self.probers.get(&r).and_then(|p| p.client()) {
-                    let _ = tokio::time::timeout(
-                        PROBE_DEADLINE,
-                        c.execute("SELECT pg_reload_conf()", &[]),
-                    )
-                    .await;
-                }
+                self.reload(&r).await;
             }
         }
         self.async_high_water = None;
@@ -355,6 +346,15 @@ impl Supervisor {
         Ok(steps)
     }
 
+    /// Makes `name` re-read the configuration Dash just rewrote (best effort:
+    /// a node that misses it reads it at its next start).
+    async fn reload(&self, name: &str) {
+        if let Some(c) = self.probers.get(name).and_then(|p| p.client()) {
+            let _ = tokio::time::timeout(PROBE_DEADLINE, c.execute("SELECT pg_reload_conf()", &[]))
+                .await;
+        }
+    }
+
     /// Promotes `name` and returns once it has accepted a real write.
     async fn promote(&mut self, name: &str) -> Result<(), String> {
         // pg_ctl promote: a signal file and SIGUSR1, no round trip to a busy server.
@@ -363,22 +363,11 @@ impl Supervisor {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let n = self.cluster.info(name).map_err(|e| e.to_string())?;
-        let t = &self.cluster.topo;
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host(&n.host)
-            .port(n.port)
-            .user(&t.user)
-            .password(&t.password)
-            .dbname("postgres");
-        let (client, conn) =
-            tokio::time::timeout(Duration::from_secs(2), cfg.connect(tokio_postgres::NoTls))
-                .await
-                .map_err(|_| "connecting to the promoted node timed out".to_string())?
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = self
+            .cluster
+            .topo
+            .connect(name, "postgres", Duration::from_secs(2))
+            .await?;
         let epoch = self.cluster.topo.epoch as i64 + 1;
         let deadline = Instant::now() + Duration::from_secs(10);
         let sql = format!(
