@@ -17,8 +17,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole platform locally: a PostgreSQL primary and streaming replica(s) under $DASH_HOME (default ./.dash), the API, and the failover supervisor. Ctrl-C stops everything; a second `dash up` reuses the data.
+    #[command(after_help = "Exit codes:
+  0  stopped cleanly (Ctrl-C or SIGTERM)
+  1  failed: the error and its causes are printed
+  2  bad usage or configuration (an invalid environment variable)")]
     Up(UpArgs),
     /// Run the automatic failover supervisor alone against the cluster recorded in $DASH_HOME.
+    #[command(after_help = "Exit codes:
+  0  stopped cleanly (Ctrl-C or SIGTERM)
+  1  failed: the error and its causes are printed
+  2  bad usage or configuration (an invalid environment variable)")]
     Supervise,
     /// Fault injection against a private local cluster, with a measured report.
     #[command(after_help = "Exit codes:
@@ -29,6 +37,10 @@ pub enum Command {
     /// Benchmarks: load through the API, and the API beside pgbench running the same SQL.
     Bench(crate::commands::bench::BenchArgs),
     /// Run the API server (port DASH_API_PORT, default 3001) and metrics (METRICS_PORT, default 9090) against DATABASE_*.
+    #[command(after_help = "Exit codes:
+  0  stopped cleanly (Ctrl-C or SIGTERM)
+  1  failed: the error and its causes are printed
+  2  bad usage or configuration (an invalid environment variable)")]
     Serve,
     /// The runbook's database procedures: failover, switchover, status, diagnose, connections, terminate, pool, maintenance, backup, backups, verify-backup, restore.
     Db {
