@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{metric, metric_sum, TestApp, TOKEN};
-use dash_ops::pg::StopMode;
+use dash_pg::StopMode;
 use reqwest::Method;
 use serde_json::{json, Value};
 

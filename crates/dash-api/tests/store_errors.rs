@@ -8,9 +8,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dash_ops::pg::TempNode;
 use dash_store::pool::NoopObserver;
 use dash_store::{Conn, Db, DbSettings, HostPort, StoreError};
+use dash_testkit::TempNode;
 
 async fn node_and_db() -> (TempNode, String) {
     let node = tokio::task::spawn_blocking(TempNode::start)

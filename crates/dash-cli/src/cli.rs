@@ -83,7 +83,7 @@ pub struct UpArgs {
 pub struct ChaosArgs {
     /// The fault to inject.
     #[arg(value_enum)]
-    pub scenario: dash_ops::chaos::Scenario,
+    pub scenario: ScenarioArg,
     /// How many fault rounds.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
@@ -99,4 +99,30 @@ pub struct ChaosArgs {
     /// Keep the private cluster's directory (nodes stopped, server logs kept) for inspection.
     #[arg(long)]
     pub keep: bool,
+}
+
+/// The faults `dashctl chaos` can inject (the command-line spelling of
+/// [`dash_bench::chaos::Scenario`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScenarioArg {
+    /// The primary node crashes: SIGSTOP every process at once, then SIGKILL them all.
+    KillPrimary,
+    /// The primary freezes (SIGSTOP); after the failover it is woken (SIGCONT) to prove the fence held.
+    HangPrimary,
+    /// Immediate stop then start of the primary (runbook scenario 1, a transient restart).
+    RestartPrimary,
+    /// Every free server connection held idle in transaction from outside the API.
+    ExhaustPool,
+}
+
+impl From<ScenarioArg> for dash_bench::chaos::Scenario {
+    fn from(arg: ScenarioArg) -> Self {
+        use dash_bench::chaos::Scenario;
+        match arg {
+            ScenarioArg::KillPrimary => Scenario::KillPrimary,
+            ScenarioArg::HangPrimary => Scenario::HangPrimary,
+            ScenarioArg::RestartPrimary => Scenario::RestartPrimary,
+            ScenarioArg::ExhaustPool => Scenario::ExhaustPool,
+        }
+    }
 }

@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use dash_api::{ApiSettings, App};
-use dash_ops::pg::TempNode;
 use dash_store::{DbSettings, HostPort, Secret};
+use dash_testkit::TempNode;
 use tokio::sync::oneshot;
 use tokio_postgres::{Client, NoTls};
 
@@ -229,7 +229,7 @@ async fn status_and_diagnose_exit_codes() {
 
     // The database stops: status 5, diagnose 10 (no replica to promote).
     let node = env.node.node.clone();
-    tokio::task::spawn_blocking(move || node.stop(dash_ops::pg::StopMode::Fast).unwrap())
+    tokio::task::spawn_blocking(move || node.stop(dash_pg::StopMode::Fast).unwrap())
         .await
         .unwrap();
     let o = env.dash(&["db", "status"]).await;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use dash_ops::cluster::local::kill_data_dir_processes;
-use dash_ops::cluster::{ClusterOptions, LocalCluster, Role, Topology};
+use dash_ha::local::kill_data_dir_processes;
+use dash_ha::{ClusterOptions, LocalCluster, Role, Topology};
 
 /// A cluster in a temp dir; every node is killed and the dir removed on drop.
 struct Cluster {
@@ -28,7 +28,7 @@ fn cluster() -> Cluster {
         .tempdir()
         .unwrap();
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let ports = vec![dash_ops::pg::free_port(), dash_ops::pg::free_port()];
+    let ports = vec![dash_pg::free_port(), dash_pg::free_port()];
     assert_ne!(ports[0], ports[1]);
     let opts = ClusterOptions {
         replicas: 1,

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use dash_api::{ApiSettings, App};
-use dash_ops::pg::TempNode;
 use dash_store::{DbSettings, HostPort, Secret};
+use dash_testkit::TempNode;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -64,7 +64,7 @@ impl TestApp {
             .expect("start PostgreSQL");
         let dbname = node.fresh_database().expect("create database");
         if database_down {
-            tokio::task::block_in_place(|| node.stop(dash_ops::pg::StopMode::Fast))
+            tokio::task::block_in_place(|| node.stop(dash_pg::StopMode::Fast))
                 .expect("stop PostgreSQL");
         }
         let mut settings = ApiSettings {

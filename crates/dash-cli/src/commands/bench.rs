@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use dash_ops::load::pgbench::{seed_sql, PgbenchRun, Protocol, Workload};
-use dash_ops::load::{
+use dash_bench::load::pgbench::{seed_sql, PgbenchRun, Protocol, Workload};
+use dash_bench::load::{
     self, machine_description, peak_rss_of_self, rss_of, Comparison, ComparisonRow, LoadConfig,
     LoadError, LoadSummary, Mix, Op, RetryPolicy, RssFigures, ServeProcess,
 };
-use dash_ops::pg::{PgNode, TempNode};
+use dash_pg::{PgNode, ScratchNode};
 use dash_store::{DbSettings, HostPort, Secret};
 
 use super::serve::shutdown_signal;
@@ -299,7 +299,7 @@ async fn compare(a: &CompareArgs) -> anyhow::Result<u8> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        TempNode::start_with(&refs)
+        ScratchNode::start_with(&refs)
     })
     .await??;
     let db = node.fresh_database()?;

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use dash_ops::chaos::{crash, signal_all, ChaosReport, RoundReport, Scenario};
-use dash_ops::cluster::local::kill_data_dir_processes;
-use dash_ops::cluster::supervisor::Supervisor;
-use dash_ops::cluster::{ClusterOptions, LocalCluster, Topology};
-use dash_ops::load::{LoadConfig, Mix, RetryPolicy};
+use dash_bench::chaos::{crash, signal_all, ChaosReport, RoundReport, Scenario};
+use dash_bench::load::{LoadConfig, Mix, RetryPolicy};
+use dash_ha::local::kill_data_dir_processes;
+use dash_ha::supervisor::Supervisor;
+use dash_ha::{ClusterOptions, LocalCluster, Topology};
 use dash_store::Secret;
 use nix::sys::signal::Signal;
 use uuid::Uuid;
@@ -112,12 +112,12 @@ async fn round(
     cfg.request_timeout = Duration::from_secs(5);
     cfg.seed_agents = 0;
     cfg.task = format!("chaos round {n}");
-    let load = dash_ops::load::start(cfg)?;
+    let load = dash_bench::load::start(cfg)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let fault_at = Instant::now();
     let mut held = Vec::new();
     let mut held_sessions = 0;
-    match args.scenario {
+    match Scenario::from(args.scenario) {
         Scenario::KillPrimary => {
             if crash(&old.data_dir) == 0 {
                 bail!("round {n}: no process of {} to kill", old.name);
@@ -132,7 +132,7 @@ async fn round(
             let cluster = LocalCluster::open(home)?;
             let pg = cluster.pg(&old.name)?;
             tokio::task::spawn_blocking(move || {
-                let _ = pg.stop(dash_ops::pg::StopMode::Immediate);
+                let _ = pg.stop(dash_pg::StopMode::Immediate);
                 // Started as it was; if the supervisor fenced it meanwhile, it comes up read-only.
                 let _ = pg.start();
             })
@@ -166,11 +166,11 @@ async fn round(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    if args.scenario == Scenario::HangPrimary {
+    if Scenario::from(args.scenario) == Scenario::HangPrimary {
         // Wake the frozen node: the fence must hold.
         signal_all(&old.data_dir, Signal::SIGCONT);
     }
-    let fenced_writes = if matches!(args.scenario, Scenario::ExhaustPool) {
+    let fenced_writes = if matches!(Scenario::from(args.scenario), Scenario::ExhaustPool) {
         0
     } else {
         let now = Topology::load(home)?;
@@ -228,7 +228,7 @@ async fn round(
         duplicates: dup_rows.len() + report.duplicate_acks().len(),
         fenced_writes,
         // Holding connections never costs the cluster its standby.
-        ha_restored_ms: if args.scenario == Scenario::ExhaustPool {
+        ha_restored_ms: if Scenario::from(args.scenario) == Scenario::ExhaustPool {
             None
         } else {
             ha.map(|t| (t - fault_at).as_secs_f64() * 1000.0)
@@ -253,9 +253,9 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
     }
     let home = home_dir.path().to_path_buf();
     let token = Uuid::new_v4().simple().to_string();
-    let mut ports = vec![dash_ops::pg::free_port()];
+    let mut ports = vec![dash_pg::free_port()];
     while ports.len() < 2 {
-        let p = dash_ops::pg::free_port();
+        let p = dash_pg::free_port();
         if !ports.contains(&p) {
             ports.push(p);
         }
@@ -335,7 +335,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
     let _ = server.await;
     let final_cluster = LocalCluster::open(&home)?;
     tokio::task::block_in_place(|| final_cluster.stop_all(&|_| {}));
-    let report = ChaosReport::new(args.scenario, !args.asynchronous, rounds);
+    let report = ChaosReport::new(Scenario::from(args.scenario), !args.asynchronous, rounds);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

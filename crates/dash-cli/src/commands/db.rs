@@ -1,11 +1,11 @@
 //! `dash db ...`: the runbook's database procedures. Arguments and exit codes
-//! live here; every step is done (and rendered) by `dash_ops::runbook`.
+//! live here; every step is done (and rendered) by `dash_runbook`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use dash_ops::runbook::{
+use dash_runbook::{
     self, admin, backup, backups, connections, diagnose, exit, restore, status, verify, ApiFlags,
     RunbookError, Target,
 };
@@ -255,7 +255,7 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
-    use dash_ops::cluster::control::RequestKind;
+    use dash_ha::control::RequestKind;
     match cmd {
         DbCommand::Failover(a) => super::failover::run(RequestKind::Failover, a).await,
         DbCommand::Switchover(a) => super::failover::run(RequestKind::Switchover, a).await,
@@ -373,7 +373,7 @@ pub fn finish(result: Result<u8, RunbookError>) -> anyhow::Result<u8> {
         Ok(code) => Ok(code),
         Err(e) if e.is_refusal() => {
             eprintln!("dash: refused: {e}");
-            Ok(runbook::exit::REFUSED)
+            Ok(dash_runbook::exit::REFUSED)
         }
         Err(e) if e.is_usage() => Err(UsageError(e.to_string()).into()),
         Err(e) => Err(e.into()),

@@ -5,9 +5,9 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use dash_ops::cluster::control::{self, Outcome, Request, RequestKind};
-use dash_ops::cluster::supervisor::{Supervisor, SupervisorLock};
-use dash_ops::cluster::{LocalCluster, Topology};
+use dash_ha::control::{self, Outcome, Request, RequestKind};
+use dash_ha::supervisor::{Supervisor, SupervisorLock};
+use dash_ha::{LocalCluster, Topology};
 
 use super::{dash_home, EXIT_OK};
 

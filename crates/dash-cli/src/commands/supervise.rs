@@ -4,8 +4,8 @@ use super::{dash_home, serve::init_tracing, serve::shutdown_signal, EXIT_OK};
 
 pub async fn run() -> anyhow::Result<u8> {
     init_tracing(false);
-    let cluster = dash_ops::cluster::LocalCluster::open(&dash_home())?;
-    let supervisor = dash_ops::cluster::supervisor::Supervisor::new(cluster)?;
+    let cluster = dash_ha::LocalCluster::open(&dash_home())?;
+    let supervisor = dash_ha::supervisor::Supervisor::new(cluster)?;
     supervisor.run(shutdown_signal()).await;
     Ok(EXIT_OK)
 }

@@ -3,8 +3,8 @@
 //! the URLs, and on Ctrl-C stops them in order: supervisor, API, nodes.
 
 use anyhow::Context;
-use dash_ops::cluster::supervisor::Supervisor;
-use dash_ops::cluster::{ClusterOptions, LocalCluster, Topology};
+use dash_ha::supervisor::Supervisor;
+use dash_ha::{ClusterOptions, LocalCluster, Topology};
 
 use super::{dash_home, serve::init_tracing, serve::shutdown_signal, settings, EXIT_OK};
 use crate::cli::UpArgs;

@@ -1,8 +1,8 @@
 //! `dash verify`: the runbook's Recovery Verification, done by
-//! `dash_ops::runbook::recovery`.
+//! `dash_runbook::recovery`.
 
 use clap::Args;
-use dash_ops::runbook::recovery;
+use dash_runbook::recovery;
 
 use super::db::{emit, finish, target, Common};
 

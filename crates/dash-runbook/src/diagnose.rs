@@ -1,0 +1,334 @@
+//! `dash db diagnose`: reads the same signals as `status`, watches failing
+//! nodes for a short re-probe window, samples the API's metrics twice, and
+//! names the situation: healthy or one of the runbook's scenarios 1 to 4,
+//! with its evidence and the exact `dash` command that fixes it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::api::ApiClient;
+use super::classify::classify;
+use super::connections::{idle_in_transaction, Session};
+use super::deep::{amcheck, Amcheck};
+use super::metrics::ApiMetrics;
+use super::output::duration;
+use super::probe::{probe, NodeProbe, NodeRole};
+use super::session;
+use super::status::{self, StatusReport};
+use super::Target;
+use dash_ha::Role;
+
+/// How often failing nodes are re-probed inside the window.
+const REPROBE_EVERY: Duration = Duration::from_millis(250);
+/// Least time between the two metrics samples (counters must have a chance to move).
+const METRICS_GAP: Duration = Duration::from_secs(1);
+
+/// The situations diagnose can name, each with its own exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Situation {
+    Healthy,
+    /// Scenario 1: a temporary connection issue (or a node that needs a restart).
+    TransientConnection,
+    /// Scenario 2: data corruption.
+    Corruption,
+    /// Scenario 3: the primary is lost and a replica can be promoted.
+    PrimaryLost,
+    /// Scenario 4: connection pool exhaustion.
+    PoolExhaustion,
+}
+
+impl Situation {
+    /// 0 healthy, 10 × the scenario number otherwise.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Situation::Healthy => 0,
+            Situation::TransientConnection => 10,
+            Situation::Corruption => 20,
+            Situation::PrimaryLost => 30,
+            Situation::PoolExhaustion => 40,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Situation::Healthy => "healthy",
+            Situation::TransientConnection => "scenario 1: connection issue",
+            Situation::Corruption => "scenario 2: database corruption",
+            Situation::PrimaryLost => "scenario 3: primary lost, a replica can be promoted",
+            Situation::PoolExhaustion => "scenario 4: connection pool exhaustion",
+        }
+    }
+
+    /// Which finding wins when several are present: the one whose fix also
+    /// removes the others' symptoms.
+    pub(crate) fn rank(self) -> u8 {
+        match self {
+            Situation::PrimaryLost => 0,
+            Situation::Corruption => 1,
+            Situation::PoolExhaustion => 2,
+            Situation::TransientConnection => 3,
+            Situation::Healthy => 4,
+        }
+    }
+}
+
+/// One situation with its evidence and the commands that fix it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub situation: Situation,
+    pub evidence: Vec<String>,
+    pub fix: Vec<String>,
+}
+
+/// `dash db diagnose` options.
+#[derive(Debug, Clone)]
+pub struct DiagnoseOptions {
+    /// How long a failing node is watched before it counts as down.
+    pub window: Duration,
+    /// Run amcheck on every index and table.
+    pub deep: bool,
+    /// Idle-in-transaction sessions older than this are evidence of scenario 4.
+    pub idle_threshold: Duration,
+    /// Sessions above this share of `max_connections` are evidence of scenario 4.
+    pub connection_ratio: f64,
+}
+
+impl Default for DiagnoseOptions {
+    fn default() -> Self {
+        DiagnoseOptions {
+            window: Duration::from_secs(5),
+            deep: false,
+            idle_threshold: Duration::from_secs(300),
+            connection_ratio: 0.8,
+        }
+    }
+}
+
+/// Everything classification reads (no I/O: unit-testable).
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// The first probe of every node.
+    pub first: Vec<NodeProbe>,
+    /// The last probe of every node (same order).
+    pub last: Vec<NodeProbe>,
+    /// Nodes that failed at first and answered within the window: after how long.
+    pub recovered_after: BTreeMap<String, Duration>,
+    pub window: Duration,
+    pub metrics_before: Option<ApiMetrics>,
+    pub metrics_after: Option<ApiMetrics>,
+    pub metrics_gap: Duration,
+    /// Idle-in-transaction sessions on the primary older than `idle_threshold`.
+    pub idle_in_transaction: Vec<Session>,
+    pub idle_threshold: Duration,
+    pub connection_ratio: f64,
+    pub amcheck: Option<Amcheck>,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    pub situation: Situation,
+    pub exit_code: u8,
+    pub title: String,
+    pub evidence: Vec<String>,
+    pub fix: Vec<String>,
+    /// Lesser findings present at the same time.
+    pub also: Vec<Finding>,
+    /// Things diagnose could not check.
+    pub notes: Vec<String>,
+    pub observed_seconds: f64,
+    pub amcheck: Option<Amcheck>,
+    pub status: StatusReport,
+}
+
+impl Diagnosis {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "Diagnosis: {} (exit {})\n",
+            self.title.to_uppercase(),
+            self.exit_code
+        );
+        if !self.evidence.is_empty() {
+            out.push_str("\nEvidence:\n");
+            for e in &self.evidence {
+                out.push_str(&format!("  - {e}\n"));
+            }
+        }
+        if !self.fix.is_empty() {
+            out.push_str("\nFix:\n");
+            for f in &self.fix {
+                out.push_str(&format!("  $ {f}\n"));
+            }
+        }
+        for f in &self.also {
+            out.push_str(&format!("\nAlso seen: {}\n", f.situation.title()));
+            for e in &f.evidence {
+                out.push_str(&format!("  - {e}\n"));
+            }
+            for c in &f.fix {
+                out.push_str(&format!("  $ {c}\n"));
+            }
+        }
+        if let Some(a) = &self.amcheck {
+            out.push_str(&match &a.unavailable {
+                Some(why) => format!("\namcheck: could not run: {why}\n"),
+                None => format!(
+                    "\namcheck: {} indexes and {} tables checked, {} problem(s)\n",
+                    a.indexes_checked,
+                    a.tables_checked,
+                    a.failures.len()
+                ),
+            });
+        }
+        for n in &self.notes {
+            out.push_str(&format!("note: {n}\n"));
+        }
+        out.push_str(&format!(
+            "\nObserved for {}. The runbook: docs/runbooks/DATABASE_FAILOVER.md\n\n\
+             Signals at the end of the observation (as `dash db status` shows them):\n",
+            duration(Duration::from_secs_f64(self.observed_seconds))
+        ));
+        out.push_str(&self.status.render());
+        out
+    }
+}
+
+/// Observes the target and names the situation.
+pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
+    let started = Instant::now();
+    let first = status::gather(target).await;
+    let mut notes = Vec::new();
+    let mut last = first.nodes.clone();
+    let mut recovered_after = BTreeMap::new();
+
+    let mut pending: Vec<usize> = (0..last.len())
+        .filter(|&i| !last[i].reachable() && last[i].recorded_role != Some(Role::Fenced))
+        .collect();
+    let deadline = started + opts.window;
+    while !pending.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(REPROBE_EVERY).await;
+        let probes = futures::future::join_all(
+            pending
+                .iter()
+                .map(|&i| probe(&target.settings, &target.nodes[i])),
+        )
+        .await;
+        for (&i, p) in pending.iter().zip(probes) {
+            if p.reachable() {
+                recovered_after.insert(p.name.clone(), started.elapsed());
+            }
+            last[i] = p;
+        }
+        pending.retain(|&i| !last[i].reachable());
+    }
+
+    let api = ApiClient::new(target.api.clone());
+    let metrics_after = match &first.api.metrics {
+        Some(_) => {
+            let gap_end = started + METRICS_GAP;
+            tokio::time::sleep_until(gap_end.into()).await;
+            api.metrics().await.ok()
+        }
+        None => None,
+    };
+    let metrics_gap = started.elapsed();
+    if first.api.metrics.is_none() {
+        notes.push(format!(
+            "the API's metrics ({}) were not readable: pool signals not checked ({})",
+            target.api.metrics_url,
+            first.api.error.clone().unwrap_or_default()
+        ));
+    }
+
+    let mut idle = Vec::new();
+    let mut deep = None;
+    let primary = last
+        .iter()
+        .find(|n| n.reachable() && n.role == Some(NodeRole::Primary))
+        .and_then(|p| target.nodes.iter().find(|n| n.name == p.name));
+    match primary {
+        Some(node) => {
+            match session::connect(&target.settings, &node.address, &target.settings.dbname).await {
+                Ok(client) => {
+                    match idle_in_transaction(&client, opts.idle_threshold).await {
+                        Ok(s) => idle = s,
+                        Err(e) => notes.push(format!("idle-in-transaction sessions not read: {e}")),
+                    }
+                    if opts.deep {
+                        deep = Some(amcheck(&client).await);
+                    }
+                }
+                Err(e) => notes.push(format!(
+                    "could not open a session on the primary {}: {}",
+                    node.name,
+                    super::probe::error_chain(&e)
+                )),
+            }
+        }
+        None if opts.deep => notes.push("--deep: no writable primary to run amcheck on".into()),
+        None => {}
+    }
+
+    let signals = Signals {
+        first: first.nodes.clone(),
+        last: last.clone(),
+        recovered_after,
+        window: opts.window,
+        metrics_before: first.api.metrics.clone(),
+        metrics_after: metrics_after.clone(),
+        metrics_gap,
+        idle_in_transaction: idle,
+        idle_threshold: opts.idle_threshold,
+        connection_ratio: opts.connection_ratio,
+        amcheck: deep.clone(),
+    };
+    let mut findings = classify(&signals);
+    let mut api_pool = first.api.clone();
+    if let Some(m) = metrics_after {
+        api_pool.metrics = Some(m);
+    }
+    let status = status::judge(target, last, api_pool);
+    let observed_seconds = started.elapsed().as_secs_f64();
+    if findings.is_empty() {
+        return Diagnosis {
+            situation: Situation::Healthy,
+            exit_code: Situation::Healthy.exit_code(),
+            title: Situation::Healthy.title().into(),
+            evidence: vec![healthy_line(&status)],
+            fix: Vec::new(),
+            also: Vec::new(),
+            notes,
+            observed_seconds,
+            amcheck: deep,
+            status,
+        };
+    }
+    let main = findings.remove(0);
+    Diagnosis {
+        situation: main.situation,
+        exit_code: main.situation.exit_code(),
+        title: main.situation.title().into(),
+        evidence: main.evidence,
+        fix: main.fix,
+        also: findings,
+        notes,
+        observed_seconds,
+        amcheck: deep,
+        status,
+    }
+}
+
+fn healthy_line(status: &StatusReport) -> String {
+    let up = status.nodes.iter().filter(|n| n.reachable()).count();
+    match status.primary() {
+        Some(p) => format!(
+            "primary {} answers; {up} of {} nodes answer; no checksum failures, no pool pressure",
+            p.name,
+            status.nodes.len()
+        ),
+        None => format!("{up} of {} nodes answer", status.nodes.len()),
+    }
+}
