@@ -1,5 +1,5 @@
-# Dash: one image for the API (`dash serve`, the default), the backup CronJob
-# (`dash db backup`) and the operator CLI (`kubectl exec ... -- dash db status`).
+# Dash: one image for the API (`dashctl serve`, the default), the backup CronJob
+# (`dashctl db backup`) and the operator CLI (`kubectl exec ... -- dashctl db status`).
 #
 #   docker build -t dash:0.1.0 .
 #
@@ -17,13 +17,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p dash-cli \
-    && install -D -m 0755 target/release/dash /out/dash
+    && install -D -m 0755 target/release/dashctl /out/dash
 
 # --- runtime -----------------------------------------------------------------
 FROM debian:bookworm-slim
 # curl and nc: the runbook runs them inside the dash-api pod
 # (`curl localhost:9090/metrics`, `nc -zv postgres 5432`).
-# postgresql-client-15: pg_dump / pg_restore for `dash db backup`,
+# postgresql-client-15: pg_dump / pg_restore for `dashctl db backup`,
 # `verify-backup` and `restore` (and psql for an operator); a client at least
 # as new as the server (PostgreSQL 15).
 RUN apt-get update \
@@ -35,7 +35,7 @@ RUN apt-get update \
 RUN groupadd --system --gid 10001 dash \
     && useradd --system --uid 10001 --gid dash --home-dir /home/dash --create-home --shell /usr/sbin/nologin dash
 
-COPY --from=build /out/dash /usr/local/bin/dash
+COPY --from=build /out/dashctl /usr/local/bin/dashctl
 
 ENV DASH_BIND=0.0.0.0 \
     DASH_API_PORT=3001 \
@@ -46,5 +46,5 @@ USER 10001:10001
 WORKDIR /home/dash
 # 3001: REST API, /health, /ready, /livez, dashboard. 9090: /metrics.
 EXPOSE 3001 9090
-ENTRYPOINT ["dash"]
+ENTRYPOINT ["dashctl"]
 CMD ["serve"]

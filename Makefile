@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: deps build fmt lint test up
+.PHONY: deps build fmt lint test up install
 
 ## deps: install the PostgreSQL server binaries when absent (apt-get; uses sudo when not root)
 deps:
@@ -28,3 +28,7 @@ test: deps lint
 ## up: deps, then the local platform (PostgreSQL primary + replica, API, supervisor)
 up: deps
 	$(CARGO) run --release -p dash-cli -- up
+
+## install: put `dashctl` on PATH (cargo install into ~/.cargo/bin, or $(PREFIX)/bin when PREFIX is set)
+install:
+	$(CARGO) install --locked --path crates/dash-cli $(if $(PREFIX),--root $(PREFIX))

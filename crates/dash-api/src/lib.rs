@@ -1,6 +1,6 @@
 //! Dash's HTTP surface: the REST API, health endpoints, the dashboard, and
 //! the Prometheus metrics listener. `App::build` is the one start-up path,
-//! used by `dash serve` and by every test.
+//! used by `dashctl serve` and by every test.
 
 pub mod auth;
 pub mod background;

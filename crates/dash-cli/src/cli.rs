@@ -1,4 +1,4 @@
-//! The command line, as `dash --help` shows it.
+//! The command line, as `dashctl --help` shows it.
 
 use clap::{Parser, Subcommand};
 
@@ -8,7 +8,7 @@ const EXIT_CODES: &str = "Exit codes:
   2  bad usage or configuration (clap errors, invalid environment variables)";
 
 #[derive(Debug, Parser)]
-#[command(name = "dash", version, about = "Dash: a control plane for fleets of AI agents whose database tier survives failure", after_help = EXIT_CODES)]
+#[command(name = "dashctl", version, about = "Dash: a control plane for fleets of AI agents whose database tier survives failure", after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -16,7 +16,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole platform locally: a PostgreSQL primary and streaming replica(s) under $DASH_HOME (default ./.dash), the API, and the failover supervisor. Ctrl-C stops everything; a second `dash up` reuses the data.
+    /// Run the whole platform locally: a PostgreSQL primary and streaming replica(s) under $DASH_HOME (default ./.dash), the API, and the failover supervisor. Ctrl-C stops everything; a second `dashctl up` reuses the data.
     #[command(after_help = "Exit codes:
   0  stopped cleanly (Ctrl-C or SIGTERM)
   1  failed: the error and its causes are printed

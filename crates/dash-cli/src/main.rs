@@ -1,4 +1,4 @@
-//! The `dash` binary: parse the command line, set up logging, run the command.
+//! The `dashctl` binary: parse the command line, set up logging, run the command.
 
 mod cli;
 mod commands;
@@ -10,14 +10,14 @@ fn main() -> std::process::ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("dash: cannot start the async runtime: {e}");
+            eprintln!("dashctl: cannot start the async runtime: {e}");
             return std::process::ExitCode::from(commands::EXIT_FAILURE);
         }
     };
     match runtime.block_on(commands::run(args)) {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
-            eprintln!("dash: error: {e}");
+            eprintln!("dashctl: error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }

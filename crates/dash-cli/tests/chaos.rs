@@ -1,11 +1,11 @@
-//! `dash chaos` end to end: a private cluster with synchronous replication,
+//! `dashctl chaos` end to end: a private cluster with synchronous replication,
 //! real faults, and the correctness figures asserted exactly. Timings are
 //! checked only against generous bounds.
 
 use std::process::Command;
 
 fn chaos(scenario: &str, rounds: u32) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_dash"))
+    let out = Command::new(env!("CARGO_BIN_EXE_dashctl"))
         .args([
             "chaos",
             scenario,
@@ -17,11 +17,11 @@ fn chaos(scenario: &str, rounds: u32) -> serde_json::Value {
         ])
         .env("DASH_LOG", "error")
         .output()
-        .expect("run dash chaos");
+        .expect("run dashctl chaos");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "dash chaos {scenario} failed ({}):\n{stdout}\n{}",
+        "dashctl chaos {scenario} failed ({}):\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );

@@ -1,5 +1,5 @@
-//! The real `dash` binary against real PostgreSQL and the real API: exit
-//! codes and output of `dash db ...` and `dash verify`, including the
+//! The real `dashctl` binary against real PostgreSQL and the real API: exit
+//! codes and output of `dashctl db ...` and `dashctl verify`, including the
 //! refusal to change anything without a terminal unless `--yes`.
 
 use std::path::Path;
@@ -63,7 +63,7 @@ impl Env {
 
     /// Runs `dash ARGS` with a clean environment and no terminal on stdin.
     async fn dash(&self, args: &[&str]) -> Out {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dash"))
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dashctl"))
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -176,7 +176,7 @@ async fn status_and_diagnose_exit_codes() {
     assert!(
         d["fix"]
             .to_string()
-            .contains("dash db terminate --idle-in-transaction --older-than 1s"),
+            .contains("dashctl db terminate --idle-in-transaction --older-than 1s"),
         "{d}"
     );
 
@@ -237,7 +237,7 @@ async fn status_and_diagnose_exit_codes() {
     assert!(o.stdout.contains("refused"), "{}", show(&o));
     let o = env.dash(&["db", "diagnose", "--window", "300ms"]).await;
     assert_eq!(o.code, 10, "{}", show(&o));
-    assert!(o.stdout.contains("dash db status"), "{}", show(&o));
+    assert!(o.stdout.contains("dashctl db status"), "{}", show(&o));
     let o = env.dash(&["db", "connections"]).await;
     assert_eq!(o.code, 1, "{}", show(&o));
     assert!(o.stderr.contains("no writable primary"), "{}", show(&o));
@@ -329,7 +329,7 @@ async fn backups_restore_pool_and_verify_through_the_binary() {
     assert_eq!(o.code, 4, "{}", show(&o));
     assert!(o.stderr.contains("sha256"), "{}", show(&o));
 
-    // The API gone: dash verify fails with 3 and names each failed check.
+    // The API gone: dashctl verify fails with 3 and names each failed check.
     env.api = CLOSED.into();
     env.metrics = format!("{CLOSED}/metrics");
     let o = env.dash(&["verify"]).await;
@@ -346,7 +346,7 @@ fn help_documents_exit_codes() {
         &["db", "restore", "--help"],
         &["verify", "--help"],
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dash"))
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashctl"))
             .args(cmd)
             .output()
             .unwrap();
@@ -356,12 +356,12 @@ fn help_documents_exit_codes() {
             "{cmd:?}: {text}"
         );
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dash"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashctl"))
         .args(["db", "diagnose", "--help"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for code in ["10", "20", "30", "40", "dash db failover"] {
+    for code in ["10", "20", "30", "40", "dashctl db failover"] {
         assert!(text.contains(code), "{code}: {text}");
     }
 }

@@ -1,4 +1,4 @@
-//! `dash db switchover` and `dash db failover` against a real two-node
+//! `dashctl db switchover` and `dashctl db failover` against a real two-node
 //! cluster with no supervisor running (the command acts as one, once).
 
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ fn cluster() -> Cluster {
 }
 
 fn dash(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dash"))
+    Command::new(env!("CARGO_BIN_EXE_dashctl"))
         .args(args)
         .env("DASH_HOME", home)
         .env("DASH_LOG", "error")

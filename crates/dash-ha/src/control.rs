@@ -1,5 +1,5 @@
-//! Operator requests to the supervisor: `dash db failover` and
-//! `dash db switchover` hand their request to whichever supervisor holds the
+//! Operator requests to the supervisor: `dashctl db failover` and
+//! `dashctl db switchover` hand their request to whichever supervisor holds the
 //! cluster (a file in `$DASH_HOME/control/`), so only one process ever acts
 //! on the cluster, and wait for its answer.
 

@@ -1,4 +1,4 @@
-//! The local HA cluster that `dash up` runs: its recorded topology, the
+//! The local HA cluster that `dashctl up` runs: its recorded topology, the
 //! supervisor that fails it over, and the operations on its nodes.
 
 pub mod control;

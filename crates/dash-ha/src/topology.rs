@@ -55,7 +55,7 @@ pub struct Topology {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
-    #[error("no cluster recorded at {0} (run `dash up` first)")]
+    #[error("no cluster recorded at {0} (run `dashctl up` first)")]
     Missing(PathBuf),
     #[error("cannot read {path}: {source}")]
     Read {
@@ -134,7 +134,7 @@ impl Topology {
     }
 
     /// Database settings that list every node, primary first, then replicas,
-    /// then fenced nodes: what `dash serve` and `dash db` use beside `dash up`.
+    /// then fenced nodes: what `dashctl serve` and `dashctl db` use beside `dashctl up`.
     /// A long-running API keeps this list, so it must include the nodes that
     /// may be primary later; a fenced node is down or a standby (it starts
     /// only with `standby.signal`), so the pool never writes to it.
@@ -252,6 +252,6 @@ mod tests {
     fn missing_record_says_run_dash_up() {
         let dir = tempfile::tempdir().unwrap();
         let e = Topology::load(dir.path()).unwrap_err();
-        assert!(e.to_string().contains("dash up"), "{e}");
+        assert!(e.to_string().contains("dashctl up"), "{e}");
     }
 }

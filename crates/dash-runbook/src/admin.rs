@@ -11,7 +11,7 @@ use super::api::ApiClient;
 use super::confirm::confirm;
 use super::{exit, RunbookError, Target};
 
-/// `dash db pool`.
+/// `dashctl db pool`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolReport {
     pub api_url: String,
@@ -127,7 +127,7 @@ pub async fn pool(
     })
 }
 
-/// `dash db maintenance`.
+/// `dashctl db maintenance`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MaintenanceReport {
     pub api_url: String,

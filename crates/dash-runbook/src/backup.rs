@@ -92,7 +92,7 @@ pub(crate) async fn count_rows(
     Ok(counts)
 }
 
-/// `dash db backup` options.
+/// `dashctl db backup` options.
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
     pub dir: PathBuf,

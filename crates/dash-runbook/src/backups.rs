@@ -1,4 +1,4 @@
-//! `dash db backups` and retention: the dumps in the backup directory with
+//! `dashctl db backups` and retention: the dumps in the backup directory with
 //! their size, age, checksum state and last verification; `--keep N`
 //! deletes the oldest dumps Dash made, never anything else.
 
@@ -25,11 +25,11 @@ pub struct BackupEntry {
     pub verified: String,
     pub verified_at: Option<DateTime<Utc>>,
     pub latest: bool,
-    /// Made by `dash db backup` (has a manifest): subject to `--keep`.
+    /// Made by `dashctl db backup` (has a manifest): subject to `--keep`.
     pub managed: bool,
 }
 
-/// `dash db backups`.
+/// `dashctl db backups`.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupList {
     pub dir: PathBuf,
@@ -43,7 +43,7 @@ impl BackupList {
     pub fn render(&self) -> String {
         let mut out = format!("Backups in {}\n", self.dir.display());
         if self.backups.is_empty() {
-            out.push_str("  none (make one with `dash db backup`)\n");
+            out.push_str("  none (make one with `dashctl db backup`)\n");
         } else {
             let mut t = Table::new(&["FILE", "SIZE", "AGE", "CHECKSUM", "VERIFIED", "LATEST"]);
             for b in &self.backups {

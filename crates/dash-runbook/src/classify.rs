@@ -11,7 +11,7 @@ use dash_ha::Role;
 /// A node slower than this to connect and answer one query is a transient issue.
 const SLOW_MILLIS: f64 = 1000.0;
 /// The runbook's own wait before re-checking a transient issue.
-const RUNBOOK_WAIT: &str = "sleep 30 && dash db status";
+const RUNBOOK_WAIT: &str = "sleep 30 && dashctl db status";
 
 /// Every situation present, most important first; empty means healthy.
 pub fn classify(s: &Signals) -> Vec<Finding> {
@@ -125,10 +125,10 @@ fn no_primary(s: &Signals, down: &[&NodeProbe]) -> Finding {
                 evidence,
                 fix: vec![
                     format!(
-                        "dash db failover   # fences the old primary, promotes {} (the most advanced replica), re-points the API",
+                        "dashctl db failover   # fences the old primary, promotes {} (the most advanced replica), re-points the API",
                         best.name
                     ),
-                    "dash verify".into(),
+                    "dashctl verify".into(),
                 ],
             }
         }
@@ -138,9 +138,9 @@ fn no_primary(s: &Signals, down: &[&NodeProbe]) -> Finding {
                 situation: Situation::TransientConnection,
                 evidence,
                 fix: vec![
-                    "kubectl rollout restart statefulset/postgres -n dash   # or restart `dash up`; the database is down".into(),
+                    "kubectl rollout restart statefulset/postgres -n dash   # or restart `dashctl up`; the database is down".into(),
                     RUNBOOK_WAIT.into(),
-                    "dash verify".into(),
+                    "dashctl verify".into(),
                 ],
             }
         }
@@ -170,10 +170,10 @@ fn corruption(s: &Signals) -> Option<Finding> {
         situation: Situation::Corruption,
         evidence,
         fix: vec![
-            "dash db backups   # pick the newest dump whose VERIFIED column says ok".into(),
-            "dash db verify-backup FILE".into(),
-            "dash db restore FILE --stop-writes".into(),
-            "dash verify".into(),
+            "dashctl db backups   # pick the newest dump whose VERIFIED column says ok".into(),
+            "dashctl db verify-backup FILE".into(),
+            "dashctl db restore FILE --stop-writes".into(),
+            "dashctl verify".into(),
         ],
     })
 }
@@ -272,16 +272,18 @@ fn exhaustion(
         return None;
     }
     let mut fix = vec![
-        "dash db connections   # who holds the connections".to_string(),
+        "dashctl db connections   # who holds the connections".to_string(),
         format!(
-            "dash db terminate --idle-in-transaction --older-than {}",
+            "dashctl db terminate --idle-in-transaction --older-than {}",
             flag_duration(s.idle_threshold)
         ),
     ];
     if grow_pool && !near_limit {
         let current = m.and_then(|m| m.pool_max_size).unwrap_or(20.0) as usize;
         let size = (current * 2).max(current + 5).min(1000);
-        fix.push(format!("dash db pool --size {size}   # live, no restart"));
+        fix.push(format!(
+            "dashctl db pool --size {size}   # live, no restart"
+        ));
     }
     Some(Finding {
         situation: Situation::PoolExhaustion,
@@ -355,7 +357,7 @@ fn transient(s: &Signals, primary: &NodeProbe, down: &[&NodeProbe]) -> Option<Fi
         ));
     }
     fix.push(RUNBOOK_WAIT.into());
-    fix.push("dash db diagnose   # re-check; restart the database if it recurs".into());
+    fix.push("dashctl db diagnose   # re-check; restart the database if it recurs".into());
     Some(Finding {
         situation: Situation::TransientConnection,
         evidence,

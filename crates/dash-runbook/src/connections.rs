@@ -86,7 +86,7 @@ async fn sessions(
         .collect())
 }
 
-/// `dash db connections`.
+/// `dashctl db connections`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectionsReport {
     pub node: String,
@@ -235,7 +235,7 @@ pub struct Ended {
     pub note: String,
 }
 
-/// `dash db terminate --idle-in-transaction`.
+/// `dashctl db terminate --idle-in-transaction`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TerminateReport {
     pub node: String,
@@ -339,7 +339,7 @@ pub async fn terminate(
         .collect())
 }
 
-/// `dash db connections`: the sessions on the target's primary.
+/// `dashctl db connections`: the sessions on the target's primary.
 pub async fn show(
     target: &Target,
     show_queries: bool,
@@ -349,7 +349,7 @@ pub async fn show(
     connections(&p.client, &p.host.to_string(), show_queries, limit).await
 }
 
-/// `dash db terminate --idle-in-transaction --older-than D`: lists the
+/// `dashctl db terminate --idle-in-transaction --older-than D`: lists the
 /// sessions, asks, ends them, and reports each one.
 pub async fn run_terminate(
     target: &Target,

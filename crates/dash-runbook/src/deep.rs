@@ -1,4 +1,4 @@
-//! `dash db diagnose --deep`: `amcheck` over the database. Every B-tree index
+//! `dashctl db diagnose --deep`: `amcheck` over the database. Every B-tree index
 //! is checked with `bt_index_check(index, heapallindexed => true)` (which
 //! also reads every heap page, so a page with a bad checksum shows up), and
 //! every table with `verify_heapam` where the server has it (PostgreSQL 14+).

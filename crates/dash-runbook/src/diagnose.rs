@@ -1,7 +1,7 @@
-//! `dash db diagnose`: reads the same signals as `status`, watches failing
+//! `dashctl db diagnose`: reads the same signals as `status`, watches failing
 //! nodes for a short re-probe window, samples the API's metrics twice, and
 //! names the situation: healthy or one of the runbook's scenarios 1 to 4,
-//! with its evidence and the exact `dash` command that fixes it.
+//! with its evidence and the exact `dashctl` command that fixes it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -83,7 +83,7 @@ pub struct Finding {
     pub fix: Vec<String>,
 }
 
-/// `dash db diagnose` options.
+/// `dashctl db diagnose` options.
 #[derive(Debug, Clone)]
 pub struct DiagnoseOptions {
     /// How long a failing node is watched before it counts as down.
@@ -188,7 +188,7 @@ impl Diagnosis {
         }
         out.push_str(&format!(
             "\nObserved for {}. The runbook: docs/runbooks/DATABASE_FAILOVER.md\n\n\
-             Signals at the end of the observation (as `dash db status` shows them):\n",
+             Signals at the end of the observation (as `dashctl db status` shows them):\n",
             duration(Duration::from_secs_f64(self.observed_seconds))
         ));
         out.push_str(&self.status.render());

@@ -36,7 +36,9 @@ pub enum RunbookError {
     Tool(String),
     #[error("the API at {url}: {message}")]
     Api { url: String, message: String },
-    #[error("no backup at {0} (make one with `dash db backup`, or pass --dir / DASH_BACKUP_DIR)")]
+    #[error(
+        "no backup at {0} (make one with `dashctl db backup`, or pass --dir / DASH_BACKUP_DIR)"
+    )]
     NoBackup(PathBuf),
     #[error("{0}")]
     Invalid(String),

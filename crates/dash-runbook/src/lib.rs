@@ -1,5 +1,5 @@
 //! The runbook as code: every step of `spec/DATABASE_FAILOVER.md` as a
-//! checked procedure behind a `dash db` command. Each submodule gathers its
+//! checked procedure behind a `dashctl db` command. Each submodule gathers its
 //! evidence, does its step safely, and returns a report that renders as a
 //! table or serializes to JSON.
 //!
@@ -36,7 +36,7 @@ pub mod verify;
 pub use error::RunbookError;
 pub use target::{ApiEndpoint, ApiFlags, NodeTarget, Target};
 
-/// Exit codes shared by the `dash db` commands (diagnose adds its own).
+/// Exit codes shared by the `dashctl db` commands (diagnose adds its own).
 pub mod exit {
     /// Success: the step was done and checked, or the system is healthy.
     pub const OK: u8 = 0;
@@ -50,6 +50,6 @@ pub mod exit {
     /// A guard rail refused: no terminal and no `--yes`, an answer other than
     /// yes, or writers connected during a restore without `--stop-writes`.
     pub const REFUSED: u8 = 4;
-    /// `dash db status`: no writable primary answers.
+    /// `dashctl db status`: no writable primary answers.
     pub const NO_PRIMARY: u8 = 5;
 }

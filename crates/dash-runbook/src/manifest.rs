@@ -32,7 +32,7 @@ pub struct Manifest {
     pub tables: BTreeMap<String, i64>,
     /// The last `verify-backup` of this dump.
     pub verification: Option<Verification>,
-    /// Not made by `dash db backup` (recorded by `verify-backup`): never
+    /// Not made by `dashctl db backup` (recorded by `verify-backup`): never
     /// deleted by `--keep`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub foreign: bool,

@@ -1,4 +1,4 @@
-//! Recovery Verification (`dash verify`): `/health`, `/ready`, the metrics
+//! Recovery Verification (`dashctl verify`): `/health`, `/ready`, the metrics
 //! (present, `pg_up 1`), and a create/read/delete smoke test through the API
 //! that cleans up after itself. Each check is reported with its result.
 
@@ -116,7 +116,7 @@ pub async fn verify(endpoint_cfg: &ApiEndpoint) -> VerifyReport {
 /// Create, read and delete a swarm; the swarm is deleted even when a step fails.
 async fn smoke(api: &ApiClient) -> Vec<Check> {
     let name = format!("dash-verify-{:08x}", rand::random::<u32>());
-    let body = json!({ "name": name, "strategy": "parallel", "task": "dash verify smoke test" });
+    let body = json!({ "name": name, "strategy": "parallel", "task": "dashctl verify smoke test" });
     let created = match api
         .call(Method::POST, "/api/v1/swarms", Some(body), true)
         .await

@@ -1,4 +1,4 @@
-//! `dash db restore`: replace the database's contents with a dump, with guard
+//! `dashctl db restore`: replace the database's contents with a dump, with guard
 //! rails. It refuses a corrupt dump, refuses while the API has writers
 //! connected unless told to stop them (`--stop-writes` puts the API into
 //! read-only maintenance mode), asks first, restores in one transaction (all
@@ -26,7 +26,7 @@ const DRAIN: Duration = Duration::from_secs(15);
 /// restore fail (and change nothing) instead of hanging.
 const LOCK_TIMEOUT: &str = "30s";
 
-/// `dash db restore` options.
+/// `dashctl db restore` options.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
     /// The dump (already resolved: symlinks followed).
@@ -80,7 +80,7 @@ impl RestoreReport {
             "maintenance mode: {}\n",
             match (self.stopped_writes, self.maintenance_lifted) {
                 (true, Some(true)) => "was on for the restore, now lifted",
-                (true, _) => "STILL ON: lift it with `dash db maintenance off --yes`",
+                (true, _) => "STILL ON: lift it with `dashctl db maintenance off --yes`",
                 (false, _) => "not used",
             }
         ));
@@ -140,7 +140,7 @@ pub async fn restore(
     if checksum == "mismatch" {
         return Err(RunbookError::Refused(format!(
             "{} does not match its recorded sha256: it is corrupt or changed; pick another dump \
-             (`dash db backups`) and check it with `dash db verify-backup FILE`",
+             (`dashctl db backups`) and check it with `dashctl db verify-backup FILE`",
             file.display()
         )));
     }
@@ -150,7 +150,7 @@ pub async fn restore(
         Some(m) => match &m.verification {
             Some(v) if v.ok => {}
             Some(_) => notes.push("this dump FAILED its last verify-backup".into()),
-            None => notes.push("this dump was never verified (`dash db verify-backup`)".into()),
+            None => notes.push("this dump was never verified (`dashctl db verify-backup`)".into()),
         },
     }
 
@@ -218,7 +218,7 @@ pub async fn restore(
     )?;
 
     if must_stop {
-        api.set_maintenance(true, &format!("dash db restore {}", file.display()))
+        api.set_maintenance(true, &format!("dashctl db restore {}", file.display()))
             .await?;
         eprintln!(
             "maintenance mode on: the API refuses writes (503 maintenance), reads keep working"
@@ -230,14 +230,15 @@ pub async fn restore(
         false => None,
     };
     if lifted == Some(false) {
-        notes.push("could not lift maintenance mode: run `dash db maintenance off --yes`".into());
+        notes
+            .push("could not lift maintenance mode: run `dashctl db maintenance off --yes`".into());
     }
     let tables = match outcome {
         Ok(t) => t,
         Err(e) => {
             let state = match lifted {
                 Some(true) => "maintenance mode was lifted",
-                Some(false) => "maintenance mode is STILL ON (`dash db maintenance off --yes`)",
+                Some(false) => "maintenance mode is STILL ON (`dashctl db maintenance off --yes`)",
                 None => "maintenance mode was not used",
             };
             return Err(RunbookError::Tool(format!(

@@ -1,4 +1,4 @@
-//! Initial Assessment (`dash db status`): every node probed at once, plus the
+//! Initial Assessment (`dashctl db status`): every node probed at once, plus the
 //! API's pool as its metrics report it, and a verdict.
 
 use serde::Serialize;

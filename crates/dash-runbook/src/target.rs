@@ -1,5 +1,5 @@
 //! Where the database and the API are: from `DATABASE_*` / `DATABASE_URL`
-//! (as `dash serve` reads them) or, beside `dash up`, from the topology in
+//! (as `dashctl serve` reads them) or, beside `dashctl up`, from the topology in
 //! `$DASH_HOME/cluster.json`; the API from flags, `DASH_API_*`, the topology,
 //! or the defaults.
 
@@ -56,7 +56,7 @@ pub struct ApiFlags {
     pub token: Option<String>,
 }
 
-/// Everything a `dash db` command talks to.
+/// Everything a `dashctl db` command talks to.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// Settings for the CLI's own sessions: application_name `dash-cli`, no

@@ -1,4 +1,4 @@
-//! `dash db verify-backup`: a dump is only a backup once it has been
+//! `dashctl db verify-backup`: a dump is only a backup once it has been
 //! restored. Checks the checksum, restores into a scratch database on the
 //! primary's server (created, and always dropped, even on failure), compares
 //! every table's row count with the counts recorded at backup time, and
@@ -241,7 +241,7 @@ fn foreign_manifest(
             .to_string_lossy()
             .into_owned(),
         database: target.settings.dbname.clone(),
-        source: "unknown (not made by dash db backup)".into(),
+        source: "unknown (not made by dashctl db backup)".into(),
         server_version: String::new(),
         pg_dump: String::new(),
         created_at: meta

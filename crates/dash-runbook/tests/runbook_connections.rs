@@ -60,7 +60,7 @@ async fn idle_in_transaction_sessions_are_listed_diagnosed_and_terminated() {
     assert!(
         d.fix
             .iter()
-            .any(|f| f.starts_with("dash db terminate --idle-in-transaction --older-than 1s")),
+            .any(|f| f.starts_with("dashctl db terminate --idle-in-transaction --older-than 1s")),
         "{:?}",
         d.fix
     );

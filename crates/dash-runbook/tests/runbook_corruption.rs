@@ -77,7 +77,7 @@ async fn a_corrupted_page_is_scenario_2() {
     assert!(
         d.fix
             .iter()
-            .any(|f| f == "dash db restore FILE --stop-writes"),
+            .any(|f| f == "dashctl db restore FILE --stop-writes"),
         "{:?}",
         d.fix
     );

@@ -111,7 +111,7 @@ async fn stopped_nodes_are_unreachable_and_diagnosed() {
     assert_eq!(d.situation, Situation::PrimaryLost, "{}", d.render());
     assert_eq!(d.exit_code, 30);
     assert!(
-        d.fix[0].starts_with("dash db failover") && d.fix[0].contains("node1"),
+        d.fix[0].starts_with("dashctl db failover") && d.fix[0].contains("node1"),
         "{:?}",
         d.fix
     );
@@ -145,7 +145,7 @@ async fn stopped_nodes_are_unreachable_and_diagnosed() {
         d.evidence
     );
     assert!(
-        d.fix.iter().any(|f| f.contains("dash db status")),
+        d.fix.iter().any(|f| f.contains("dashctl db status")),
         "{:?}",
         d.fix
     );

@@ -1,4 +1,4 @@
-//! Fault injection for `dash chaos`: the faults themselves (by PID, on the
+//! Fault injection for `dashctl chaos`: the faults themselves (by PID, on the
 //! local cluster only) and the per-round and summary figures Dash is judged by.
 
 use std::path::Path;
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use dash_ha::local::data_dir_pids;
 
-/// The faults `dash chaos` can inject.
+/// The faults `dashctl chaos` can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {

@@ -1,4 +1,4 @@
-//! The API-versus-pgbench comparison that `dash bench compare` prints, the
+//! The API-versus-pgbench comparison that `dashctl bench compare` prints, the
 //! issue's targets judged against it, and process RSS from `/proc`.
 
 use std::fmt;
@@ -12,7 +12,7 @@ use super::report::OpSummary;
 const MIN_CREATE_RATIO: f64 = 0.5;
 /// Target: API p99 at most this, milliseconds.
 const MAX_P99_MS: f64 = 10.0;
-/// Target: idle RSS of `dash serve` at most this, kB (30 MB).
+/// Target: idle RSS of `dashctl serve` at most this, kB (30 MB).
 const MAX_IDLE_RSS_KB: u64 = 30 * 1024;
 
 /// One workload: the API's figures beside pgbench's.
@@ -64,7 +64,7 @@ impl ComparisonRow {
 /// Resident memory, kB.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct RssFigures {
-    /// A separate `dash serve` process once ready, before any request.
+    /// A separate `dashctl serve` process once ready, before any request.
     pub serve_idle_kb: Option<u64>,
     /// Its peak (VmHWM) after the load, when the load went to it.
     pub serve_peak_kb: Option<u64>,
@@ -88,7 +88,7 @@ pub struct Target {
     pub met: bool,
 }
 
-/// Everything `dash bench compare` reports.
+/// Everything `dashctl bench compare` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
     /// Connections on both sides (API workers and pool; pgbench clients).
@@ -133,7 +133,7 @@ impl Comparison {
         }
         if let Some(kb) = self.rss.serve_idle_kb.or(self.rss.in_process_idle_kb) {
             let which = match self.rss.serve_idle_kb {
-                Some(_) => "idle RSS of `dash serve`",
+                Some(_) => "idle RSS of `dashctl serve`",
                 None => "idle RSS (in-process API + driver)",
             };
             targets.push(Target {
@@ -197,7 +197,7 @@ impl fmt::Display for Comparison {
         writeln!(f)?;
         write!(
             f,
-            "RSS: `dash serve` idle {}, peak after load {}",
+            "RSS: `dashctl serve` idle {}, peak after load {}",
             mb(self.rss.serve_idle_kb),
             mb(self.rss.serve_peak_kb)
         )?;

@@ -1,6 +1,6 @@
 //! The load driver: N workers create and read agents through the API with
 //! client-chosen ids, recording every request and every acknowledged write.
-//! `dash bench` reports its throughput and latency; `dash chaos` uses its
+//! `dashctl bench` reports its throughput and latency; `dashctl chaos` uses its
 //! acknowledgement log to measure write gaps and find lost or duplicated writes.
 
 mod compare;
@@ -145,7 +145,7 @@ impl LoadConfig {
             request_timeout: Duration::from_secs(5),
             retry: RetryPolicy::none(),
             seed_agents: 1_000,
-            task: "dash bench agent".to_string(),
+            task: "dashctl bench agent".to_string(),
         }
     }
 

@@ -100,7 +100,7 @@ fn seed_id_sql(n: &str) -> String {
 /// Inserts agents `1..=seeds` with the ids [`Workload::GetAgent`] reads.
 pub fn seed_sql(seeds: u64) -> String {
     format!(
-        "INSERT INTO agents (id, task) SELECT {}, 'dash bench seed' \
+        "INSERT INTO agents (id, task) SELECT {}, 'dashctl bench seed' \
          FROM generate_series(1::bigint, {seeds}) g ON CONFLICT (id) DO NOTHING",
         seed_id_sql("g")
     )

@@ -1,4 +1,4 @@
-//! A `dash serve` child process to aim load at: started on free loopback
+//! A `dashctl serve` child process to aim load at: started on free loopback
 //! ports, waited for until `/ready`, measured (RSS), stopped with SIGTERM,
 //! and killed if it is dropped while still running.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::compare::status_field;
 
-/// A running `dash serve`.
+/// A running `dashctl serve`.
 pub struct ServeProcess {
     child: tokio::process::Child,
     pid: u32,
@@ -27,7 +27,7 @@ pub enum ServeError {
     },
     /// `/ready` did not answer 200 in time, or the process exited.
     #[error(
-        "`dash serve` was not ready within {0:?} (run it by hand with DASH_LOG=info to see why)"
+        "`dashctl serve` was not ready within {0:?} (run it by hand with DASH_LOG=info to see why)"
     )]
     NotReady(Duration),
 }

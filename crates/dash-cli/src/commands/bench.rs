@@ -1,4 +1,4 @@
-//! `dash bench`: load through a running API (`api`), or the API beside
+//! `dashctl bench`: load through a running API (`api`), or the API beside
 //! pgbench running the same SQL on a private PostgreSQL node (`compare`).
 //! `compare` tears down everything it started, on error and on Ctrl-C too.
 
@@ -33,7 +33,7 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Drive create-agent and/or get-agent load at a running API (loopback only) and report req/s and latency. Exits 1 when no request succeeded, 2 for a URL that is not loopback.
     Api(ApiArgs),
-    /// Start a private PostgreSQL node and `dash serve` against it (or the API in-process), run create-agent and get-agent through the API, then pgbench running the same SQL at the same concurrency, and print them side by side with the RSS and the benchmark targets. Exits 130 when interrupted (everything started is stopped).
+    /// Start a private PostgreSQL node and `dashctl serve` against it (or the API in-process), run create-agent and get-agent through the API, then pgbench running the same SQL at the same concurrency, and print them side by side with the RSS and the benchmark targets. Exits 130 when interrupted (everything started is stopped).
     Compare(CompareArgs),
 }
 
@@ -85,7 +85,7 @@ pub struct CompareArgs {
     /// Run PostgreSQL with fsync, synchronous_commit and full_page_writes off (test settings) instead of PostgreSQL's defaults.
     #[arg(long)]
     pub no_durability: bool,
-    /// Run the API inside this process (dash_api::App) instead of as a separate `dash serve`.
+    /// Run the API inside this process (dash_api::App) instead of as a separate `dashctl serve`.
     #[arg(long)]
     pub in_process: bool,
     /// Print JSON instead of a table.
@@ -101,7 +101,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
             tokio::select! {
                 r = compare(&a) => r,
                 _ = shutdown_signal() => {
-                    eprintln!("dash bench: interrupted; stopped everything it started");
+                    eprintln!("dashctl bench: interrupted; stopped everything it started");
                     Ok(EXIT_INTERRUPTED)
                 }
             }
@@ -237,7 +237,7 @@ async fn wait_ready(base: &str, limit: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// The API the load goes to: a `dash serve` child process, or the app in this process.
+/// The API the load goes to: a `dashctl serve` child process, or the app in this process.
 enum ApiUnderTest {
     Serve(ServeProcess),
     InProcess(InProcessApi),
@@ -310,9 +310,9 @@ async fn compare(a: &CompareArgs) -> anyhow::Result<u8> {
         node.data_dir().display()
     );
 
-    eprintln!("starting `dash serve` (pool {}) ...", a.concurrency);
+    eprintln!("starting `dashctl serve` (pool {}) ...", a.concurrency);
     let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
-    let exe = std::env::current_exe().context("locate the dash binary")?;
+    let exe = std::env::current_exe().context("locate the dashctl binary")?;
     let env = [
         ("DATABASE_URL", node.url(&db)),
         ("DASH_API_TOKENS", token.clone()),
@@ -331,7 +331,7 @@ async fn compare(a: &CompareArgs) -> anyhow::Result<u8> {
         let what = "in this process (dash_api::App), sharing its runtime with the load driver";
         (ApiUnderTest::InProcess(app), what)
     } else {
-        let what = "a separate `dash serve` process; the load driver runs in this process";
+        let what = "a separate `dashctl serve` process; the load driver runs in this process";
         (ApiUnderTest::Serve(serve), what)
     };
     if !a.warmup.is_zero() {

@@ -1,4 +1,4 @@
-//! `dash chaos`: builds a private local cluster (nodes, supervisor, API) in a
+//! `dashctl chaos`: builds a private local cluster (nodes, supervisor, API) in a
 //! temp dir on loopback, drives writes through the API, injects the fault,
 //! and measures each round. Everything is torn down at the end, even on error.
 
@@ -32,7 +32,7 @@ impl Drop for Teardown {
         }
         if let Some(h) = self.home.take() {
             if self.keep {
-                eprintln!("dash chaos: kept {}", h.keep().display());
+                eprintln!("dashctl chaos: kept {}", h.keep().display());
             }
         }
     }
@@ -270,11 +270,11 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
         api_token: Some(token.clone()),
     };
     eprintln!(
-        "dash chaos: building a private cluster in {}",
+        "dashctl chaos: building a private cluster in {}",
         home.display()
     );
     let cluster = tokio::task::block_in_place(|| {
-        LocalCluster::create(&home, &opts, &|m| eprintln!("dash chaos: {m}"))
+        LocalCluster::create(&home, &opts, &|m| eprintln!("dashctl chaos: {m}"))
     })?;
     let _teardown = Teardown {
         dirs: cluster
@@ -311,7 +311,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
         match round(n, &args, &home, &base_url, &token).await {
             Ok(r) => {
                 eprintln!(
-                    "dash chaos: round {n}/{}: {} -> {}, write gap {:.0} ms, {} acked, {} lost, {} duplicates, {} fenced writes, HA again after {}",
+                    "dashctl chaos: round {n}/{}: {} -> {}, write gap {:.0} ms, {} acked, {} lost, {} duplicates, {} fenced writes, HA again after {}",
                     args.rounds,
                     r.old_primary,
                     r.new_primary,

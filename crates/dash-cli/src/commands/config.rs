@@ -1,4 +1,4 @@
-//! `dash config check`: the effective configuration, secrets masked.
+//! `dashctl config check`: the effective configuration, secrets masked.
 
 use super::{settings, EXIT_OK};
 

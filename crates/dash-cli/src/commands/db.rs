@@ -1,4 +1,4 @@
-//! `dash db ...`: the runbook's database procedures. Arguments and exit codes
+//! `dashctl db ...`: the runbook's database procedures. Arguments and exit codes
 //! live here; every step is done (and rendered) by `dash_runbook`.
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::UsageError;
 
-/// `dash db` subcommands.
+/// `dashctl db` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Scenario 3, unplanned: fence the primary (it can never take a write again until it rejoins as a replica), promote the most advanced replica, re-point the others. Exit 0 done, 4 refused (no healthy replica, it would lose writes, or no --yes without a terminal), 1 error.
@@ -33,7 +33,7 @@ pub enum DbCommand {
   0   healthy
   10  scenario 1: connection issue (a node refused and recovered, a node down, connection errors rising)
   20  scenario 2: corruption (checksum failures in pg_stat_database; amcheck failures with --deep)
-  30  scenario 3: primary lost, a replica can be promoted (fix: dash db failover)
+  30  scenario 3: primary lost, a replica can be promoted (fix: dashctl db failover)
   40  scenario 4: pool exhaustion (clients waiting, acquire timeouts, old idle-in-transaction sessions, sessions near max_connections)
   1   the command failed
   2   bad usage or configuration")]
@@ -97,7 +97,7 @@ pub enum DbCommand {
     Restore(RestoreArgs),
 }
 
-/// Options every `dash db` command takes.
+/// Options every `dashctl db` command takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Print JSON instead of tables.
@@ -185,7 +185,7 @@ pub struct MaintenanceArgs {
     #[arg(value_enum)]
     pub state: Option<OnOff>,
     /// Why (shown in the API's 503 answers).
-    #[arg(long, default_value = "dash db maintenance")]
+    #[arg(long, default_value = "dashctl db maintenance")]
     pub reason: String,
     /// Do not ask for confirmation.
     #[arg(long)]
@@ -206,7 +206,7 @@ pub struct BackupArgs {
     pub common: Common,
     #[command(flatten)]
     pub dir: DirArg,
-    /// Keep only the newest N dumps made by `dash db backup` (older ones are deleted after a successful backup); default: keep all.
+    /// Keep only the newest N dumps made by `dashctl db backup` (older ones are deleted after a successful backup); default: keep all.
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
 }
@@ -356,7 +356,7 @@ pub fn emit(c: &Common, report: &impl Serialize, table: String, code: u8) -> u8 
         match serde_json::to_string_pretty(report) {
             Ok(text) => println!("{text}"),
             Err(e) => {
-                eprintln!("dash: cannot encode the report as JSON: {e}");
+                eprintln!("dashctl: cannot encode the report as JSON: {e}");
                 return exit::FAILURE;
             }
         }
@@ -372,7 +372,7 @@ pub fn finish(result: Result<u8, RunbookError>) -> anyhow::Result<u8> {
     match result {
         Ok(code) => Ok(code),
         Err(e) if e.is_refusal() => {
-            eprintln!("dash: refused: {e}");
+            eprintln!("dashctl: refused: {e}");
             Ok(dash_runbook::exit::REFUSED)
         }
         Err(e) if e.is_usage() => Err(UsageError(e.to_string()).into()),

@@ -1,4 +1,4 @@
-//! `dash db failover` and `dash db switchover`: runbook scenario 3 as one
+//! `dashctl db failover` and `dashctl db switchover`: runbook scenario 3 as one
 //! checked command. The request goes to the supervisor that holds the
 //! cluster (or, when none runs, this process acts as the supervisor once).
 
@@ -11,7 +11,7 @@ use dash_ha::{LocalCluster, Topology};
 
 use super::{dash_home, EXIT_OK};
 
-/// Exit code of a refusal, as for every `dash db` guard rail: no healthy
+/// Exit code of a refusal, as for every `dashctl db` guard rail: no healthy
 /// replica, too much lag, data would be lost, or no confirmation.
 pub const EXIT_REFUSED: u8 = 4;
 
@@ -68,7 +68,7 @@ pub async fn run(kind: RequestKind, args: FailoverArgs) -> anyhow::Result<u8> {
         RequestKind::Switchover => "switchover",
     };
     if args.dry_run {
-        println!("dash db {verb} --dry-run: nothing will be changed");
+        println!("dashctl db {verb} --dry-run: nothing will be changed");
         for line in plan(kind, &topo, &args) {
             println!("  {line}");
         }
@@ -76,14 +76,14 @@ pub async fn run(kind: RequestKind, args: FailoverArgs) -> anyhow::Result<u8> {
     }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!("dash db {verb}: refusing: it changes which node is the primary; pass --yes to run it without a terminal");
+            eprintln!("dashctl db {verb}: refusing: it changes which node is the primary; pass --yes to run it without a terminal");
             return Ok(EXIT_REFUSED);
         }
         eprint!("Run a {verb} of the cluster in {}? [y/N] ", home.display());
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("dash db {verb}: cancelled");
+            eprintln!("dashctl db {verb}: cancelled");
             return Ok(EXIT_REFUSED);
         }
     }
@@ -96,12 +96,12 @@ pub async fn run(kind: RequestKind, args: FailoverArgs) -> anyhow::Result<u8> {
     let outcome = match SupervisorLock::acquire(&home) {
         Ok(lock) => {
             drop(lock);
-            eprintln!("dash db {verb}: no supervisor is running; acting as the supervisor once");
+            eprintln!("dashctl db {verb}: no supervisor is running; acting as the supervisor once");
             let supervisor = Supervisor::new(LocalCluster::open(&home)?)?;
             supervisor.handle_once(req).await
         }
         Err(_) => {
-            eprintln!("dash db {verb}: handing the request to the running supervisor");
+            eprintln!("dashctl db {verb}: handing the request to the running supervisor");
             control::submit(&home, &req)?;
             let id = req.id.clone();
             let h = home.clone();

@@ -1,4 +1,4 @@
-//! `dash serve`: the API and metrics listeners until SIGTERM or Ctrl-C.
+//! `dashctl serve`: the API and metrics listeners until SIGTERM or Ctrl-C.
 
 use super::{settings, EXIT_OK};
 
@@ -40,7 +40,7 @@ pub async fn run() -> anyhow::Result<u8> {
         api = %format!("http://{}:{}", s.bind, app.port()),
         metrics = %format!("http://{}:{}/metrics", s.bind, app.metrics_port()),
         database = %hosts.join(","),
-        "dash serve is listening"
+        "dashctl serve is listening"
     );
     app.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("stopped");

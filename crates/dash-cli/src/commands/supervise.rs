@@ -1,4 +1,4 @@
-//! `dash supervise`: the failover supervisor alone, until SIGTERM or Ctrl-C.
+//! `dashctl supervise`: the failover supervisor alone, until SIGTERM or Ctrl-C.
 
 use super::{dash_home, serve::init_tracing, serve::shutdown_signal, EXIT_OK};
 

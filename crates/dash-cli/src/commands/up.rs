@@ -1,4 +1,4 @@
-//! `dash up`: the whole platform on this machine. Creates (or reuses) the
+//! `dashctl up`: the whole platform on this machine. Creates (or reuses) the
 //! cluster under `$DASH_HOME`, starts it, the API and the supervisor, prints
 //! the URLs, and on Ctrl-C stops them in order: supervisor, API, nodes.
 
@@ -10,7 +10,7 @@ use super::{dash_home, serve::init_tracing, serve::shutdown_signal, settings, EX
 use crate::cli::UpArgs;
 
 fn say(m: &str) {
-    eprintln!("dash up: {m}");
+    eprintln!("dashctl up: {m}");
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<u8> {

@@ -1,4 +1,4 @@
-//! `dash verify`: the runbook's Recovery Verification, done by
+//! `dashctl verify`: the runbook's Recovery Verification, done by
 //! `dash_runbook::recovery`.
 
 use clap::Args;
@@ -6,7 +6,7 @@ use dash_runbook::recovery;
 
 use super::db::{emit, finish, target, Common};
 
-/// `dash verify` arguments.
+/// `dashctl verify` arguments.
 #[derive(Debug, Args)]
 #[command(after_help = "Exit codes:
   0  every check passed

@@ -1,5 +1,5 @@
-//! Operator requests the supervisor carries out: `dash db failover` and the
-//! planned, zero-loss `dash db switchover`.
+//! Operator requests the supervisor carries out: `dashctl db failover` and the
+//! planned, zero-loss `dashctl db switchover`.
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,8 @@ use crate::local::LocalCluster;
 use crate::topology::Role;
 
 impl Supervisor {
-    /// One probe round, then the request: for `dash db failover` and
-    /// `dash db switchover` when no other supervisor is running.
+    /// One probe round, then the request: for `dashctl db failover` and
+    /// `dashctl db switchover` when no other supervisor is running.
     pub async fn handle_once(mut self, req: Request) -> Outcome {
         self.probe_all().await;
         self.handle(req).await
@@ -72,7 +72,7 @@ impl Supervisor {
             .as_ref()
             .filter(|_| p_state.is_up())
             .map(|o| o.lsn)
-            .ok_or("the primary is not answering; use dash db failover")?;
+            .ok_or("the primary is not answering; use dashctl db failover")?;
         let replicas: Vec<NodeState> = self
             .cluster
             .topo

@@ -95,7 +95,7 @@ fn a_lost_primary_with_replicas_promotes_the_most_advanced() {
     assert_eq!(f[0].situation, Situation::PrimaryLost);
     assert_eq!(f[0].situation.exit_code(), 30);
     assert!(
-        f[0].fix[0].starts_with("dash db failover") && f[0].fix[0].contains("node2"),
+        f[0].fix[0].starts_with("dashctl db failover") && f[0].fix[0].contains("node2"),
         "{:?}",
         f[0].fix
     );
@@ -128,7 +128,7 @@ fn a_primary_that_came_back_is_transient() {
         "{:?}",
         f[0].evidence
     );
-    assert!(f[0].fix.iter().any(|c| c.contains("dash db status")));
+    assert!(f[0].fix.iter().any(|c| c.contains("dashctl db status")));
 }
 
 #[test]
@@ -157,7 +157,7 @@ fn corruption_outranks_pool_exhaustion() {
     assert!(f[0]
         .fix
         .iter()
-        .any(|c| c == "dash db restore FILE --stop-writes"));
+        .any(|c| c == "dashctl db restore FILE --stop-writes"));
 
     let mut s = steady(vec![node(0, Some(NodeRole::Primary))]);
     s.amcheck = Some(Amcheck {
@@ -182,14 +182,14 @@ fn waiting_clients_and_rising_timeouts_are_scenario_4_with_a_pool_size() {
     assert!(
         f[0].fix
             .iter()
-            .any(|c| c.starts_with("dash db pool --size 40")),
+            .any(|c| c.starts_with("dashctl db pool --size 40")),
         "{:?}",
         f[0].fix
     );
     assert!(f[0]
         .fix
         .iter()
-        .any(|c| c == "dash db terminate --idle-in-transaction --older-than 300s"));
+        .any(|c| c == "dashctl db terminate --idle-in-transaction --older-than 300s"));
 }
 
 #[test]
@@ -219,7 +219,7 @@ fn idle_sessions_or_a_full_server_are_scenario_4_without_growing_the_pool() {
         .iter()
         .any(|e| e.contains("85 of max_connections 100")));
     assert!(
-        !f[0].fix.iter().any(|c| c.contains("dash db pool")),
+        !f[0].fix.iter().any(|c| c.contains("dashctl db pool")),
         "near max_connections: {:?}",
         f[0].fix
     );

@@ -84,7 +84,7 @@ pub enum ConfigError {
 pub struct DbSettings {
     /// `DATABASE_HOST` (default `localhost`): candidates; Dash writes to whichever is the writable primary.
     pub hosts: Vec<HostPort>,
-    /// `DATABASE_NAME` (default `dash`).
+    /// `DATABASE_NAME` (default `dashctl`).
     pub dbname: String,
     /// `DATABASE_USER` (default `dash_user`).
     pub user: String,
