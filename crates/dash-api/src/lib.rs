@@ -79,6 +79,29 @@ impl App {
         &self.state
     }
 
+    /// Runs the app on the current runtime until [`RunningApp::stop`] or
+    /// drop: `dashctl up`, chaos's private platform, `bench compare
+    /// --in-process` and every test use this one handle.
+    pub fn spawn(self) -> RunningApp {
+        let host = match self.state.settings.bind {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let base_url = format!("http://{host}:{}", self.port());
+        let metrics_url = format!("http://{host}:{}/metrics", self.metrics_port());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        RunningApp {
+            base_url,
+            metrics_url,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
     /// Serves until `shutdown` resolves, then drains in-flight requests for
     /// at most the configured shutdown timeout.
     pub async fn run_until_stopped(
@@ -122,5 +145,54 @@ impl App {
         background.abort();
         state.db.close();
         Ok(())
+    }
+}
+
+/// An [`App`] running on a task: its URLs, a graceful [`RunningApp::stop`],
+/// and an abort on drop so that nothing outlives its owner.
+pub struct RunningApp {
+    base_url: String,
+    metrics_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningApp {
+    /// `http://host:port` of the REST API.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `http://host:port/metrics`.
+    pub fn metrics_url(&self) -> &str {
+        &self.metrics_url
+    }
+
+    /// Starts the graceful shutdown and hands back the server task.
+    pub fn begin_shutdown(&mut self) -> Option<tokio::task::JoinHandle<std::io::Result<()>>> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.take()
+    }
+
+    /// Stops the app: in-flight requests drain for at most the configured
+    /// shutdown timeout.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        match self.begin_shutdown() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_error, TestApp};
+use common::{assert_error, TestApi, TestApp};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -235,7 +235,8 @@ async fn the_stream_delivers_live_events_and_resumes_from_last_event_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_fan_out_to_every_instance_on_the_database() {
     let app = TestApp::spawn().await;
-    let (other, stop_other) = common::second_app(&app).await;
+    let other_app = TestApi::ready(app.db_settings()).await;
+    let other = other_app.base.clone();
     // A stream on instance B sees writes made through instance A, and vice versa.
     let url_b = format!("{other}/api/v1/events/stream");
     let mut on_b = SseReader::open(&app.client, &url_b, None).await;
@@ -258,6 +259,6 @@ async fn events_fan_out_to_every_instance_on_the_database() {
     assert_eq!(r.status(), 200);
     let e = on_a.expect(&["swarm.paused"], WAIT).await;
     assert_eq!(e.data["swarm_id"], s["id"]);
-    let _ = stop_other.send(());
+    other_app.shutdown().await;
     app.shutdown().await;
 }

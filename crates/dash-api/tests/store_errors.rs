@@ -76,7 +76,7 @@ async fn read_only_nodes_are_classified_and_never_used() {
     let only_standby = store(DbSettings {
         hosts: hosts(&[&standby]),
         acquire_timeout: Duration::from_millis(300),
-        ..common::db_settings(&node, &dbname)
+        ..common::db_settings(&[&node], &dbname)
     });
     let e = only_standby
         .conn()
@@ -87,14 +87,14 @@ async fn read_only_nodes_are_classified_and_never_used() {
     assert!(e.to_string().contains("standby or read-only"), "{e}");
     let both = store(DbSettings {
         hosts: hosts(&[&standby, &node]),
-        ..common::db_settings(&node, &dbname)
+        ..common::db_settings(&[&node], &dbname)
     });
     let mut c = both.conn().await.unwrap();
     c.execute("INSERT INTO t VALUES (1, 1)", &[]).await.unwrap();
     assert_eq!(both.primary().unwrap().port, node.port());
 
     // A session that turned read-only (a demoted node) is discarded, not recycled.
-    let db = store(common::db_settings(&node, &dbname));
+    let db = store(common::db_settings(&[&node], &dbname));
     let mut c = db.conn().await.unwrap();
     let first = pid(&mut c).await;
     c.batch_execute("SET default_transaction_read_only = on")
@@ -124,7 +124,7 @@ async fn read_only_nodes_are_classified_and_never_used() {
         .unwrap();
     let fresh = store(DbSettings {
         acquire_timeout: Duration::from_millis(300),
-        ..common::db_settings(&node, &dbname)
+        ..common::db_settings(&[&node], &dbname)
     });
     let e = fresh
         .conn()
@@ -152,7 +152,7 @@ async fn lost_connections_conflicts_and_timeouts() {
         )
         .await
         .unwrap();
-    let db = store(common::db_settings(&node, &dbname));
+    let db = store(common::db_settings(&[&node], &dbname));
 
     // A terminated backend: ConnectionLost, outcome unknown (not retryable), poisons.
     let mut c = db.conn().await.unwrap();
@@ -216,7 +216,7 @@ async fn lost_connections_conflicts_and_timeouts() {
     // A row lock held too long: refused as retryable, never an internal error.
     let short = store(DbSettings {
         statement_timeout: Duration::from_millis(300),
-        ..common::db_settings(&node, &dbname)
+        ..common::db_settings(&[&node], &dbname)
     });
     let mut holder = direct(&node.url(&dbname)).await;
     let lock = holder.transaction().await.unwrap();
@@ -259,7 +259,7 @@ async fn lost_connections_conflicts_and_timeouts() {
     // then hands out a healthy connection.
     let hung = store(DbSettings {
         query_timeout: Duration::from_millis(300),
-        ..common::db_settings(&node, &dbname)
+        ..common::db_settings(&[&node], &dbname)
     });
     let mut c = hung.conn().await.unwrap();
     let stuck = pid(&mut c).await;

@@ -2,11 +2,12 @@
 //! real faults, and the correctness figures asserted exactly. Timings are
 //! checked only against generous bounds.
 
-use std::process::Command;
+use dash_testkit::Runner;
 
 fn chaos(scenario: &str, rounds: u32) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_dashctl"))
-        .args([
+    Runner::new(env!("CARGO_BIN_EXE_dashctl"))
+        .env("DASH_LOG", "error")
+        .run_blocking(&[
             "chaos",
             scenario,
             "--rounds",
@@ -15,17 +16,8 @@ fn chaos(scenario: &str, rounds: u32) -> serde_json::Value {
             "4",
             "--json",
         ])
-        .env("DASH_LOG", "error")
-        .output()
-        .expect("run dashctl chaos");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "dashctl chaos {scenario} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).expect("JSON report")
+        .expect_code(0)
+        .json()
 }
 
 fn assert_clean(r: &serde_json::Value, rounds: usize) {

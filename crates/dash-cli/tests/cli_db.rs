@@ -3,23 +3,13 @@
 //! refusal to change anything without a terminal unless `--yes`.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use dash_api::{ApiSettings, App};
-use dash_store::{DbSettings, HostPort, Secret};
-use dash_testkit::TempNode;
-use tokio::sync::oneshot;
+use dash_store::DbSettings;
+use dash_testkit::{Run, Runner, TempNode, TestApi, TOKEN};
 use tokio_postgres::{Client, NoTls};
 
-const TOKEN: &str = "cli-test-token";
 const CLOSED: &str = "http://127.0.0.1:9";
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
 
 /// One database (and optionally the API) the binary is pointed at.
 struct Env {
@@ -49,39 +39,20 @@ impl Env {
     }
 
     fn settings(&self) -> DbSettings {
-        DbSettings {
-            hosts: vec![HostPort {
-                host: self.node.host().into(),
-                port: self.node.port(),
-            }],
-            dbname: self.db.clone(),
-            user: self.node.superuser().into(),
-            password: Secret::new(self.node.password()),
-            ..DbSettings::default()
-        }
+        dash_testkit::db_settings(&[&self.node], &self.db)
     }
 
-    /// Runs `dash ARGS` with a clean environment and no terminal on stdin.
-    async fn dash(&self, args: &[&str]) -> Out {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dashctl"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    /// Runs `dashctl ARGS` with a clean environment and no terminal on stdin.
+    async fn dash(&self, args: &[&str]) -> Run {
+        Runner::new(env!("CARGO_BIN_EXE_dashctl"))
             .env("DASH_HOME", self.home.path())
             .env("DASH_BACKUP_DIR", self.backups.path())
             .env("DATABASE_URL", self.node.url(&self.db))
             .env("DASH_API_URL", &self.api)
             .env("DASH_METRICS_URL", &self.metrics)
             .env("DASH_API_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .output()
+            .run(args)
             .await
-            .expect("run dash");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
     }
 
     async fn client(&self) -> Client {
@@ -94,63 +65,23 @@ impl Env {
     }
 }
 
-fn show(o: &Out) -> String {
-    format!(
-        "exit {}\n--- stdout\n{}--- stderr\n{}",
-        o.code, o.stdout, o.stderr
-    )
-}
-
-/// The real API in this process; stops on drop.
-struct RunningApp {
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for RunningApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-async fn with_app(env: &mut Env) -> RunningApp {
-    let settings = ApiSettings {
-        bind: [127, 0, 0, 1].into(),
-        api_port: 0,
-        metrics_port: 0,
-        tokens: vec![Secret::new(TOKEN)],
-        database: env.settings(),
-        ..ApiSettings::default()
-    };
-    let app = App::build(settings).await.unwrap();
-    env.api = format!("http://127.0.0.1:{}", app.port());
-    env.metrics = format!("http://127.0.0.1:{}/metrics", app.metrics_port());
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(app.run_until_stopped(async {
-        let _ = rx.await;
-    }));
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = http.get(format!("{}/ready", env.api)).send().await {
-            if r.status() == 200 {
-                return RunningApp { stop: Some(tx) };
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the API never became ready");
+/// The real API in this process against `env`'s database; stops on drop.
+async fn with_app(env: &mut Env) -> TestApi {
+    let app = TestApi::ready(env.settings()).await;
+    env.api = app.base.clone();
+    env.metrics = app.metrics_url.clone();
+    app
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_diagnose_exit_codes() {
     let env = Env::new().await;
     let o = env.dash(&["db", "status"]).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
+    o.expect_code(0);
     assert!(
         o.stdout.contains("primary") && o.stdout.contains("Verdict: healthy"),
         "{}",
-        show(&o)
+        o.show()
     );
     let o = env.dash(&["db", "status", "--json"]).await;
     let v: serde_json::Value = serde_json::from_str(&o.stdout).expect("JSON");
@@ -158,8 +89,8 @@ async fn status_and_diagnose_exit_codes() {
     assert_eq!(v["nodes"][0]["role"], "primary");
 
     let o = env.dash(&["db", "diagnose", "--window", "200ms"]).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
-    assert!(o.stdout.contains("Diagnosis: HEALTHY"), "{}", show(&o));
+    o.expect_code(0);
+    assert!(o.stdout.contains("Diagnosis: HEALTHY"), "{}", o.show());
 
     // Scenario 4: a session idle in transaction, named with exit 40 and the fix.
     let held = env.client().await;
@@ -170,7 +101,7 @@ async fn status_and_diagnose_exit_codes() {
     let o = env
         .dash(&["db", "diagnose", "--idle-threshold", "1s", "--json"])
         .await;
-    assert_eq!(o.code, 40, "{}", show(&o));
+    o.expect_code(40);
     let d: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(d["situation"], "pool_exhaustion");
     assert!(
@@ -181,19 +112,19 @@ async fn status_and_diagnose_exit_codes() {
     );
 
     let o = env.dash(&["db", "connections"]).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
+    o.expect_code(0);
     assert!(
         o.stdout.contains("cli-test") && o.stdout.contains("idle in transaction"),
         "{}",
-        show(&o)
+        o.show()
     );
     assert!(
         !o.stdout.contains("txid_current"),
         "queries hidden by default: {}",
-        show(&o)
+        o.show()
     );
     let o = env.dash(&["db", "connections", "--show-queries"]).await;
-    assert!(o.stdout.contains("txid_current"), "{}", show(&o));
+    assert!(o.stdout.contains("txid_current"), "{}", o.show());
 
     // No terminal, no --yes: refused with exit 4, and the session lives.
     let args = [
@@ -204,28 +135,28 @@ async fn status_and_diagnose_exit_codes() {
         "1s",
     ];
     let o = env.dash(&args).await;
-    assert_eq!(o.code, 4, "{}", show(&o));
-    assert!(o.stderr.contains("pass --yes"), "{}", show(&o));
+    o.expect_code(4);
+    assert!(o.stderr.contains("pass --yes"), "{}", o.show());
     assert!(
         !held.is_closed(),
         "the session lives (a query would reset its age)"
     );
     let o = env.dash(&[&args[..], &["--dry-run"]].concat()).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
+    o.expect_code(0);
     assert!(
         o.stdout.contains("would end") && o.stdout.contains("nothing was ended"),
         "{}",
-        show(&o)
+        o.show()
     );
     let o = env.dash(&[&args[..], &["--yes"]].concat()).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
-    assert!(o.stdout.contains("ended 1 of 1"), "{}", show(&o));
+    o.expect_code(0);
+    assert!(o.stdout.contains("ended 1 of 1"), "{}", o.show());
     assert!(
         held.simple_query("SELECT 1").await.is_err(),
         "the session was ended"
     );
     let o = env.dash(&["db", "terminate", "--older-than", "1s"]).await;
-    assert_eq!(o.code, 2, "--idle-in-transaction is required: {}", show(&o));
+    assert_eq!(o.code, 2, "--idle-in-transaction is required: {}", o.show());
 
     // The database stops: status 5, diagnose 10 (no replica to promote).
     let node = env.node.node.clone();
@@ -233,14 +164,14 @@ async fn status_and_diagnose_exit_codes() {
         .await
         .unwrap();
     let o = env.dash(&["db", "status"]).await;
-    assert_eq!(o.code, 5, "{}", show(&o));
-    assert!(o.stdout.contains("refused"), "{}", show(&o));
+    o.expect_code(5);
+    assert!(o.stdout.contains("refused"), "{}", o.show());
     let o = env.dash(&["db", "diagnose", "--window", "300ms"]).await;
-    assert_eq!(o.code, 10, "{}", show(&o));
-    assert!(o.stdout.contains("dashctl db status"), "{}", show(&o));
+    o.expect_code(10);
+    assert!(o.stdout.contains("dashctl db status"), "{}", o.show());
     let o = env.dash(&["db", "connections"]).await;
-    assert_eq!(o.code, 1, "{}", show(&o));
-    assert!(o.stderr.contains("no writable primary"), "{}", show(&o));
+    o.expect_code(1);
+    assert!(o.stderr.contains("no writable primary"), "{}", o.show());
 }
 
 fn flip_bytes(path: &Path) {
@@ -258,57 +189,57 @@ async fn backups_restore_pool_and_verify_through_the_binary() {
     let _app = with_app(&mut env).await;
 
     let o = env.dash(&["verify"]).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
-    assert!(o.stdout.contains("all 7 checks passed"), "{}", show(&o));
+    o.expect_code(0);
+    assert!(o.stdout.contains("all 7 checks passed"), "{}", o.show());
 
     let o = env.dash(&["db", "backup", "--keep", "3"]).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
-    assert!(o.stdout.contains("public.swarms"), "{}", show(&o));
+    o.expect_code(0);
+    assert!(o.stdout.contains("public.swarms"), "{}", o.show());
     assert!(
         o.stderr.contains("pg_dump"),
         "progress on stderr: {}",
-        show(&o)
+        o.show()
     );
     let latest = env.backups.path().join("latest.dump");
     assert!(latest.exists());
     let o = env.dash(&["db", "backups", "--json"]).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
+    o.expect_code(0);
     let list: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(list["backups"][0]["checksum"], "ok");
     assert_eq!(list["backups"][0]["verified"], "never");
 
     let o = env.dash(&["db", "verify-backup"]).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
-    assert!(o.stdout.contains("VERIFIED"), "{}", show(&o));
+    o.expect_code(0);
+    assert!(o.stdout.contains("VERIFIED"), "{}", o.show());
 
     // Restore: the API is connected, so without --stop-writes it is refused (4).
     let o = env.dash(&["db", "restore", "--yes"]).await;
-    assert_eq!(o.code, 4, "{}", show(&o));
-    assert!(o.stderr.contains("--stop-writes"), "{}", show(&o));
+    o.expect_code(4);
+    assert!(o.stderr.contains("--stop-writes"), "{}", o.show());
     // With --stop-writes but no terminal and no --yes: refused (4).
     let o = env.dash(&["db", "restore", "--stop-writes"]).await;
-    assert_eq!(o.code, 4, "{}", show(&o));
-    assert!(o.stderr.contains("pass --yes"), "{}", show(&o));
+    o.expect_code(4);
+    assert!(o.stderr.contains("pass --yes"), "{}", o.show());
     let o = env.dash(&["db", "restore", "--stop-writes", "--yes"]).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
+    o.expect_code(0);
     assert!(
         o.stdout.contains("RESTORED AND VERIFIED") && o.stdout.contains("now lifted"),
         "{}",
-        show(&o)
+        o.show()
     );
     let o = env.dash(&["db", "maintenance", "--json"]).await;
     let m: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
-    assert_eq!(m["enabled"], false, "{}", show(&o));
+    assert_eq!(m["enabled"], false, "{}", o.show());
 
     // Pool: refused without --yes, changed and read back with it.
     let o = env.dash(&["db", "pool", "--size", "9"]).await;
-    assert_eq!(o.code, 4, "{}", show(&o));
+    o.expect_code(4);
     let o = env.dash(&["db", "pool", "--size", "9", "--yes"]).await;
-    assert_eq!(o.code, 0, "{}", show(&o));
+    o.expect_code(0);
     assert!(
         o.stdout.contains("pg_pool_max_size now reads 9: confirmed"),
         "{}",
-        show(&o)
+        o.show()
     );
 
     // A corrupted dump fails verification (3) and is refused by restore (4).
@@ -317,28 +248,29 @@ async fn backups_restore_pool_and_verify_through_the_binary() {
     let o = env
         .dash(&["db", "verify-backup", file.to_str().unwrap()])
         .await;
-    assert_eq!(o.code, 3, "{}", show(&o));
+    o.expect_code(3);
     assert!(
         o.stdout.contains("mismatch") && o.stdout.contains("VERIFICATION FAILED"),
         "{}",
-        show(&o)
+        o.show()
     );
     let o = env.dash(&["db", "backups"]).await;
-    assert_eq!(o.code, 3, "{}", show(&o));
+    o.expect_code(3);
     let o = env.dash(&["db", "restore", "--stop-writes", "--yes"]).await;
-    assert_eq!(o.code, 4, "{}", show(&o));
-    assert!(o.stderr.contains("sha256"), "{}", show(&o));
+    o.expect_code(4);
+    assert!(o.stderr.contains("sha256"), "{}", o.show());
 
     // The API gone: dashctl verify fails with 3 and names each failed check.
     env.api = CLOSED.into();
     env.metrics = format!("{CLOSED}/metrics");
     let o = env.dash(&["verify"]).await;
-    assert_eq!(o.code, 3, "{}", show(&o));
-    assert!(o.stdout.contains("FAIL"), "{}", show(&o));
+    o.expect_code(3);
+    assert!(o.stdout.contains("FAIL"), "{}", o.show());
 }
 
 #[test]
 fn help_documents_exit_codes() {
+    let dashctl = Runner::new(env!("CARGO_BIN_EXE_dashctl"));
     for cmd in [
         &["db", "status", "--help"][..],
         &["db", "diagnose", "--help"],
@@ -346,22 +278,12 @@ fn help_documents_exit_codes() {
         &["db", "restore", "--help"],
         &["verify", "--help"],
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashctl"))
-            .args(cmd)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("Exit codes:"),
-            "{cmd:?}: {text}"
-        );
+        let o = dashctl.run_blocking(cmd);
+        o.expect_code(0);
+        assert!(o.stdout.contains("Exit codes:"), "{}", o.show());
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashctl"))
-        .args(["db", "diagnose", "--help"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let o = dashctl.run_blocking(&["db", "diagnose", "--help"]);
     for code in ["10", "20", "30", "40", "dashctl db failover"] {
-        assert!(text.contains(code), "{code}: {text}");
+        assert!(o.stdout.contains(code), "{code}: {}", o.show());
     }
 }

@@ -2,10 +2,10 @@
 //! cluster with no supervisor running (the command acts as one, once).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use dash_ha::local::kill_data_dir_processes;
 use dash_ha::{ClusterOptions, LocalCluster, Role, Topology};
+use dash_testkit::{Run, Runner};
 
 /// A cluster in a temp dir; every node is killed and the dir removed on drop.
 struct Cluster {
@@ -48,14 +48,11 @@ fn cluster() -> Cluster {
     Cluster { home, dirs }
 }
 
-fn dash(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dashctl"))
-        .args(args)
+fn dash(home: &Path, args: &[&str]) -> Run {
+    Runner::new(env!("CARGO_BIN_EXE_dashctl"))
         .env("DASH_HOME", home)
         .env("DASH_LOG", "error")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run dash")
+        .run_blocking(args)
 }
 
 fn primary(home: &Path) -> String {
@@ -74,23 +71,20 @@ fn switchover_then_failover_move_the_primary_safely() {
 
     // Without a terminal and without --yes, nothing happens.
     let out = dash(home, &["db", "switchover"]);
-    assert_eq!(out.status.code(), Some(4), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--yes"),
-        "{out:?}"
-    );
+    out.expect_code(4);
+    assert!(out.stderr.contains("--yes"), "{}", out.show());
     assert_eq!(primary(home), "node0");
 
     // A dry run prints the plan and changes nothing.
     let out = dash(home, &["db", "switchover", "--dry-run"]);
-    assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("stop node0 cleanly"));
+    out.expect_code(0);
+    assert!(out.stdout.contains("stop node0 cleanly"));
     assert_eq!(primary(home), "node0");
 
     // Planned switchover: node1 takes over, node0 follows it, nothing is lost.
     let out = dash(home, &["db", "switchover", "--yes", "--json"]);
-    assert!(out.status.success(), "{out:?}");
-    let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.expect_code(0);
+    let o: serde_json::Value = out.json();
     assert_eq!(o["ok"], true, "{o}");
     assert_eq!(o["new_primary"], "node1");
     assert!(o["write_gap_ms"].as_f64().unwrap() < 30_000.0, "{o}");
@@ -103,8 +97,8 @@ fn switchover_then_failover_move_the_primary_safely() {
 
     // Unplanned failover back: node1 is fenced and node0 promoted.
     let out = dash(home, &["db", "failover", "--yes", "--json"]);
-    assert!(out.status.success(), "{out:?}");
-    let o: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.expect_code(0);
+    let o: serde_json::Value = out.json();
     assert_eq!(o["new_primary"], "node0", "{o}");
     let t = Topology::load(home).unwrap();
     assert_eq!(t.node("node1").unwrap().role, Role::Fenced);
@@ -118,6 +112,6 @@ fn switchover_then_failover_move_the_primary_safely() {
 
     // With the only replica fenced, another failover is refused, not forced.
     let out = dash(home, &["db", "failover", "--yes", "--json"]);
-    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    out.expect_code(4);
     assert_eq!(primary(home), "node0");
 }

@@ -19,10 +19,10 @@ use runbook_common::*;
 async fn restore_is_refused_under_writers_and_done_with_stop_writes() {
     let node = start_node().await;
     let db = node.fresh_database().unwrap();
-    let app = TestApp::spawn(db_settings(&[&node], &db)).await;
-    let t = target(&[&node], &db, app.endpoint());
+    let app = TestApi::ready(db_settings(&[&node], &db)).await;
+    let t = target(&[&node], &db, endpoint(&app));
     for i in 0..5 {
-        assert_eq!(app.create_swarm(&format!("before-{i}")).await, 201);
+        assert_eq!(create_swarm(&app, &format!("before-{i}")).await, 201);
     }
     let dir = tempfile::tempdir().unwrap();
     backup(
@@ -41,7 +41,7 @@ async fn restore_is_refused_under_writers_and_done_with_stop_writes() {
     let statuses = Arc::new(Mutex::new(Vec::new()));
     let writer = {
         let (stop, statuses) = (stop.clone(), statuses.clone());
-        let http = app.http.clone();
+        let http = app.client.clone();
         let base = app.base.clone();
         tokio::spawn(async move {
             let mut i = 0;
@@ -86,7 +86,7 @@ async fn restore_is_refused_under_writers_and_done_with_stop_writes() {
     };
     let e = restore(&t, &opts).await.unwrap_err();
     assert!(matches!(e, RunbookError::NeedsYes { .. }), "{e}");
-    let (_, m) = app.get("/health").await;
+    let (_, m) = app.get_path("/health").await;
     assert!(
         m["maintenance"].is_null(),
         "maintenance mode was not touched: {m}"
@@ -122,10 +122,10 @@ async fn restore_is_refused_under_writers_and_done_with_stop_writes() {
     );
 
     // Maintenance is lifted and the API writes and reads again on the restored data.
-    let (_, health) = app.get("/health").await;
+    let (_, health) = app.get_path("/health").await;
     assert!(health["maintenance"].is_null(), "{health}");
-    assert_eq!(app.create_swarm("after-restore").await, 201);
-    let v = recovery::verify(&app.endpoint()).await;
+    assert_eq!(create_swarm(&app, "after-restore").await, 201);
+    let v = recovery::verify(&endpoint(&app)).await;
     assert!(v.ok, "{}", v.render());
 }
 
@@ -133,8 +133,8 @@ async fn restore_is_refused_under_writers_and_done_with_stop_writes() {
 async fn maintenance_refuses_writes_keeps_reads_and_pool_resizes_live() {
     let node = start_node().await;
     let db = node.fresh_database().unwrap();
-    let app = TestApp::spawn(db_settings(&[&node], &db)).await;
-    let t = target(&[&node], &db, app.endpoint());
+    let app = TestApi::ready(db_settings(&[&node], &db)).await;
+    let t = target(&[&node], &db, endpoint(&app));
 
     let m = admin::maintenance(&t, Some(true), "test", false)
         .await
@@ -144,9 +144,9 @@ async fn maintenance_refuses_writes_keeps_reads_and_pool_resizes_live() {
         .await
         .unwrap();
     assert!(m.enabled && m.changed);
-    assert_eq!(app.create_swarm("refused").await, 503);
-    assert_eq!(app.get("/api/v1/swarms").await.0, 200, "reads keep working");
-    let v = recovery::verify(&app.endpoint()).await;
+    assert_eq!(create_swarm(&app, "refused").await, 503);
+    assert_eq!(app.get("/swarms").await.0, 200, "reads keep working");
+    let v = recovery::verify(&endpoint(&app)).await;
     assert!(
         !v.ok && v.exit_code() == 3,
         "the smoke test fails in maintenance: {}",
@@ -155,7 +155,7 @@ async fn maintenance_refuses_writes_keeps_reads_and_pool_resizes_live() {
     assert!(v.render().contains("maintenance"));
     let m = admin::maintenance(&t, Some(false), "", true).await.unwrap();
     assert!(!m.enabled);
-    assert_eq!(app.create_swarm("accepted").await, 201);
+    assert_eq!(create_swarm(&app, "accepted").await, 201);
 
     let shown = admin::pool(&t, None, false).await.unwrap();
     assert_eq!(shown.previous_max_size, Some(20));
@@ -171,13 +171,13 @@ async fn maintenance_refuses_writes_keeps_reads_and_pool_resizes_live() {
     );
 
     // No token: a usage error that names the fix.
-    let mut no_token = app.endpoint();
+    let mut no_token = endpoint(&app);
     no_token.token = None;
     let t = target(&[&node], &db, no_token);
     let e = admin::pool(&t, Some(8), true).await.unwrap_err();
     assert!(e.is_usage() && e.to_string().contains("--token"), "{e}");
 
-    let v = recovery::verify(&app.endpoint()).await;
+    let v = recovery::verify(&endpoint(&app)).await;
     assert!(v.ok, "{}", v.render());
     let dead = recovery::verify(&no_api()).await;
     assert!(

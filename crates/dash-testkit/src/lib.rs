@@ -1,6 +1,13 @@
-//! Dash's test kit (a dev-dependency only): throwaway PostgreSQL nodes and
-//! clusters, the app under test, and a runner for the real `dashctl` binary.
-//! Everything it starts is torn down on drop, even when a test panics.
+//! Dash's test kit (a dev-dependency only): throwaway PostgreSQL nodes, the
+//! real app in-process, and a runner for the real `dashctl` binary. What it
+//! starts is torn down on drop, even when a test panics.
 
+mod app;
+mod metrics;
+mod runner;
+
+pub use app::{db_settings, split, TestApi, TestApp, TOKEN};
 /// A throwaway PostgreSQL node, stopped and deleted on drop.
 pub use dash_pg::ScratchNode as TempNode;
+pub use metrics::{assert_error, metric, metric_sum};
+pub use runner::{Run, Runner};

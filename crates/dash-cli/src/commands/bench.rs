@@ -163,63 +163,34 @@ fn print_summary(s: &LoadSummary, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API running in this process; stopped on drop.
-struct InProcessApi {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl InProcessApi {
-    async fn start(node: &PgNode, db: &str, pool: usize, token: &str) -> anyhow::Result<Self> {
-        let settings = dash_api::ApiSettings {
-            bind: [127, 0, 0, 1].into(),
-            api_port: 0,
-            metrics_port: 0,
-            tokens: vec![Secret::new(token)],
-            database: DbSettings {
-                hosts: vec![HostPort {
-                    host: node.host().to_string(),
-                    port: node.port(),
-                }],
-                dbname: db.to_string(),
-                user: node.superuser().to_string(),
-                password: Secret::new(node.password()),
-                pool_size: pool,
-                ..DbSettings::default()
-            },
-            ..dash_api::ApiSettings::default()
-        };
-        let app = dash_api::App::build(settings).await?;
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(app.run_until_stopped(async {
-            let _ = rx.await;
-        }));
-        let api = InProcessApi {
-            base,
-            stop: Some(tx),
-            task: Some(task),
-        };
-        wait_ready(&api.base, Duration::from_secs(30)).await?;
-        Ok(api)
-    }
-
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().map(|tx| tx.send(()));
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
-        }
-    }
-}
-
-impl Drop for InProcessApi {
-    fn drop(&mut self) {
-        let _ = self.stop.take().map(|tx| tx.send(()));
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
+/// The API in this process against `node`'s database `db`, ready to serve.
+async fn in_process_api(
+    node: &PgNode,
+    db: &str,
+    pool: usize,
+    token: &str,
+) -> anyhow::Result<dash_api::RunningApp> {
+    let settings = dash_api::ApiSettings {
+        bind: [127, 0, 0, 1].into(),
+        api_port: 0,
+        metrics_port: 0,
+        tokens: vec![Secret::new(token)],
+        database: DbSettings {
+            hosts: vec![HostPort {
+                host: node.host().to_string(),
+                port: node.port(),
+            }],
+            dbname: db.to_string(),
+            user: node.superuser().to_string(),
+            password: Secret::new(node.password()),
+            pool_size: pool,
+            ..DbSettings::default()
+        },
+        ..dash_api::ApiSettings::default()
+    };
+    let app = dash_api::App::build(settings).await?.spawn();
+    wait_ready(app.base_url(), Duration::from_secs(30)).await?;
+    Ok(app)
 }
 
 async fn wait_ready(base: &str, limit: Duration) -> anyhow::Result<()> {
@@ -240,21 +211,23 @@ async fn wait_ready(base: &str, limit: Duration) -> anyhow::Result<()> {
 /// The API the load goes to: a `dashctl serve` child process, or the app in this process.
 enum ApiUnderTest {
     Serve(ServeProcess),
-    InProcess(InProcessApi),
+    InProcess(dash_api::RunningApp),
 }
 
 impl ApiUnderTest {
     fn base(&self) -> &str {
         match self {
             ApiUnderTest::Serve(s) => s.base_url(),
-            ApiUnderTest::InProcess(a) => &a.base,
+            ApiUnderTest::InProcess(a) => a.base_url(),
         }
     }
 
     async fn shutdown(self) {
         match self {
             ApiUnderTest::Serve(s) => s.stop(Duration::from_secs(15)).await,
-            ApiUnderTest::InProcess(a) => a.shutdown().await,
+            ApiUnderTest::InProcess(a) => {
+                let _ = tokio::time::timeout(Duration::from_secs(15), a.stop()).await;
+            }
         }
     }
 }
@@ -326,7 +299,7 @@ async fn compare(a: &CompareArgs) -> anyhow::Result<u8> {
     };
     let (app, where_api) = if a.in_process {
         serve.stop(Duration::from_secs(15)).await;
-        let app = InProcessApi::start(&node, &db, a.concurrency, &token).await?;
+        let app = in_process_api(&node, &db, a.concurrency, &token).await?;
         rss.in_process_idle_kb = rss_of(None);
         let what = "in this process (dash_api::App), sharing its runtime with the load driver";
         (ApiUnderTest::InProcess(app), what)

@@ -4,17 +4,12 @@
 
 #![allow(dead_code)]
 
-use std::time::Duration;
-
-use dash_api::{ApiSettings, App};
 use dash_pg::PgNode;
 use dash_runbook::{ApiEndpoint, NodeTarget, Target};
-use dash_store::{DbSettings, HostPort, Secret};
-use dash_testkit::TempNode;
-use tokio::sync::oneshot;
+use dash_store::{HostPort, Secret};
+pub use dash_testkit::{db_settings, TempNode, TestApi, TOKEN};
 use tokio_postgres::{Client, NoTls};
 
-pub const TOKEN: &str = "runbook-test-token";
 /// A URL nothing listens on (port 9 on loopback: discard, never open in CI).
 pub const CLOSED: &str = "http://127.0.0.1:9";
 
@@ -33,16 +28,6 @@ pub fn host_of(node: &PgNode) -> HostPort {
     HostPort {
         host: node.host().to_string(),
         port: node.port(),
-    }
-}
-
-pub fn db_settings(nodes: &[&PgNode], dbname: &str) -> DbSettings {
-    DbSettings {
-        hosts: nodes.iter().map(|n| host_of(n)).collect(),
-        dbname: dbname.to_string(),
-        user: nodes[0].superuser().to_string(),
-        password: Secret::new(nodes[0].password()),
-        ..DbSettings::default()
     }
 }
 
@@ -88,104 +73,23 @@ pub async fn idle_in_transaction(node: &PgNode, dbname: &str) -> Client {
     c
 }
 
-/// The real API, in-process, on free ports.
-pub struct TestApp {
-    pub base: String,
-    pub metrics_url: String,
-    pub http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl TestApp {
-    pub async fn spawn(settings: DbSettings) -> TestApp {
-        let settings = ApiSettings {
-            bind: [127, 0, 0, 1].into(),
-            api_port: 0,
-            metrics_port: 0,
-            tokens: vec![Secret::new(TOKEN)],
-            database: settings,
-            ..ApiSettings::default()
-        };
-        let app = App::build(settings).await.expect("build app");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let metrics_url = format!("http://127.0.0.1:{}/metrics", app.metrics_port());
-        let (tx, rx) = oneshot::channel();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = rx.await;
-        }));
-        let t = TestApp {
-            base,
-            metrics_url,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
-            stop: Some(tx),
-            server: Some(server),
-        };
-        t.wait_ready().await;
-        t
-    }
-
-    pub fn endpoint(&self) -> ApiEndpoint {
-        ApiEndpoint {
-            api_url: self.base.clone(),
-            metrics_url: self.metrics_url.clone(),
-            token: Some(Secret::new(TOKEN)),
-        }
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self.http.get(format!("{}/ready", self.base)).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "app never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// POST /api/v1/swarms; the status code.
-    pub async fn create_swarm(&self, name: &str) -> u16 {
-        self.http
-            .post(format!("{}/api/v1/swarms", self.base))
-            .bearer_auth(TOKEN)
-            .json(&serde_json::json!({ "name": name, "strategy": "parallel" }))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-    }
-
-    /// GET a path; status and body.
-    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+/// What `dashctl db` and `dashctl verify` are given to reach `app`.
+pub fn endpoint(app: &TestApi) -> ApiEndpoint {
+    ApiEndpoint {
+        api_url: app.base.clone(),
+        metrics_url: app.metrics_url.clone(),
+        token: Some(Secret::new(TOKEN)),
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.server.take() {
-            h.abort();
-        }
-    }
+/// POST /api/v1/swarms through `app`; the status code, 0 when no answer came.
+pub async fn create_swarm(app: &TestApi, name: &str) -> u16 {
+    app.req(reqwest::Method::POST, "/swarms")
+        .json(&serde_json::json!({ "name": name, "strategy": "parallel" }))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
 }
 
 /// Runs blocking node control (stop/start) off the async runtime.
