@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod telemetry;
 
 use clap::Parser;
 

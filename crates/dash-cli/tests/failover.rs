@@ -1,51 +1,29 @@
 //! `dashctl db switchover` and `dashctl db failover` against a real two-node
 //! cluster with no supervisor running (the command acts as one, once).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use dash_ha::local::kill_data_dir_processes;
 use dash_ha::{ClusterOptions, LocalCluster, Role, Topology};
-use dash_testkit::{Run, Runner};
+use dash_testkit::{Run, Runner, TempCluster};
 
-/// A cluster in a temp dir; every node is killed and the dir removed on drop.
-struct Cluster {
-    home: tempfile::TempDir,
-    dirs: Vec<PathBuf>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for d in &self.dirs {
-            kill_data_dir_processes(d);
-        }
-    }
-}
-
-fn cluster() -> Cluster {
-    use std::os::unix::fs::PermissionsExt;
-    let home = tempfile::Builder::new()
-        .prefix("dash-failover-test-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let ports = vec![dash_pg::free_port(), dash_pg::free_port()];
-    assert_ne!(ports[0], ports[1]);
+/// A two-node synchronous cluster in a temp dir, its replica streaming;
+/// every node is killed and the dir removed on drop.
+fn cluster() -> TempCluster {
     let opts = ClusterOptions {
         replicas: 1,
         synchronous: true,
-        base_port: ports[0],
-        ports: Some(ports),
+        base_port: 0,
+        ports: None,
         api_url: "http://127.0.0.1:1".into(),
         metrics_url: "http://127.0.0.1:1/metrics".into(),
         api_token: Some("t".into()),
     };
-    let c = LocalCluster::create(home.path(), &opts, &|_| {}).expect("create cluster");
-    let dirs = c.topo.nodes.iter().map(|n| n.data_dir.clone()).collect();
+    let (scratch, c) = TempCluster::create(opts, &|_| {}).expect("create cluster");
     assert!(
         c.wait_streaming("node1", std::time::Duration::from_secs(20)),
         "replica never streamed"
     );
-    Cluster { home, dirs }
+    scratch
 }
 
 fn dash(home: &Path, args: &[&str]) -> Run {
@@ -67,7 +45,7 @@ fn primary(home: &Path) -> String {
 #[test]
 fn switchover_then_failover_move_the_primary_safely() {
     let c = cluster();
-    let home = c.home.path();
+    let home = c.home();
 
     // Without a terminal and without --yes, nothing happens.
     let out = dash(home, &["db", "switchover"]);

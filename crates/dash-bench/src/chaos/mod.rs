@@ -1,14 +1,23 @@
-//! Fault injection for `dashctl chaos`: the faults themselves (by PID, on the
-//! local cluster only) and the per-round and summary figures Dash is judged by.
+//! The chaos engine behind `dashctl chaos`: builds a private platform
+//! (cluster, supervisor, API) in a temp dir on loopback, drives writes
+//! through the API, injects the fault, and measures each round. Everything
+//! is torn down at the end, even on error.
 
-use std::path::Path;
+mod faults;
+mod render;
+mod report;
+mod round;
+
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use dash_ha::{ClusterOptions, LocalCluster};
+use dash_platform::{Platform, PlatformError, ScratchCluster};
+use dash_store::Secret;
 use serde::Serialize;
+use uuid::Uuid;
 
-use dash_ha::local::data_dir_pids;
+pub use faults::{crash, signal_all};
+pub use report::{ChaosReport, RoundReport, Spread};
 
 /// The faults `dashctl chaos` can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,130 +33,114 @@ pub enum Scenario {
     ExhaustPool,
 }
 
-/// Sends `sig` to every process running in `data_dir`; returns how many.
-pub fn signal_all(data_dir: &Path, sig: Signal) -> usize {
-    let pids = data_dir_pids(data_dir);
-    for pid in &pids {
-        let _ = kill(Pid::from_raw(*pid), sig);
-    }
-    pids.len()
-}
-
-/// A node crash: freeze every process first so none keeps committing while
-/// the others die (backends call setsid and outlive a killed postmaster).
-pub fn crash(data_dir: &Path) -> usize {
-    let n = signal_all(data_dir, Signal::SIGSTOP);
-    signal_all(data_dir, Signal::SIGKILL);
-    n
-}
-
-/// One round's figures.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct RoundReport {
-    pub round: u32,
-    pub old_primary: String,
-    pub new_primary: String,
-    /// Last acknowledged write before the fault to first acknowledged after, ms.
-    pub write_gap_ms: f64,
-    pub acked_writes: usize,
-    /// Acknowledged writes missing afterwards.
-    pub lost: usize,
-    /// Writes stored more than once.
-    pub duplicates: usize,
-    /// Writes a fenced node accepted after the fault.
-    pub fenced_writes: usize,
-    /// From the fault until a replica streams from the primary again, ms.
-    pub ha_restored_ms: Option<f64>,
-    pub failed_requests: u64,
-    /// exhaust-pool: server sessions held idle in transaction from outside the API.
-    pub held_sessions: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Spread {
-    pub min: f64,
-    pub median: f64,
-    pub p90: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        if values.is_empty() {
-            return None;
-        }
-        let mut v = values.to_vec();
-        v.sort_by(|a, b| a.total_cmp(b));
-        let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        Some(Spread {
-            min: v[0],
-            median: at(0.5),
-            p90: at(0.9),
-            max: v[v.len() - 1],
-        })
-    }
-}
-
-/// The whole run.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChaosReport {
+/// What to drill.
+#[derive(Debug, Clone)]
+pub struct ChaosOptions {
     pub scenario: Scenario,
+    /// Fault rounds, 1 to 1000.
+    pub rounds: u32,
+    /// Writer connections driving the API during each round.
+    pub concurrency: usize,
+    /// Synchronous replication (the default) or asynchronous.
     pub synchronous: bool,
-    pub rounds: Vec<RoundReport>,
-    pub write_gap_ms: Option<Spread>,
-    pub ha_restored_ms: Option<Spread>,
-    pub acked_writes: usize,
-    pub lost: usize,
-    pub duplicates: usize,
-    pub fenced_writes: usize,
+    /// Keep the private cluster's directory (nodes stopped, logs kept).
+    pub keep: bool,
 }
 
-impl ChaosReport {
-    pub fn new(scenario: Scenario, synchronous: bool, rounds: Vec<RoundReport>) -> ChaosReport {
-        let gaps: Vec<f64> = rounds.iter().map(|r| r.write_gap_ms).collect();
-        let ha: Vec<f64> = rounds.iter().filter_map(|r| r.ha_restored_ms).collect();
-        ChaosReport {
-            scenario,
-            synchronous,
-            write_gap_ms: Spread::of(&gaps),
-            ha_restored_ms: Spread::of(&ha),
-            acked_writes: rounds.iter().map(|r| r.acked_writes).sum(),
-            lost: rounds.iter().map(|r| r.lost).sum(),
-            duplicates: rounds.iter().map(|r| r.duplicates).sum(),
-            fenced_writes: rounds.iter().map(|r| r.fenced_writes).sum(),
-            rounds,
+/// Why a chaos run could not start or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("round {round}: {reason}")]
+    Round { round: u32, reason: String },
+    #[error("cannot connect to {node}: {reason}")]
+    Connect { node: String, reason: String },
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Cluster(#[from] dash_ha::ClusterError),
+    #[error(transparent)]
+    Topology(#[from] dash_ha::TopologyError),
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Load(#[from] crate::load::LoadError),
+}
+
+/// A finished run: the rounds that completed and, when it stopped early, why.
+pub struct ChaosRun {
+    pub report: ChaosReport,
+    pub stopped_early: Option<ChaosError>,
+}
+
+/// Runs the drill end to end; `progress` gets a line per step and round.
+pub async fn run(opts: &ChaosOptions, progress: &dyn Fn(&str)) -> Result<ChaosRun, ChaosError> {
+    if opts.rounds == 0 || opts.rounds > 1000 {
+        return Err(ChaosError::Usage("--rounds must be from 1 to 1000".into()));
+    }
+    let token = Uuid::new_v4().simple().to_string();
+    let cluster_opts = ClusterOptions {
+        replicas: 1,
+        synchronous: opts.synchronous,
+        base_port: 0,
+        ports: None,
+        api_url: String::new(),
+        metrics_url: String::new(),
+        api_token: Some(token.clone()),
+    };
+    progress("building a private cluster");
+    let (mut scratch, cluster) =
+        tokio::task::block_in_place(|| ScratchCluster::create(cluster_opts, progress))?;
+    if opts.keep {
+        scratch.keep();
+    }
+    let home = scratch.home().to_path_buf();
+    progress(&format!("the cluster lives in {}", home.display()));
+    let mut api = dash_api::ApiSettings {
+        bind: [127, 0, 0, 1].into(),
+        api_port: 0,
+        metrics_port: 0,
+        tokens: vec![Secret::new(token.clone())],
+        ..dash_api::ApiSettings::default()
+    };
+    api.database.pool_size = (opts.concurrency + 4).max(20);
+    let platform = Platform::start(cluster, api).await?;
+    let base_url = platform.base_url().to_string();
+    let mut rounds = Vec::new();
+    let mut stopped_early = None;
+    for n in 1..=opts.rounds {
+        match round::round(n, opts, &home, &base_url, &token).await {
+            Ok(r) => {
+                progress(&format!(
+                    "round {n}/{}: {} -> {}, write gap {:.0} ms, {} acked, {} lost, {} duplicates, {} fenced writes, HA again after {}",
+                    opts.rounds,
+                    r.old_primary,
+                    r.new_primary,
+                    r.write_gap_ms,
+                    r.acked_writes,
+                    r.lost,
+                    r.duplicates,
+                    r.fenced_writes,
+                    r.ha_restored_ms.map_or("never".into(), |v| format!("{v:.0} ms"))
+                ));
+                rounds.push(r);
+            }
+            Err(e) => {
+                stopped_early = Some(e);
+                break;
+            }
         }
     }
+    platform.stop().await?;
+    let final_cluster = LocalCluster::open(&home)?;
+    tokio::task::block_in_place(|| final_cluster.stop_all(&|_| {}));
+    drop(scratch);
+    Ok(ChaosRun {
+        report: ChaosReport::new(opts.scenario, opts.synchronous, rounds),
+        stopped_early,
+    })
 }
 
-/// How long a round may take before it is abandoned as failed.
-pub const ROUND_LIMIT: Duration = Duration::from_secs(60);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spread_and_totals() {
-        let s = Spread::of(&[300.0, 100.0, 200.0]).unwrap();
-        assert_eq!((s.min, s.median, s.max), (100.0, 200.0, 300.0));
-        assert!(Spread::of(&[]).is_none());
-        let r = ChaosReport::new(
-            Scenario::KillPrimary,
-            true,
-            vec![
-                RoundReport {
-                    lost: 1,
-                    acked_writes: 10,
-                    ..RoundReport::default()
-                },
-                RoundReport {
-                    duplicates: 2,
-                    acked_writes: 5,
-                    ..RoundReport::default()
-                },
-            ],
-        );
-        assert_eq!((r.acked_writes, r.lost, r.duplicates), (15, 1, 2));
-    }
-}
+/// How long the engine waits for the cluster to be highly available again.
+const HA_LIMIT: Duration = Duration::from_secs(60);

@@ -8,7 +8,7 @@ use serde::Serialize;
 /// The nearest-rank `p`-th percentile (0 < p <= 100) of ascending `sorted`:
 /// the smallest sample with at least p % of the samples at or below it.
 /// `None` when there are no samples.
-pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     if sorted.is_empty() {
         return None;
     }
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn small_and_empty_sets() {
-        assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(percentile::<Duration>(&[], 50.0), None);
         let one = ms(&[7]);
         for p in [0.0, 1.0, 50.0, 99.0, 100.0] {
             assert_eq!(percentile(&one, p), Some(Duration::from_millis(7)));

@@ -94,7 +94,7 @@ pub struct CompareArgs {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
-    init_quiet_tracing();
+    crate::telemetry::init(false, crate::telemetry::QUIET);
     match args.command {
         BenchCommand::Api(a) => api(a).await,
         BenchCommand::Compare(a) => {
@@ -107,16 +107,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
             }
         }
     }
-}
-
-/// Warnings and errors only (`DASH_LOG` overrides): the report goes to stdout.
-fn init_quiet_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DASH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn api(a: ApiArgs) -> anyhow::Result<u8> {

@@ -2,19 +2,6 @@
 
 use super::{settings, EXIT_OK};
 
-pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DASH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        let _ = builder.json().try_init();
-    } else {
-        let _ = builder.try_init();
-    }
-}
-
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -33,7 +20,7 @@ pub async fn shutdown_signal() {
 
 pub async fn run() -> anyhow::Result<u8> {
     let s = settings()?;
-    init_tracing(s.log_format == "json");
+    crate::telemetry::init(s.log_format == "json", crate::telemetry::SERVICE);
     let hosts: Vec<String> = s.database.hosts.iter().map(|h| h.to_string()).collect();
     let app = dash_api::App::build(s.clone()).await?;
     tracing::info!(

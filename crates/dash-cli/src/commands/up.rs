@@ -3,10 +3,10 @@
 //! the URLs, and on Ctrl-C stops them in order: supervisor, API, nodes.
 
 use anyhow::Context;
-use dash_ha::supervisor::Supervisor;
 use dash_ha::{ClusterOptions, LocalCluster, Topology};
+use dash_platform::Platform;
 
-use super::{dash_home, serve::init_tracing, serve::shutdown_signal, settings, EXIT_OK};
+use super::{dash_home, serve::shutdown_signal, settings, EXIT_OK};
 use crate::cli::UpArgs;
 
 fn say(m: &str) {
@@ -15,7 +15,7 @@ fn say(m: &str) {
 
 pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     let api = settings()?;
-    init_tracing(api.log_format == "json");
+    crate::telemetry::init(api.log_format == "json", crate::telemetry::SERVICE);
     let home = dash_home();
     let host = if api.bind.is_unspecified() {
         "127.0.0.1".to_string()
@@ -65,27 +65,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
 
 async fn run_platform(
     cluster: LocalCluster,
-    mut api: dash_api::ApiSettings,
+    api: dash_api::ApiSettings,
     api_url: String,
     metrics_url: String,
 ) -> anyhow::Result<u8> {
     let topo = cluster.topo.clone();
-    // The API lists every node: it writes to whichever is the primary now.
-    api.database = topo.db_settings();
-    if api.tokens.is_empty() {
-        api.tokens
-            .push(dash_store::Secret::new(topo.api_token.clone()));
-    }
-    let supervisor = Supervisor::new(cluster)?;
-    let app = dash_api::App::build(api.clone())
+    let platform = Platform::start(cluster, api)
         .await
-        .context("binding the API ports")?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let sup = tokio::spawn(supervisor.run(wait(stop_rx.clone())));
-    let server = tokio::spawn(app.run_until_stopped(wait(stop_rx.clone())));
+        .context("starting the supervisor and the API")?;
     let mode = if topo.synchronous {
         "synchronous"
     } else {
@@ -108,12 +95,8 @@ async fn run_platform(
     println!("Press Ctrl-C to stop.");
     shutdown_signal().await;
     say("stopping: supervisor, API, then the database nodes");
-    let _ = stop_tx.send(true);
-    let _ = sup.await;
-    match server.await {
-        Ok(Err(e)) => say(&format!("API stopped with an error: {e}")),
-        Err(e) => say(&format!("API task failed: {e}")),
-        Ok(Ok(())) => {}
+    if let Err(e) = platform.stop().await {
+        say(&format!("API stopped with an error: {e}"));
     }
     Ok(EXIT_OK)
 }

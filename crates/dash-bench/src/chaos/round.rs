@@ -1,0 +1,231 @@
+//! One chaos round and the probes it uses: is the cluster highly available,
+//! does the fenced node still take writes.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use dash_ha::{LocalCluster, Topology};
+use dash_store::Secret;
+use nix::sys::signal::Signal;
+use uuid::Uuid;
+
+use super::faults::{crash, signal_all};
+use super::{ChaosError, ChaosOptions, RoundReport, Scenario};
+use crate::load::{LoadConfig, Mix, RetryPolicy};
+
+async fn client(
+    topo: &Topology,
+    name: &str,
+    db: &str,
+) -> Result<tokio_postgres::Client, ChaosError> {
+    topo.connect(name, db, Duration::from_millis(500))
+        .await
+        .map_err(|e| ChaosError::Connect {
+            node: name.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Waits until the recorded primary has a streaming replica; returns when.
+pub(super) async fn wait_ha(home: &Path, limit: Duration) -> Option<Instant> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(t) = Topology::load(home) {
+            if let Some(p) = t.primary() {
+                if let Ok(c) = client(&t, &p.name, "postgres").await {
+                    let q = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'";
+                    if let Ok(Ok(row)) =
+                        tokio::time::timeout(Duration::from_millis(500), c.query_one(q, &[])).await
+                    {
+                        if row.get::<_, i64>(0) > 0 {
+                            return Some(Instant::now());
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Tries a write on the fenced node for `window`; counts the ones it accepted.
+async fn fence_probe(topo: &Topology, name: &str, window: Duration) -> usize {
+    let deadline = Instant::now() + window;
+    let mut accepted = 0;
+    while Instant::now() < deadline {
+        if let Ok(c) = client(topo, name, "postgres").await {
+            let w = c.execute("INSERT INTO dash_chaos_probe DEFAULT VALUES", &[]);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), w).await {
+                accepted += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    accepted
+}
+
+/// One round: writes through the API, the fault, the wait for writes to
+/// resume, then the count of what was acknowledged against what is stored.
+pub(super) async fn round(
+    n: u32,
+    opts: &ChaosOptions,
+    home: &Path,
+    base_url: &str,
+    token: &str,
+) -> Result<RoundReport, ChaosError> {
+    let fail = |reason: String| ChaosError::Round { round: n, reason };
+    if wait_ha(home, super::HA_LIMIT).await.is_none() {
+        return Err(fail(
+            "the cluster did not become highly available within 60 s".into(),
+        ));
+    }
+    let topo = Topology::load(home)?;
+    let old = (topo.primary())
+        .ok_or_else(|| fail("no primary recorded".into()))?
+        .clone();
+    client(&topo, &old.name, "postgres")
+        .await?
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS dash_chaos_probe (at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let mut cfg = LoadConfig::new(
+        base_url,
+        Secret::new(token),
+        opts.concurrency,
+        Mix::CreateAgent,
+    );
+    cfg.duration = Duration::from_secs(45);
+    cfg.retry = RetryPolicy::through_outages();
+    cfg.request_timeout = Duration::from_secs(5);
+    cfg.seed_agents = 0;
+    cfg.task = format!("chaos round {n}");
+    let load = crate::load::start(cfg)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fault_at = Instant::now();
+    let mut held = Vec::new();
+    let mut held_sessions = 0;
+    match opts.scenario {
+        Scenario::KillPrimary => {
+            if crash(&old.data_dir) == 0 {
+                return Err(fail(format!("no process of {} to kill", old.name)));
+            }
+        }
+        Scenario::HangPrimary => {
+            if signal_all(&old.data_dir, Signal::SIGSTOP) == 0 {
+                return Err(fail(format!("no process of {} to freeze", old.name)));
+            }
+        }
+        Scenario::RestartPrimary => {
+            let cluster = LocalCluster::open(home)?;
+            let pg = cluster.pg(&old.name)?;
+            tokio::task::spawn_blocking(move || {
+                let _ = pg.stop(dash_pg::StopMode::Immediate);
+                // Started as it was; if the supervisor fenced it meanwhile, it comes up read-only.
+                let _ = pg.start();
+            })
+            .await
+            .map_err(|e| fail(format!("restart task: {e}")))?;
+        }
+        Scenario::ExhaustPool => {
+            for _ in 0..200 {
+                match client(&topo, &old.name, "dash").await {
+                    Ok(c) => {
+                        let _ = c.batch_execute("BEGIN; SELECT 1").await;
+                        held.push(c);
+                    }
+                    Err(_) => break,
+                }
+            }
+            held_sessions = held.len();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            drop(held);
+        }
+    }
+    // Writes must resume: more acknowledgements than there were requests in
+    // flight once the fault was in place, so at least one write sent after it
+    // was acknowledged. (Counted after injecting: finding every process takes
+    // milliseconds, in which a healthy primary acknowledges dozens of writes.)
+    let acked_at_fault = load.progress().acked;
+    let resume_deadline = Instant::now() + Duration::from_secs(30);
+    while load.progress().acked <= acked_at_fault + opts.concurrency as u64 {
+        if Instant::now() > resume_deadline {
+            load.stop();
+            return Err(fail(
+                "writes did not resume within 30 s of the fault".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if opts.scenario == Scenario::HangPrimary {
+        // Wake the frozen node: the fence must hold.
+        signal_all(&old.data_dir, Signal::SIGCONT);
+    }
+    let fenced_writes = if matches!(opts.scenario, Scenario::ExhaustPool) {
+        0
+    } else {
+        let now = Topology::load(home)?;
+        if now.primary().is_some_and(|p| p.name != old.name) {
+            fence_probe(&now, &old.name, Duration::from_secs(1)).await
+        } else {
+            0
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.stop();
+    let report = load.join().await?;
+    let ha = wait_ha(home, super::HA_LIMIT).await;
+    let topo = Topology::load(home)?;
+    let new = topo
+        .primary()
+        .ok_or_else(|| fail("no primary after the fault".into()))?
+        .clone();
+    let acked: Vec<Uuid> = report.acked_ids().collect();
+    let db = client(&topo, &new.name, "dash").await?;
+    let found: i64 = db
+        .query_one("SELECT count(*) FROM agents WHERE id = ANY($1)", &[&acked])
+        .await?
+        .get(0);
+    let dup_rows = db
+        .query(
+            "SELECT agent_id FROM events WHERE kind = 'agent.spawned' AND agent_id = ANY($1)
+             GROUP BY agent_id HAVING count(*) > 1",
+            &[&acked],
+        )
+        .await?;
+    // The outage is the longest silence between consecutive acknowledgements
+    // from just before the fault on: a reply to a write committed before the
+    // fault can arrive just after it, so "first ack after" alone understates it.
+    let window_start = fault_at
+        .checked_sub(Duration::from_millis(500))
+        .unwrap_or(fault_at);
+    let acks: Vec<Instant> = report
+        .acks
+        .iter()
+        .map(|a| a.at)
+        .filter(|t| *t >= window_start)
+        .collect();
+    let gap = acks
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .fold(0.0, f64::max);
+    Ok(RoundReport {
+        round: n,
+        old_primary: old.name,
+        new_primary: new.name,
+        write_gap_ms: gap,
+        acked_writes: acked.len(),
+        lost: acked.len() - found as usize,
+        duplicates: dup_rows.len() + report.duplicate_acks().len(),
+        fenced_writes,
+        // Holding connections never costs the cluster its standby.
+        ha_restored_ms: if opts.scenario == Scenario::ExhaustPool {
+            None
+        } else {
+            ha.map(|t| (t - fault_at).as_secs_f64() * 1000.0)
+        },
+        failed_requests: report.summary.requests - report.summary.ok,
+        held_sessions,
+    })
+}
