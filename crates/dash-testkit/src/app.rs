@@ -98,28 +98,19 @@ impl TestApi {
         format!("{}/api/v1{}", self.base, path)
     }
 
+    /// `POST /api/v1{path}` with a JSON body and the test token.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        split(r).await
+        self.send_json(reqwest::Method::POST, path, body).await
     }
 
+    /// `PATCH /api/v1{path}` with a JSON body and the test token.
     pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .patch(self.url(path))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        split(r).await
+        self.send_json(reqwest::Method::PATCH, path, body).await
+    }
+
+    async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let r = self.req(method, path).json(&body).send().await;
+        split(r.expect("request")).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

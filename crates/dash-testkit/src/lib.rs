@@ -9,7 +9,7 @@ mod runner;
 pub use app::{db_settings, split, TestApi, TestApp, TOKEN};
 /// A throwaway PostgreSQL node, stopped and deleted on drop.
 pub use dash_pg::ScratchNode as TempNode;
-pub use metrics::{assert_error, metric, metric_sum};
 /// A private local cluster in a temp dir, killed and removed on drop.
 pub use dash_platform::ScratchCluster as TempCluster;
+pub use metrics::{assert_error, metric, metric_sum};
 pub use runner::{Run, Runner};
