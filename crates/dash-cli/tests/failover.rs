@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use dash_ha::local::kill_data_dir_processes;
 use dash_ha::{ClusterOptions, LocalCluster, Role, Topology};
+use dash_pg::kill_data_dir_processes;
 
 /// A cluster in a temp dir; every node is killed and the dir removed on drop.
 struct Cluster {

@@ -10,7 +10,8 @@ use rand::Rng;
 
 use super::topology::{NodeInfo, Role, Topology};
 use dash_pg::{
-    give_to_server_user, server_command, NodeConfig, PgBinaries, PgError, PgNode, StopMode,
+    give_to_server_user, kill_data_dir_processes, server_command, NodeConfig, PgBinaries, PgError,
+    PgNode, StopMode,
 };
 
 /// Options of a new local cluster.
@@ -452,41 +453,5 @@ fn remove_file(path: &Path) -> Result<(), ClusterError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(PgError::io(format!("remove {}", path.display()), e).into()),
-    }
-}
-
-/// Every process whose working directory is `dir` (PostgreSQL's postmaster
-/// and all its backends chdir into the data directory, even orphans whose
-/// postmaster died).
-pub fn data_dir_pids(dir: &Path) -> Vec<i32> {
-    let Ok(dir) = dir.canonicalize() else {
-        return Vec::new();
-    };
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-            (cwd == dir).then_some(pid)
-        })
-        .collect()
-}
-
-/// SIGKILLs every process in `dir`, by PID, and waits (bounded) until they are gone.
-pub fn kill_data_dir_processes(dir: &Path) {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let pids = data_dir_pids(dir);
-        if pids.is_empty() || std::time::Instant::now() > deadline {
-            return;
-        }
-        for pid in pids {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }

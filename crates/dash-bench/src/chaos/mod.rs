@@ -8,7 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
 
-use dash_ha::local::data_dir_pids;
+use dash_pg::data_dir_pids;
 
 /// The faults `dashctl chaos` can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
