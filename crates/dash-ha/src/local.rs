@@ -13,6 +13,7 @@ use dash_pg::{
     give_to_server_user, kill_data_dir_processes, server_command, NodeConfig, PgBinaries, PgError,
     PgNode, StopMode,
 };
+use dash_store::Secret;
 
 /// Options of a new local cluster.
 #[derive(Debug, Clone)]
@@ -84,7 +85,7 @@ impl LocalCluster {
             synchronous: opts.synchronous,
             dbname: "dash".into(),
             user: "dash_user".into(),
-            password: random_secret(24),
+            password: Secret::new(random_secret(24)),
             api_url: opts.api_url.clone(),
             metrics_url: opts.metrics_url.clone(),
             api_token: opts.api_token.clone().unwrap_or_else(|| random_secret(32)),
@@ -155,7 +156,7 @@ impl LocalCluster {
     }
 
     pub fn config(&self, n: &NodeInfo) -> NodeConfig {
-        let mut c = NodeConfig::new(&n.data_dir, n.port, &self.topo.password);
+        let mut c = NodeConfig::new(&n.data_dir, n.port, self.topo.password.expose());
         c.host = n.host.clone();
         c.superuser = self.topo.user.clone();
         c.settings = node_settings(&n.name);
@@ -188,7 +189,7 @@ impl LocalCluster {
             &format!(
                 "*:*:*:{}:{}\n",
                 self.topo.user,
-                self.topo.password.replace(':', "\\:")
+                self.topo.password.expose().replace(':', "\\:")
             ),
         )?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))

@@ -3,6 +3,7 @@
 //! the API listens. Written atomically (temp file, fsync, rename), mode 0600
 //! since it holds the database password and the API token.
 
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -37,7 +38,7 @@ impl NodeInfo {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Topology {
     pub version: u32,
     pub nodes: Vec<NodeInfo>,
@@ -45,12 +46,31 @@ pub struct Topology {
     pub synchronous: bool,
     pub dbname: String,
     pub user: String,
-    pub password: String,
+    #[serde(with = "dash_store::config::secret_in_file")]
+    pub password: Secret,
     pub api_url: String,
     pub metrics_url: String,
     pub api_token: String,
     /// Bumped at every promotion: orders decisions and fences stale writers.
     pub epoch: u64,
+}
+
+/// Masks the password and the API token.
+impl fmt::Debug for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topology")
+            .field("version", &self.version)
+            .field("nodes", &self.nodes)
+            .field("synchronous", &self.synchronous)
+            .field("dbname", &self.dbname)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("api_url", &self.api_url)
+            .field("metrics_url", &self.metrics_url)
+            .field("api_token", &Secret::new(self.api_token.as_str()))
+            .field("epoch", &self.epoch)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +171,7 @@ impl Topology {
             hosts,
             dbname: self.dbname.clone(),
             user: self.user.clone(),
-            password: Secret::new(self.password.clone()),
+            password: self.password.clone(),
             ..DbSettings::default()
         }
     }
@@ -162,7 +182,7 @@ impl Topology {
         c.host(&node.host)
             .port(node.port)
             .user(&self.user)
-            .password(&self.password)
+            .password(self.password.expose())
             .dbname(db);
         c
     }
@@ -246,6 +266,27 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn debug_never_prints_the_password_or_the_api_token() {
+        let mut t = sample();
+        t.password = "pw-d0-not-print".into();
+        t.api_token = "tok-d0-not-print".into();
+        let text = format!("{t:?}");
+        assert!(!text.contains("pw-d0-not-print"), "{text}");
+        assert!(!text.contains("tok-d0-not-print"), "{text}");
+        assert!(text.contains("node1"), "the rest still prints: {text}");
+    }
+
+    #[test]
+    fn the_record_on_disk_holds_the_password_and_token_as_plain_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        sample().save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(Topology::path(dir.path())).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["password"], "pw");
+        assert_eq!(json["api_token"], "t");
     }
 
     #[test]
