@@ -92,6 +92,8 @@ pub enum TopologyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("no node named {0}")]
+    UnknownNode(String),
 }
 
 impl Topology {
@@ -135,6 +137,25 @@ impl Topology {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+
+    /// Records `name` as the primary of a new epoch and saves the record.
+    /// Any other node still recorded as primary is fenced, so the record
+    /// never names two. The in-memory record changes even when the save
+    /// fails; the error says the file still holds the old one.
+    pub fn record_primary(&mut self, name: &str, home: &Path) -> Result<(), TopologyError> {
+        if self.node(name).is_none() {
+            return Err(TopologyError::UnknownNode(name.to_string()));
+        }
+        for n in &mut self.nodes {
+            if n.name == name {
+                n.role = Role::Primary;
+            } else if n.role == Role::Primary {
+                n.role = Role::Fenced;
+            }
+        }
+        self.epoch += 1;
+        self.save(home)
     }
 
     pub fn primary(&self) -> Option<&NodeInfo> {
@@ -287,6 +308,20 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["password"], "pw");
         assert_eq!(json["api_token"], "t");
+    }
+
+    #[test]
+    fn record_primary_bumps_the_epoch_fences_the_old_primary_and_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = sample();
+        t.record_primary("node2", dir.path()).unwrap();
+        assert_eq!(t.primary().map(|p| p.name.as_str()), Some("node2"));
+        assert_eq!(t.node("node1").unwrap().role, Role::Fenced);
+        assert_eq!(t.epoch, 4);
+        assert_eq!(Topology::load(dir.path()).unwrap(), t);
+        let e = t.record_primary("node9", dir.path()).unwrap_err();
+        assert!(matches!(e, TopologyError::UnknownNode(_)), "{e}");
+        assert_eq!(t.epoch, 4, "an unknown node changes nothing");
     }
 
     #[test]

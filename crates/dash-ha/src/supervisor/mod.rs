@@ -314,14 +314,8 @@ impl Supervisor {
             what: format!("promoted {name}; it accepted a write"),
             ms: ms(started),
         });
-        for n in self.cluster.topo.nodes.iter_mut() {
-            if n.name == name {
-                n.role = Role::Primary;
-            }
-        }
-        self.cluster.topo.epoch += 1;
-        if let Err(e) = self.cluster.topo.save(&self.cluster.home) {
-            tracing::error!(error = %e, "cannot record the new primary");
+        if let Err(e) = self.cluster.topo.record_primary(name, &self.cluster.home) {
+            tracing::error!(node = %name, error = %e, "cannot record the new primary");
         }
         let _ = self.cluster.write_role_conf_with(name, &[]);
         let others: Vec<String> = self
@@ -406,11 +400,9 @@ impl Supervisor {
         let [name] = writable.as_slice() else {
             return false;
         };
-        if let Some(n) = self.cluster.topo.node_mut(name) {
-            n.role = Role::Primary;
+        if let Err(e) = self.cluster.topo.record_primary(name, &self.cluster.home) {
+            tracing::error!(node = %name, error = %e, "cannot record the promoted node as primary");
         }
-        self.cluster.topo.epoch += 1;
-        let _ = self.cluster.topo.save(&self.cluster.home);
         tracing::warn!(node = %name, "recorded the promoted node as primary");
         true
     }
@@ -456,7 +448,7 @@ impl Supervisor {
                 if let Some(n) = self.cluster.topo.node_mut(&name) {
                     n.role = Role::Replica;
                 }
-                let _ = self.cluster.topo.save(&self.cluster.home);
+                self.save_record("the rejoined node as a replica");
                 if let Some(p) = self.probers.get_mut(&name) {
                     p.reset();
                 }
@@ -473,6 +465,17 @@ impl Supervisor {
                 tracing::error!(node = %name, error = %e, "rejoin task failed");
                 self.next_rejoin = Instant::now() + Duration::from_secs(5);
             }
+        }
+    }
+}
+
+impl Supervisor {
+    /// Saves the cluster record after a role change. The supervisor goes on
+    /// from its in-memory record either way; `dashctl db` and a restart read
+    /// the file, so a failure is logged with its cause.
+    fn save_record(&self, what: &str) {
+        if let Err(e) = self.cluster.topo.save(&self.cluster.home) {
+            tracing::error!(error = %e, what, "cannot save the cluster record");
         }
     }
 }

@@ -114,7 +114,7 @@ impl Supervisor {
             .expect("recorded")
             .role = Role::Replica;
         let _ = self.cluster.write_role_conf(&primary.name);
-        let _ = self.cluster.topo.save(&self.cluster.home);
+        self.save_record("the stopped primary as a replica");
         steps.push(Step {
             what: format!(
                 "stopped {} cleanly; it can only restart as a standby",
@@ -139,7 +139,7 @@ impl Supervisor {
                     .expect("recorded")
                     .role = Role::Primary;
                 let _ = self.cluster.write_role_conf(&primary.name);
-                let _ = self.cluster.topo.save(&self.cluster.home);
+                self.save_record("the old primary back as primary");
                 let pg = old_pg.clone();
                 let _ = tokio::task::spawn_blocking(move || pg.start()).await;
                 return Err(format!(
