@@ -18,8 +18,11 @@ use super::decide::{
 use super::local::{ClusterError, LocalCluster};
 use super::probe::Prober;
 
+mod error;
 mod requests;
 use super::topology::Role;
+
+pub use error::FailoverError;
 
 pub const PROBE_EVERY: Duration = Duration::from_millis(100);
 pub const PROBE_DEADLINE: Duration = Duration::from_millis(400);
@@ -148,21 +151,21 @@ impl Supervisor {
             if self.adopt_promoted() {
                 return;
             }
-            return self.failover(None, "no primary recorded").await;
+            return self.attempt_failover(None, "no primary recorded").await;
         };
         let state = self.states[&primary.name].clone();
         match primary_health(&state, &self.policy) {
             PrimaryHealth::Dead => {
-                self.failover(Some(primary.name), "dead: connections refused")
+                self.attempt_failover(Some(primary.name), "dead: connections refused")
                     .await
             }
             PrimaryHealth::Hung => {
-                self.failover(Some(primary.name), "hung: probes missed their deadline")
+                self.attempt_failover(Some(primary.name), "hung: probes missed their deadline")
                     .await
             }
             PrimaryHealth::NotPrimary => {
                 tracing::warn!(node = %primary.name, "the recorded primary is in recovery; treating it as lost");
-                self.failover(Some(primary.name), "demoted outside the supervisor")
+                self.attempt_failover(Some(primary.name), "demoted outside the supervisor")
                     .await
             }
             PrimaryHealth::Suspect => {}
@@ -213,15 +216,19 @@ impl Supervisor {
         }
     }
 
-    async fn failover(&mut self, old: Option<String>, why: &str) {
-        match self.fail_over(old.clone(), None, None, why).await {
+    /// The loop's failover: executes one, and when it is refused (no replica
+    /// can be promoted safely) logs why at most every 2 s; the next probe
+    /// round tries again.
+    async fn attempt_failover(&mut self, old: Option<String>, why: &str) {
+        match self.execute_failover(old.clone(), None, None, why).await {
             Ok(_) => self.last_refusal = None,
-            Err(reason) => {
+            Err(e) => {
+                let label = e.metric_label();
                 if self
                     .last_refusal
                     .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
                 {
-                    tracing::error!(primary = ?old, %why, %reason, "failover refused; will keep trying");
+                    tracing::error!(primary = ?old, %why, reason = %e, label, "failover refused; will keep trying");
                     self.last_refusal = Some(Instant::now());
                 }
             }
@@ -230,13 +237,13 @@ impl Supervisor {
 
     /// Fences `old`, promotes the chosen replica (or `target`, if it is as
     /// advanced as the best), and records and re-points everything.
-    async fn fail_over(
+    async fn execute_failover(
         &mut self,
         old: Option<String>,
         target: Option<&str>,
         max_lag: Option<u64>,
         why: &str,
-    ) -> Result<(String, Vec<Step>), String> {
+    ) -> Result<(String, Vec<Step>), FailoverError> {
         let started = Instant::now();
         let replicas: Vec<NodeState> = self
             .cluster
@@ -250,7 +257,7 @@ impl Supervisor {
             self.async_high_water,
         ) {
             Choice::Promote { name, lsn } => (name, lsn),
-            Choice::Refuse(reason) => return Err(reason),
+            Choice::Refuse(reason) => return Err(FailoverError::Refused(reason)),
         };
         // An operator's limit: how far behind the primary's last answer the
         // candidate may be (the primary may be alive, or its last LSN known).
@@ -262,7 +269,11 @@ impl Supervisor {
         if let (Some(limit), Some(p)) = (max_lag, primary_lsn) {
             let lag = p.saturating_sub(lsn);
             if lag > limit {
-                return Err(format!("{name} is {lag} bytes behind the primary's last known position (limit {limit})"));
+                return Err(FailoverError::LagLimit {
+                    node: name,
+                    lag,
+                    limit,
+                });
             }
         }
         let name = match target {
@@ -273,9 +284,10 @@ impl Supervisor {
                     .and_then(|s| s.last.as_ref())
                     .map(|o| o.lsn);
                 if t_lsn != Some(lsn) {
-                    return Err(format!(
-                        "{t} is behind {name}; promoting it would lose writes"
-                    ));
+                    return Err(FailoverError::TargetBehind {
+                        target: t.to_string(),
+                        best: name,
+                    });
                 }
                 t.to_string()
             }
@@ -284,8 +296,12 @@ impl Supervisor {
         tracing::warn!(primary = ?old, %why, candidate = %name, lsn = %fmt_lsn(lsn), "failing over");
         let mut steps = Vec::new();
         if let Some(old) = &old {
-            tokio::task::block_in_place(|| self.cluster.fence(old))
-                .map_err(|e| format!("fencing {old} failed: {e}"))?;
+            tokio::task::block_in_place(|| self.cluster.fence(old)).map_err(|source| {
+                FailoverError::Fence {
+                    node: old.clone(),
+                    source,
+                }
+            })?;
             if let Some(p) = self.probers.get_mut(old) {
                 p.reset();
             }
@@ -305,11 +321,9 @@ impl Supervisor {
         &mut self,
         name: &str,
         started: Instant,
-    ) -> Result<Vec<Step>, String> {
+    ) -> Result<Vec<Step>, FailoverError> {
         let mut steps = Vec::new();
-        self.promote(name)
-            .await
-            .map_err(|e| format!("promoting {name} failed: {e}"))?;
+        self.promote(name).await?;
         steps.push(Step {
             what: format!("promoted {name}; it accepted a write"),
             ms: ms(started),
@@ -350,18 +364,26 @@ impl Supervisor {
     }
 
     /// Promotes `name` and returns once it has accepted a real write.
-    async fn promote(&mut self, name: &str) -> Result<(), String> {
+    async fn promote(&mut self, name: &str) -> Result<(), FailoverError> {
+        let failed = |source| FailoverError::Promote {
+            node: name.to_string(),
+            source,
+        };
+        let unconfirmed = |reason| FailoverError::Confirm {
+            node: name.to_string(),
+            reason,
+        };
         // pg_ctl promote: a signal file and SIGUSR1, no round trip to a busy server.
-        let pg = self.cluster.pg(name).map_err(|e| e.to_string())?;
+        let pg = self.cluster.pg(name).map_err(failed)?;
         tokio::task::spawn_blocking(move || pg.promote())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .await?
+            .map_err(|e| failed(e.into()))?;
         let client = self
             .cluster
             .topo
             .connect(name, "postgres", Duration::from_secs(2))
-            .await?;
+            .await
+            .map_err(unconfirmed)?;
         let epoch = self.cluster.topo.epoch as i64 + 1;
         let deadline = Instant::now() + Duration::from_secs(10);
         let sql = format!(
@@ -375,8 +397,12 @@ impl Supervisor {
                 Ok(Err(_)) | Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(2)).await
                 }
-                Ok(Err(e)) => return Err(format!("no write accepted after promotion: {e}")),
-                Err(_) => return Err("no write accepted after promotion".into()),
+                Ok(Err(e)) => {
+                    return Err(unconfirmed(format!(
+                        "no write accepted after promotion: {e}"
+                    )))
+                }
+                Err(_) => return Err(unconfirmed("no write accepted after promotion".into())),
             }
         }
     }
