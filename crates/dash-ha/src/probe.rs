@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use dash_store::ConnFailure;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::decide::{parse_lsn, Observation, Probe};
@@ -93,17 +94,11 @@ impl Prober {
     }
 }
 
-/// A connection failure is "refused" (dead) unless it is a timeout.
+/// A failure is a timeout (hung) when a deadline passed, on our side or
+/// the server's; anything else is refused (dead).
 fn classify(e: &tokio_postgres::Error) -> Probe {
-    let text = format!(
-        "{e} {}",
-        std::error::Error::source(e)
-            .map(|s| s.to_string())
-            .unwrap_or_default()
-    );
-    if text.contains("timed out") || text.contains("timeout") {
-        Probe::TimedOut
-    } else {
-        Probe::Refused
+    match ConnFailure::of(e) {
+        ConnFailure::Timeout | ConnFailure::ServerTimeout => Probe::TimedOut,
+        _ => Probe::Refused,
     }
 }

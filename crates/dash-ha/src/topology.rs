@@ -3,6 +3,7 @@
 //! the API listens. Written atomically (temp file, fsync, rename), mode 0600
 //! since it holds the database password and the API token.
 
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -37,7 +38,7 @@ impl NodeInfo {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Topology {
     pub version: u32,
     pub nodes: Vec<NodeInfo>,
@@ -45,12 +46,31 @@ pub struct Topology {
     pub synchronous: bool,
     pub dbname: String,
     pub user: String,
-    pub password: String,
+    #[serde(with = "dash_store::config::secret_in_file")]
+    pub password: Secret,
     pub api_url: String,
     pub metrics_url: String,
     pub api_token: String,
     /// Bumped at every promotion: orders decisions and fences stale writers.
     pub epoch: u64,
+}
+
+/// Masks the password and the API token.
+impl fmt::Debug for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topology")
+            .field("version", &self.version)
+            .field("nodes", &self.nodes)
+            .field("synchronous", &self.synchronous)
+            .field("dbname", &self.dbname)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("api_url", &self.api_url)
+            .field("metrics_url", &self.metrics_url)
+            .field("api_token", &Secret::new(self.api_token.as_str()))
+            .field("epoch", &self.epoch)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +92,8 @@ pub enum TopologyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("no node named {0}")]
+    UnknownNode(String),
 }
 
 impl Topology {
@@ -117,6 +139,25 @@ impl Topology {
         Ok(())
     }
 
+    /// Records `name` as the primary of a new epoch and saves the record.
+    /// Any other node still recorded as primary is fenced, so the record
+    /// never names two. The in-memory record changes even when the save
+    /// fails; the error says the file still holds the old one.
+    pub fn record_primary(&mut self, name: &str, home: &Path) -> Result<(), TopologyError> {
+        if self.node(name).is_none() {
+            return Err(TopologyError::UnknownNode(name.to_string()));
+        }
+        for n in &mut self.nodes {
+            if n.name == name {
+                n.role = Role::Primary;
+            } else if n.role == Role::Primary {
+                n.role = Role::Fenced;
+            }
+        }
+        self.epoch += 1;
+        self.save(home)
+    }
+
     pub fn primary(&self) -> Option<&NodeInfo> {
         self.nodes.iter().find(|n| n.role == Role::Primary)
     }
@@ -151,7 +192,7 @@ impl Topology {
             hosts,
             dbname: self.dbname.clone(),
             user: self.user.clone(),
-            password: Secret::new(self.password.clone()),
+            password: self.password.clone(),
             ..DbSettings::default()
         }
     }
@@ -162,7 +203,7 @@ impl Topology {
         c.host(&node.host)
             .port(node.port)
             .user(&self.user)
-            .password(&self.password)
+            .password(self.password.expose())
             .dbname(db);
         c
     }
@@ -246,6 +287,41 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn debug_never_prints_the_password_or_the_api_token() {
+        let mut t = sample();
+        t.password = "pw-d0-not-print".into();
+        t.api_token = "tok-d0-not-print".into();
+        let text = format!("{t:?}");
+        assert!(!text.contains("pw-d0-not-print"), "{text}");
+        assert!(!text.contains("tok-d0-not-print"), "{text}");
+        assert!(text.contains("node1"), "the rest still prints: {text}");
+    }
+
+    #[test]
+    fn the_record_on_disk_holds_the_password_and_token_as_plain_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        sample().save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(Topology::path(dir.path())).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["password"], "pw");
+        assert_eq!(json["api_token"], "t");
+    }
+
+    #[test]
+    fn record_primary_bumps_the_epoch_fences_the_old_primary_and_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = sample();
+        t.record_primary("node2", dir.path()).unwrap();
+        assert_eq!(t.primary().map(|p| p.name.as_str()), Some("node2"));
+        assert_eq!(t.node("node1").unwrap().role, Role::Fenced);
+        assert_eq!(t.epoch, 4);
+        assert_eq!(Topology::load(dir.path()).unwrap(), t);
+        let e = t.record_primary("node9", dir.path()).unwrap_err();
+        assert!(matches!(e, TopologyError::UnknownNode(_)), "{e}");
+        assert_eq!(t.epoch, 4, "an unknown node changes nothing");
     }
 
     #[test]

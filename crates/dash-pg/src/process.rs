@@ -1,10 +1,11 @@
-//! Process control for a [`PgNode`]: start, stop, promote, and the PIDs of a
-//! running server. Processes are only ever signalled by PID.
+//! Process control for a [`PgNode`]: start, stop, promote, and the PIDs of
+//! every process in a data directory. Processes are only ever signalled by PID.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -124,7 +125,7 @@ impl PgNode {
         let Some(pid) = self.postmaster_pid() else {
             return Ok(());
         };
-        let pids = self.process_pids();
+        let pids = data_dir_pids(self.data_dir());
         let signal = match mode {
             StopMode::Smart => Signal::SIGTERM,
             StopMode::Fast => Signal::SIGINT,
@@ -144,10 +145,10 @@ impl PgNode {
         Ok(())
     }
 
-    /// SIGKILLs the postmaster and all its children (by PID) without waiting.
-    /// The next start runs crash recovery.
+    /// SIGKILLs every process in the data directory (by PID) without
+    /// waiting. The next start runs crash recovery.
     pub fn kill_processes(&self) {
-        for pid in self.process_pids() {
+        for pid in data_dir_pids(self.data_dir()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
@@ -168,24 +169,6 @@ impl PgNode {
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
         let dir = self.data_dir().canonicalize().ok()?;
         (cwd == dir).then_some(pid)
-    }
-
-    /// The postmaster and all its children (backends, WAL sender/receiver,
-    /// background workers). Backends call `setsid`, so this goes by parent PID.
-    pub fn process_pids(&self) -> Vec<i32> {
-        let Some(postmaster) = self.postmaster_pid() else {
-            return Vec::new();
-        };
-        let children = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-                let (_, ppid) = stat(pid)?;
-                (ppid == postmaster).then_some(pid)
-            });
-        std::iter::once(postmaster).chain(children).collect()
     }
 
     /// Asks a standby to promote (`pg_ctl promote`, without waiting): confirm
@@ -219,6 +202,42 @@ impl PgNode {
     }
 }
 
+/// Every process whose working directory is `dir`: the postmaster and all
+/// its children (backends, WAL sender/receiver, background workers) chdir
+/// into the data directory, and so do orphaned backends that outlive a
+/// killed postmaster, which a search by parent PID would miss.
+pub fn data_dir_pids(dir: &Path) -> Vec<i32> {
+    let Ok(dir) = dir.canonicalize() else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+            (cwd == dir).then_some(pid)
+        })
+        .collect()
+}
+
+/// SIGKILLs every process in `dir`, by PID, and waits (at most 5 s) until
+/// they are gone: works on a frozen server and on orphans alike.
+pub fn kill_data_dir_processes(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pids = data_dir_pids(dir);
+        if pids.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for pid in pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// `(state, ppid)` from `/proc/<pid>/stat`.
 fn stat(pid: i32) -> Option<(char, i32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -234,7 +253,7 @@ fn is_alive(pid: i32) -> bool {
 }
 
 /// The log written since byte `from`, at most the last [`LOG_TAIL_BYTES`].
-fn read_tail(path: &std::path::Path, from: u64) -> String {
+fn read_tail(path: &Path, from: u64) -> String {
     let Ok(mut file) = File::open(path) else {
         return String::new();
     };

@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use dash_store::pool::driver_config;
-use dash_store::DbSettings;
+use dash_store::{ConnFailure, DbSettings};
 use serde::Serialize;
 use tokio::net::TcpStream;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use super::session::{within, QUERY_DEADLINE};
@@ -185,8 +184,8 @@ pub async fn probe(settings: &DbSettings, node: &NodeTarget) -> NodeProbe {
             }
         }
         Ok(Err(e)) => {
-            let reason = match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => "refused",
+            let reason = match ConnFailure::of_io(&e) {
+                ConnFailure::Refused => "refused",
                 _ => "unreachable",
             };
             p.tcp = Step::failed(reason, e.to_string());
@@ -363,15 +362,17 @@ fn ms(since: Instant) -> f64 {
 
 /// Why a connection attempt that reached the server failed.
 fn connect_reason(e: &tokio_postgres::Error) -> &'static str {
-    match e.code() {
-        Some(c) if *c == SqlState::INVALID_PASSWORD => "auth",
-        Some(c) if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => "auth",
-        Some(c) if *c == SqlState::TOO_MANY_CONNECTIONS => "too_many_connections",
-        Some(c) if *c == SqlState::CANNOT_CONNECT_NOW => "not_accepting",
-        Some(c) if *c == SqlState::INVALID_CATALOG_NAME => "no_database",
-        Some(_) => "error",
-        None if error_text(e).contains("refused") => "refused",
-        None => "error",
+    match ConnFailure::of(e) {
+        ConnFailure::Auth => "auth",
+        ConnFailure::TooManyConnections => "too_many_connections",
+        ConnFailure::NotAccepting => "not_accepting",
+        ConnFailure::NoDatabase => "no_database",
+        ConnFailure::Refused => "refused",
+        ConnFailure::Reset
+        | ConnFailure::Timeout
+        | ConnFailure::ServerTimeout
+        | ConnFailure::Server
+        | ConnFailure::Other => "error",
     }
 }
 

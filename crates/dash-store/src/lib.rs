@@ -2,6 +2,7 @@
 //! and the queries behind every API call.
 
 pub mod config;
+pub mod conn_failure;
 pub mod error;
 pub mod listen;
 pub mod migrate;
@@ -10,6 +11,7 @@ pub mod pool;
 pub mod repo;
 
 pub use config::{DbSettings, HostPort, Secret};
+pub use conn_failure::ConnFailure;
 pub use error::StoreError;
 pub use pool::{Conn, Db, PoolStatus, StoreObserver};
 pub use repo::{EventCursor, IdemRequest};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ms, Supervisor};
+use super::{ms, FailoverError, Supervisor};
 use crate::control::{Outcome, Request, RequestKind, Step};
 use crate::decide::{choose_replica, fmt_lsn, Choice, NodeState};
 use crate::local::LocalCluster;
@@ -21,7 +21,7 @@ impl Supervisor {
         let old = self.cluster.topo.primary().map(|p| p.name.clone());
         let result = match req.kind {
             RequestKind::Failover => self
-                .fail_over(
+                .execute_failover(
                     old.clone(),
                     req.target.as_deref(),
                     Some(req.max_lag_bytes),
@@ -41,10 +41,10 @@ impl Supervisor {
                 write_gap_ms: gap,
                 steps,
             },
-            Err(message) => Outcome {
+            Err(e) => Outcome {
                 id: req.id,
                 ok: false,
-                message,
+                message: e.to_string(),
                 old_primary: old.clone(),
                 new_primary: old,
                 write_gap_ms: None,
@@ -59,20 +59,20 @@ impl Supervisor {
     async fn switchover(
         &mut self,
         req: &Request,
-    ) -> Result<(String, Vec<Step>, Option<f64>), String> {
+    ) -> Result<(String, Vec<Step>, Option<f64>), FailoverError> {
         let primary = self
             .cluster
             .topo
             .primary()
             .cloned()
-            .ok_or("no primary recorded")?;
+            .ok_or(FailoverError::NoPrimary)?;
         let p_state = &self.states[&primary.name];
         let p_lsn = p_state
             .last
             .as_ref()
             .filter(|_| p_state.is_up())
             .map(|o| o.lsn)
-            .ok_or("the primary is not answering; use dashctl db failover")?;
+            .ok_or(FailoverError::PrimaryDown)?;
         let replicas: Vec<NodeState> = self
             .cluster
             .topo
@@ -81,29 +81,32 @@ impl Supervisor {
             .collect();
         let best = match choose_replica(&replicas, false, None) {
             Choice::Promote { name, .. } => name,
-            Choice::Refuse(r) => return Err(r),
+            Choice::Refuse(r) => return Err(FailoverError::Refused(r)),
         };
         let name = req.target.clone().unwrap_or(best);
         let state = self
             .states
             .get(&name)
             .filter(|s| s.is_up())
-            .ok_or(format!("{name} is not a healthy replica"))?;
+            .ok_or_else(|| FailoverError::UnhealthyTarget(name.clone()))?;
         let lag = p_lsn.saturating_sub(state.last.as_ref().map_or(0, |o| o.lsn));
         if lag > req.max_lag_bytes {
-            return Err(format!(
-                "{name} is {lag} bytes behind the primary (limit {}); wait for it to catch up",
-                req.max_lag_bytes
-            ));
+            return Err(FailoverError::NotCaughtUp {
+                node: name,
+                lag,
+                limit: req.max_lag_bytes,
+            });
         }
         let started = Instant::now();
         let mut steps = Vec::new();
-        let old_pg = self.cluster.pg(&primary.name).map_err(|e| e.to_string())?;
+        let old_pg = self.cluster.pg(&primary.name)?;
         let pg = old_pg.clone();
         tokio::task::spawn_blocking(move || pg.stop(dash_pg::StopMode::Fast))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("stopping {} failed: {e}", primary.name))?;
+            .await?
+            .map_err(|source| FailoverError::Stop {
+                node: primary.name.clone(),
+                source: Box::new(source),
+            })?;
         if let Some(p) = self.probers.get_mut(&primary.name) {
             p.reset();
         }
@@ -114,7 +117,7 @@ impl Supervisor {
             .expect("recorded")
             .role = Role::Replica;
         let _ = self.cluster.write_role_conf(&primary.name);
-        let _ = self.cluster.topo.save(&self.cluster.home);
+        self.save_record("the stopped primary as a replica");
         steps.push(Step {
             what: format!(
                 "stopped {} cleanly; it can only restart as a standby",
@@ -139,13 +142,13 @@ impl Supervisor {
                     .expect("recorded")
                     .role = Role::Primary;
                 let _ = self.cluster.write_role_conf(&primary.name);
-                let _ = self.cluster.topo.save(&self.cluster.home);
+                self.save_record("the old primary back as primary");
                 let pg = old_pg.clone();
                 let _ = tokio::task::spawn_blocking(move || pg.start()).await;
-                return Err(format!(
-                    "{name} did not receive the final checkpoint {}; switchover undone",
-                    fmt_lsn(checkpoint)
-                ));
+                return Err(FailoverError::CheckpointNotReceived {
+                    node: name,
+                    lsn: fmt_lsn(checkpoint),
+                });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -161,13 +164,11 @@ impl Supervisor {
         let _ = self.cluster.write_role_conf(&primary.name);
         let pg = old_pg.clone();
         tokio::task::spawn_blocking(move || pg.start())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| {
-                format!(
-                    "{name} is primary, but restarting {} as its replica failed: {e}",
-                    primary.name
-                )
+            .await?
+            .map_err(|source| FailoverError::RestartOldPrimary {
+                new: name.clone(),
+                old: primary.name.clone(),
+                source: Box::new(source),
             })?;
         steps.push(Step {
             what: format!("{} restarted as a replica of {name}", primary.name),
@@ -179,14 +180,14 @@ impl Supervisor {
 }
 
 /// "Latest checkpoint location" of a cleanly stopped node, from pg_controldata.
-fn final_checkpoint(cluster: &LocalCluster, name: &str) -> Result<u64, String> {
-    let n = cluster.info(name).map_err(|e| e.to_string())?;
+fn final_checkpoint(cluster: &LocalCluster, name: &str) -> Result<u64, FailoverError> {
+    let n = cluster.info(name)?;
     let mut cmd = dash_pg::server_command(&cluster.bins.path("pg_controldata"));
     cmd.arg("-D").arg(&n.data_dir);
-    let out = dash_pg::run_command(cmd).map_err(|e| e.to_string())?;
+    let out = dash_pg::run_command(cmd)?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find_map(|l| l.strip_prefix("Latest checkpoint location:"))
         .and_then(|v| crate::decide::parse_lsn(v.trim()))
-        .ok_or_else(|| "pg_controldata did not report the latest checkpoint".to_string())
+        .ok_or(FailoverError::NoCheckpoint)
 }

@@ -98,3 +98,23 @@ proptest! {
         prop_assert_eq!(parse_hosts(&hp.to_string(), 1).unwrap(), vec![hp]);
     }
 }
+
+#[test]
+fn a_secret_in_a_file_round_trips_as_plain_text_while_serialize_masks_it() {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Record {
+        #[serde(with = "crate::config::secret_in_file")]
+        password: Secret,
+    }
+    let text = serde_json::to_string(&Record {
+        password: Secret::new("s3cret"),
+    })
+    .unwrap();
+    assert_eq!(text, r#"{"password":"s3cret"}"#);
+    let back: Record = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.password.expose(), "s3cret");
+    assert_eq!(
+        serde_json::to_string(&Secret::new("s3cret")).unwrap(),
+        r#""********""#
+    );
+}

@@ -9,6 +9,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::observer::ConnErrorReason;
 use crate::config::{DbSettings, HostPort};
+use crate::conn_failure::ConnFailure;
 
 /// A connection attempt to one host that did not yield a writable primary.
 #[derive(Debug, Clone)]
@@ -83,29 +84,7 @@ async fn connect_one(s: &DbSettings, host: &HostPort) -> Result<(Client, bool), 
 }
 
 fn reason_of(e: &tokio_postgres::Error) -> ConnErrorReason {
-    use tokio_postgres::error::SqlState;
-    match e.code() {
-        Some(c)
-            if *c == SqlState::INVALID_PASSWORD
-                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
-        {
-            ConnErrorReason::Auth
-        }
-        Some(_) => ConnErrorReason::Other,
-        None => {
-            let text = e.to_string();
-            let source = std::error::Error::source(e)
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            if source.contains("refused") || source.contains("reset") || text.contains("refused") {
-                ConnErrorReason::Refused
-            } else if source.contains("timed out") || text.contains("timeout") {
-                ConnErrorReason::Timeout
-            } else {
-                ConnErrorReason::Other
-            }
-        }
-    }
+    ConnFailure::of(e).into()
 }
 
 /// The result of a successful search for the primary.

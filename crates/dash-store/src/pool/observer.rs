@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::conn_failure::ConnFailure;
+
 /// Why a connection attempt or a live connection failed (a bounded label set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnErrorReason {
@@ -39,6 +41,24 @@ impl ConnErrorReason {
             ConnErrorReason::ReadOnly => "read_only",
             ConnErrorReason::Lost => "lost",
             ConnErrorReason::Other => "other",
+        }
+    }
+}
+
+/// The metric's bounded label set: a reset counts as refused, and every
+/// server-side refusal but authentication as other.
+impl From<ConnFailure> for ConnErrorReason {
+    fn from(f: ConnFailure) -> ConnErrorReason {
+        match f {
+            ConnFailure::Refused | ConnFailure::Reset => ConnErrorReason::Refused,
+            ConnFailure::Timeout => ConnErrorReason::Timeout,
+            ConnFailure::Auth => ConnErrorReason::Auth,
+            ConnFailure::TooManyConnections
+            | ConnFailure::NotAccepting
+            | ConnFailure::NoDatabase
+            | ConnFailure::ServerTimeout
+            | ConnFailure::Server
+            | ConnFailure::Other => ConnErrorReason::Other,
         }
     }
 }
