@@ -3,7 +3,6 @@
 //! the API listens. Written atomically (temp file, fsync, rename), mode 0600
 //! since it holds the database password and the API token.
 
-use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -38,7 +37,7 @@ impl NodeInfo {
     }
 }
 
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Topology {
     pub version: u32,
     pub nodes: Vec<NodeInfo>,
@@ -50,27 +49,10 @@ pub struct Topology {
     pub password: Secret,
     pub api_url: String,
     pub metrics_url: String,
-    pub api_token: String,
+    #[serde(with = "dash_store::config::secret_in_file")]
+    pub api_token: Secret,
     /// Bumped at every promotion: orders decisions and fences stale writers.
     pub epoch: u64,
-}
-
-/// Masks the password and the API token.
-impl fmt::Debug for Topology {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Topology")
-            .field("version", &self.version)
-            .field("nodes", &self.nodes)
-            .field("synchronous", &self.synchronous)
-            .field("dbname", &self.dbname)
-            .field("user", &self.user)
-            .field("password", &self.password)
-            .field("api_url", &self.api_url)
-            .field("metrics_url", &self.metrics_url)
-            .field("api_token", &Secret::new(self.api_token.as_str()))
-            .field("epoch", &self.epoch)
-            .finish()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

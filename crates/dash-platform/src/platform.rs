@@ -4,7 +4,6 @@
 use dash_api::{ApiSettings, RunningApp};
 use dash_ha::supervisor::Supervisor;
 use dash_ha::{ClusterError, LocalCluster, Topology};
-use dash_store::Secret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -47,7 +46,7 @@ impl Platform {
         api.database = topo.db_settings();
         api.database.pool_size = pool_size;
         if api.tokens.is_empty() {
-            api.tokens.push(Secret::new(topo.api_token.clone()));
+            api.tokens.push(topo.api_token.clone());
         }
         let supervisor = Supervisor::new(cluster)?;
         let app = dash_api::App::build(api)

@@ -5,8 +5,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use dash_ha::local::kill_data_dir_processes;
 use dash_ha::{ClusterOptions, LocalCluster};
+use dash_pg::kill_data_dir_processes;
 
 use crate::PlatformError;
 

@@ -145,7 +145,7 @@ impl Target {
                 .token
                 .clone()
                 .or_else(|| get("DASH_API_TOKEN"))
-                .or_else(|| topology.as_ref().map(|t| t.api_token.clone()))
+                .or_else(|| topology.as_ref().map(|t| t.api_token.expose().to_string()))
                 .filter(|t| !t.trim().is_empty())
                 .map(Secret::new),
         };

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use dash_ha::local::data_dir_pids;
+use dash_pg::data_dir_pids;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 

@@ -35,7 +35,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
             c.topo.api_url = api_url.clone();
             c.topo.metrics_url = metrics_url.clone();
             if let Some(t) = api.tokens.first() {
-                c.topo.api_token = t.expose().to_string();
+                c.topo.api_token = t.clone();
             }
             c.topo.save(&c.home)?;
             c.start_all(&say)?;
@@ -85,7 +85,7 @@ async fn run_platform(
     println!("  API        {api_url}/api/v1");
     println!("  Dashboard  {api_url}/");
     println!("  Metrics    {metrics_url}");
-    println!("  API token  {}", topo.api_token);
+    println!("  API token  {}", topo.api_token.expose());
     for n in &topo.nodes {
         println!(
             "  {:<10} postgresql://{}@{}:{}/{} ({:?})",

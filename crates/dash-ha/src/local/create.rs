@@ -32,7 +32,7 @@ impl LocalCluster {
             password: Secret::new(random_secret(24)),
             api_url: opts.api_url.clone(),
             metrics_url: opts.metrics_url.clone(),
-            api_token: opts.api_token.clone().unwrap_or_else(|| random_secret(32)),
+            api_token: Secret::from(opts.api_token.clone().unwrap_or_else(|| random_secret(32))),
             epoch: 1,
         };
         for i in 0..=opts.replicas {
