@@ -427,7 +427,7 @@ impl Db {
             (next, current.retry_count, EventKind::AgentCompleted)
         } else {
             let f = agent_fail(current.status, current.retry_count, current.max_retries)?;
-            (f.status, f.retry_count, f.event_kind())
+            (f.status, f.retry_count, EventKind::for_agent_failure(&f))
         };
         let progress = if ok { 1.0 } else { current.progress };
         tx.execute(
