@@ -6,7 +6,7 @@
 //! | runbook step | module |
 //! |---|---|
 //! | Initial Assessment | [`status`] ([`probe`] per node, [`metrics`] for the API's pool) |
-//! | naming the scenario | [`diagnose`] |
+//! | naming the scenario | [`diagnose`] (gathers [`situation::Signals`]), [`classify`] (pure rules) |
 //! | Scenario 4 | [`connections`] (list, terminate), [`api`] (live pool size) |
 //! | Scenario 2 | [`backup`], [`backups`], [`verify`] (restore into a scratch database), [`restore`] |
 //! | Recovery Verification | [`recovery`] |
@@ -28,6 +28,7 @@ pub mod probe;
 pub mod recovery;
 pub mod restore;
 pub mod session;
+pub mod situation;
 pub mod status;
 pub mod target;
 pub mod tools;
