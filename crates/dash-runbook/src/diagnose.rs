@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::api::ApiClient;
+use super::amcheck::{amcheck, Amcheck};
+use super::api_client::ApiClient;
 use super::classify::classify;
 use super::connections::idle_in_transaction;
-use super::deep::{amcheck, Amcheck};
 use super::output::duration;
 use super::probe::{probe, NodeRole};
 use super::session;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::amcheck::Amcheck;
 use super::connections::Session;
-use super::deep::Amcheck;
 use super::metrics::ApiMetrics;
 use super::probe::NodeProbe;
 
