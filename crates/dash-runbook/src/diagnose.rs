@@ -186,7 +186,7 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
                 Err(e) => notes.push(format!(
                     "could not open a session on the primary {}: {}",
                     node.name,
-                    super::probe::error_chain(&e)
+                    dash_core::error_chain(&e)
                 )),
             }
         }

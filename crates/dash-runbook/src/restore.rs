@@ -243,7 +243,7 @@ pub async fn restore(
             };
             return Err(RunbookError::Tool(format!(
                 "{}; the restore ran in one transaction, so the database is unchanged; {state}",
-                super::probe::error_chain(&e)
+                dash_core::error_chain(&e)
             )));
         }
     };
