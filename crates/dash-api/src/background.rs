@@ -53,7 +53,7 @@ async fn migrate_until_done(state: &AppState) {
             }
             Err(e) => {
                 state.metrics.pg_up.set(0);
-                tracing::warn!(error = %crate::error::error_chain(&e), "schema migration waiting for the database");
+                tracing::warn!(error = %dash_core::error_chain(&e), "schema migration waiting for the database");
             }
         }
         tokio::time::sleep(pause).await;

@@ -123,22 +123,10 @@ impl IntoResponse for ApiError {
         }
         if status.is_server_error() {
             resp.extensions_mut()
-                .insert(ErrorCause(Arc::new(error_chain(&self))));
+                .insert(ErrorCause(Arc::new(dash_core::error_chain(&self))));
         }
         resp
     }
-}
-
-/// The error and its sources, joined, for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 impl From<JsonRejection> for ApiError {

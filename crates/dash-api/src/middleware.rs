@@ -1,14 +1,15 @@
-//! Per-request middleware: request ids, HTTP metrics by matched route, and
-//! logging of each failure's cause, once.
+//! Per-request middleware: request ids, HTTP metrics by matched route,
+//! logging of each failure's cause, once, and the maintenance-mode guard on
+//! write routes.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use crate::error::ErrorCause;
+use crate::error::{ApiError, ErrorCause};
 use crate::metrics::{HttpLabels, RouteLabels};
 use crate::state::AppState;
 
@@ -73,4 +74,14 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     resp
+}
+
+/// Refuses a write with 503 `maintenance` while maintenance mode is on.
+/// Layered on the write routes only, so reads, health and `/admin` (which
+/// turns maintenance off) keep answering.
+pub async fn require_writable(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match state.check_writable() {
+        Ok(()) => next.run(req).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }

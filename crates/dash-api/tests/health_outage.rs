@@ -379,3 +379,90 @@ async fn slow_requests_and_maintenance_answer_503_in_the_api_shape() {
     assert_eq!(app.count("swarms").await, 2);
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_refuses_every_write_route_and_no_read() {
+    let app = TestApp::spawn().await;
+    let s = app.swarm(json!({"name": "m", "strategy": "tree"})).await;
+    let sid = s["id"].as_str().unwrap();
+    let a = app.agent(json!({"swarm_id": sid, "task": "t"})).await;
+    let aid = a["id"].as_str().unwrap();
+    let r = app
+        .req(Method::PUT, "/admin/maintenance")
+        .json(&json!({"enabled": true, "reason": "restoring a backup"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = app.count("events").await;
+
+    let writes = [
+        (
+            Method::POST,
+            "/swarms".to_string(),
+            json!({"name": "n", "strategy": "tree"}),
+        ),
+        (
+            Method::PATCH,
+            format!("/swarms/{sid}"),
+            json!({"task": "x"}),
+        ),
+        (Method::DELETE, format!("/swarms/{sid}"), Value::Null),
+        (Method::POST, format!("/swarms/{sid}/pause"), Value::Null),
+        (Method::POST, format!("/swarms/{sid}/resume"), Value::Null),
+        (Method::POST, format!("/swarms/{sid}/complete"), Value::Null),
+        (Method::POST, format!("/swarms/{sid}/destroy"), Value::Null),
+        (
+            Method::PATCH,
+            format!("/swarms/{sid}/budget"),
+            json!({"allocated": 5}),
+        ),
+        (
+            Method::POST,
+            "/agents".to_string(),
+            json!({"swarm_id": sid, "task": "u"}),
+        ),
+        (Method::DELETE, format!("/agents/{aid}"), Value::Null),
+        (Method::POST, format!("/agents/{aid}/kill"), Value::Null),
+        (Method::POST, format!("/agents/{aid}/pause"), Value::Null),
+        (Method::POST, format!("/agents/{aid}/resume"), Value::Null),
+        (Method::POST, format!("/agents/{aid}/start"), Value::Null),
+        (
+            Method::POST,
+            format!("/agents/{aid}/progress"),
+            json!({"progress": 0.5}),
+        ),
+        (Method::POST, format!("/agents/{aid}/complete"), Value::Null),
+        (Method::POST, format!("/agents/{aid}/fail"), Value::Null),
+    ];
+    for (method, path, body) in writes {
+        let mut rb = app.req(method.clone(), &path);
+        if !body.is_null() {
+            rb = rb.json(&body);
+        }
+        let r = rb.send().await.unwrap();
+        assert!(r.headers().contains_key("retry-after"), "{method} {path}");
+        let (st, e) = common::split(r).await;
+        let msg = common::assert_error(st, &e, 503, "maintenance");
+        assert_eq!(
+            msg, "writes are paused for maintenance: restoring a backup",
+            "{method} {path}"
+        );
+    }
+    for path in [
+        "/swarms".to_string(),
+        format!("/swarms/{sid}"),
+        format!("/swarms/{sid}/agents"),
+        format!("/swarms/{sid}/budget"),
+        "/agents".to_string(),
+        format!("/agents/{aid}"),
+        "/events".to_string(),
+    ] {
+        let (st, body) = app.get(&path).await;
+        assert_eq!(st, 200, "GET {path}: {body}");
+    }
+    assert_eq!(app.count("swarms").await, 1);
+    assert_eq!(app.count("agents").await, 1);
+    assert_eq!(app.count("events").await, events, "nothing was written");
+    app.shutdown().await;
+}

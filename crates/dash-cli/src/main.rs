@@ -18,8 +18,10 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(commands::run(args)) {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
-            eprintln!("dashctl: error: {e}");
-            for cause in e.chain().skip(1) {
+            let err: &dyn std::error::Error = e.as_ref();
+            let mut causes = dash_core::error_causes(err).into_iter();
+            eprintln!("dashctl: error: {}", causes.next().unwrap_or_default());
+            for cause in causes {
                 eprintln!("  caused by: {cause}");
             }
             std::process::ExitCode::from(commands::exit_code_of(&e))

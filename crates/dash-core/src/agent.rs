@@ -107,17 +107,6 @@ pub struct FailOutcome {
     pub will_retry: bool,
 }
 
-impl FailOutcome {
-    /// The event to log: `agent.retried` or `agent.failed`.
-    pub fn event_kind(&self) -> crate::event::EventKind {
-        if self.will_retry {
-            crate::event::EventKind::AgentRetried
-        } else {
-            crate::event::EventKind::AgentFailed
-        }
-    }
-}
-
 /// A worker reports that a running agent failed.
 ///
 /// If `retry_count < max_retries` the agent goes back to `Pending` with
@@ -206,7 +195,6 @@ mod tests {
                 will_retry: true
             }
         );
-        assert_eq!(retry.event_kind().as_str(), "agent.retried");
 
         let last = agent_fail(S::Running, 2, 3).unwrap();
         assert_eq!((last.status, last.retry_count), (S::Pending, 3));
@@ -220,7 +208,6 @@ mod tests {
                 will_retry: false
             }
         );
-        assert_eq!(out.event_kind().as_str(), "agent.failed");
     }
 
     #[test]

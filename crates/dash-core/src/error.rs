@@ -1,5 +1,6 @@
-//! Errors shared by the state machines and enum parsers. Input validation
-//! errors live in [`crate::validate`].
+//! Errors shared by the state machines and enum parsers, and
+//! [`error_chain`], the one way every crate prints an error with its causes.
+//! Input validation errors live in [`crate::validate`].
 
 /// A lifecycle action that the entity's current status does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +49,29 @@ impl ParseEnumError {
     }
 }
 
+/// An error and each of its causes (`source()`), outermost first, as text.
+/// A cause whose message an earlier one already contains is left out: many
+/// errors print their source inside their own message, and repeating it
+/// says nothing new.
+pub fn error_causes(e: &dyn std::error::Error) -> Vec<String> {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        source = s.source();
+    }
+    parts
+}
+
+/// An error and its causes on one line, joined with `": "`: for logs and
+/// reports.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    error_causes(e).join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +107,37 @@ mod tests {
         let long = "x".repeat(1000);
         let err = ParseEnumError::new("strategy", &long, &["tree"]);
         assert_eq!(err.value.chars().count(), MAX_ECHOED_CHARS);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{msg}")]
+    struct Layer {
+        msg: &'static str,
+        #[source]
+        source: Option<Box<Layer>>,
+    }
+
+    fn layer(msg: &'static str, source: Option<Layer>) -> Layer {
+        Layer {
+            msg,
+            source: source.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn error_chain_joins_causes_outermost_first() {
+        let e = layer("connect to db1", Some(layer("timed out", None)));
+        assert_eq!(error_chain(&e), "connect to db1: timed out");
+        assert_eq!(error_causes(&e), ["connect to db1", "timed out"]);
+        assert_eq!(error_chain(&layer("alone", None)), "alone");
+    }
+
+    #[test]
+    fn error_chain_skips_a_cause_already_in_the_message() {
+        let e = layer(
+            "db error: FATAL: too many clients",
+            Some(layer("FATAL: too many clients", None)),
+        );
+        assert_eq!(error_chain(&e), "db error: FATAL: too many clients");
     }
 }

@@ -1,7 +1,7 @@
 //! The kinds of entry in the append-only event log, and which kind each
 //! lifecycle action or budget crossing records.
 
-use crate::agent::AgentAction;
+use crate::agent::{AgentAction, FailOutcome};
 use crate::budget::BudgetLevel;
 use crate::swarm::SwarmAction;
 
@@ -79,7 +79,7 @@ impl EventKind {
 
     /// The event recorded when an agent action succeeds. For `Fail` this is
     /// `agent.failed`; a failure that is retried records `agent.retried`
-    /// instead (see [`crate::agent::FailOutcome::event_kind`]).
+    /// instead (see [`EventKind::for_agent_failure`]).
     pub fn for_agent_action(a: AgentAction) -> EventKind {
         match a {
             AgentAction::Start => Self::AgentStarted,
@@ -88,6 +88,17 @@ impl EventKind {
             AgentAction::Complete => Self::AgentCompleted,
             AgentAction::Fail => Self::AgentFailed,
             AgentAction::Kill => Self::AgentKilled,
+        }
+    }
+
+    /// The event recorded when a worker reports failure: `agent.retried`
+    /// when the agent goes back for another attempt, `agent.failed`
+    /// otherwise.
+    pub fn for_agent_failure(outcome: &FailOutcome) -> EventKind {
+        if outcome.will_retry {
+            Self::AgentRetried
+        } else {
+            Self::AgentFailed
         }
     }
 
@@ -158,6 +169,17 @@ mod tests {
             EventKind::for_agent_action(AgentAction::Start),
             EventKind::AgentStarted
         );
+    }
+
+    #[test]
+    fn a_failure_records_retried_or_failed() {
+        let retry = crate::agent_fail(crate::AgentStatus::Running, 0, 3).unwrap();
+        assert_eq!(
+            EventKind::for_agent_failure(&retry).as_str(),
+            "agent.retried"
+        );
+        let out = crate::agent_fail(crate::AgentStatus::Running, 3, 3).unwrap();
+        assert_eq!(EventKind::for_agent_failure(&out).as_str(), "agent.failed");
     }
 
     #[test]

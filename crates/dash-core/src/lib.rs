@@ -20,7 +20,7 @@ pub use budget::{
     Budget, BudgetLevel, CostOutcome, DEFAULT_CRITICAL_THRESHOLD, DEFAULT_CURRENCY,
     DEFAULT_WARNING_THRESHOLD,
 };
-pub use error::{ParseEnumError, TransitionError};
+pub use error::{error_causes, error_chain, ParseEnumError, TransitionError};
 pub use event::EventKind;
 pub use page::Cursor;
 pub use swarm::{swarm_transition, Strategy, SwarmAction, SwarmStatus};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::api::ApiClient;
+use super::api_client::ApiClient;
 use super::confirm::confirm;
 use super::{exit, RunbookError, Target};
 
@@ -164,7 +164,7 @@ pub async fn maintenance(
 ) -> Result<MaintenanceReport, RunbookError> {
     let api = ApiClient::new(target.api.clone());
     let now = api.maintenance().await?;
-    let report = |m: super::api::Maintenance, changed| MaintenanceReport {
+    let report = |m: super::api_client::Maintenance, changed| MaintenanceReport {
         api_url: target.api.api_url.clone(),
         enabled: m.enabled,
         reason: m.reason,

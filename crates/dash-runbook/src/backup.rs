@@ -15,6 +15,7 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use super::backups::{self, LATEST};
 use super::manifest::{self, sync_dir, Manifest};
 use super::output::{bytes, duration, Progress, Table};
 use super::session::{self, quote_ident, within, QUERY_DEADLINE};
@@ -22,8 +23,6 @@ use super::{tools, RunbookError, Target};
 
 /// Where dumps go unless `--dir` or `DASH_BACKUP_DIR` says otherwise.
 pub const DEFAULT_DIR: &str = "/backups/dash/postgres";
-/// The symlink to the newest complete dump.
-pub const LATEST: &str = "latest.dump";
 
 /// `--dir`, else `DASH_BACKUP_DIR`, else [`DEFAULT_DIR`].
 pub fn backup_dir(flag: Option<PathBuf>) -> PathBuf {
@@ -218,7 +217,7 @@ pub async fn backup(target: &Target, opts: &BackupOptions) -> Result<BackupRepor
     sync_dir(dir);
     let latest = point_latest(dir, &name)?;
     let removed = match opts.keep {
-        Some(keep) => super::backups::retain(dir, keep)?,
+        Some(keep) => backups::retain(dir, keep)?,
         None => Vec::new(),
     };
     Ok(BackupReport {

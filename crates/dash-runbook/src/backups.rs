@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::backup::LATEST;
 use super::manifest::{self, sync_dir, Manifest};
 use super::output::{bytes, Table};
 use super::RunbookError;
+
+/// The symlink to the newest complete dump, kept in the backup directory
+/// beside the dumps.
+pub const LATEST: &str = "latest.dump";
 
 /// One dump in the backup directory.
 #[derive(Debug, Clone, Serialize)]

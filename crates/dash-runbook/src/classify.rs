@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::diagnose::{Finding, Signals, Situation};
 use super::output::{duration, or_dash, seconds};
 use super::probe::{NodeProbe, NodeRole};
+use super::situation::{Finding, Signals, Situation};
 use dash_ha::Role;
 
 /// A node slower than this to connect and answer one query is a transient issue.

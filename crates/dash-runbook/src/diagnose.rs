@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::api::ApiClient;
+use super::amcheck::{amcheck, Amcheck};
+use super::api_client::ApiClient;
 use super::classify::classify;
-use super::connections::{idle_in_transaction, Session};
-use super::deep::{amcheck, Amcheck};
-use super::metrics::ApiMetrics;
+use super::connections::idle_in_transaction;
 use super::output::duration;
-use super::probe::{probe, NodeProbe, NodeRole};
+use super::probe::{probe, NodeRole};
 use super::session;
+use super::situation::{Finding, Signals, Situation};
 use super::status::{self, StatusReport};
 use super::Target;
 use dash_ha::Role;
@@ -24,64 +24,6 @@ use dash_ha::Role;
 const REPROBE_EVERY: Duration = Duration::from_millis(250);
 /// Least time between the two metrics samples (counters must have a chance to move).
 const METRICS_GAP: Duration = Duration::from_secs(1);
-
-/// The situations diagnose can name, each with its own exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Situation {
-    Healthy,
-    /// Scenario 1: a temporary connection issue (or a node that needs a restart).
-    TransientConnection,
-    /// Scenario 2: data corruption.
-    Corruption,
-    /// Scenario 3: the primary is lost and a replica can be promoted.
-    PrimaryLost,
-    /// Scenario 4: connection pool exhaustion.
-    PoolExhaustion,
-}
-
-impl Situation {
-    /// 0 healthy, 10 × the scenario number otherwise.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Situation::Healthy => 0,
-            Situation::TransientConnection => 10,
-            Situation::Corruption => 20,
-            Situation::PrimaryLost => 30,
-            Situation::PoolExhaustion => 40,
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Situation::Healthy => "healthy",
-            Situation::TransientConnection => "scenario 1: connection issue",
-            Situation::Corruption => "scenario 2: database corruption",
-            Situation::PrimaryLost => "scenario 3: primary lost, a replica can be promoted",
-            Situation::PoolExhaustion => "scenario 4: connection pool exhaustion",
-        }
-    }
-
-    /// Which finding wins when several are present: the one whose fix also
-    /// removes the others' symptoms.
-    pub(crate) fn rank(self) -> u8 {
-        match self {
-            Situation::PrimaryLost => 0,
-            Situation::Corruption => 1,
-            Situation::PoolExhaustion => 2,
-            Situation::TransientConnection => 3,
-            Situation::Healthy => 4,
-        }
-    }
-}
-
-/// One situation with its evidence and the commands that fix it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub situation: Situation,
-    pub evidence: Vec<String>,
-    pub fix: Vec<String>,
-}
 
 /// `dashctl db diagnose` options.
 #[derive(Debug, Clone)]
@@ -105,26 +47,6 @@ impl Default for DiagnoseOptions {
             connection_ratio: 0.8,
         }
     }
-}
-
-/// Everything classification reads (no I/O: unit-testable).
-#[derive(Debug, Clone, Default)]
-pub struct Signals {
-    /// The first probe of every node.
-    pub first: Vec<NodeProbe>,
-    /// The last probe of every node (same order).
-    pub last: Vec<NodeProbe>,
-    /// Nodes that failed at first and answered within the window: after how long.
-    pub recovered_after: BTreeMap<String, Duration>,
-    pub window: Duration,
-    pub metrics_before: Option<ApiMetrics>,
-    pub metrics_after: Option<ApiMetrics>,
-    pub metrics_gap: Duration,
-    /// Idle-in-transaction sessions on the primary older than `idle_threshold`.
-    pub idle_in_transaction: Vec<Session>,
-    pub idle_threshold: Duration,
-    pub connection_ratio: f64,
-    pub amcheck: Option<Amcheck>,
 }
 
 /// The verdict.
@@ -264,7 +186,7 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
                 Err(e) => notes.push(format!(
                     "could not open a session on the primary {}: {}",
                     node.name,
-                    super::probe::error_chain(&e)
+                    dash_core::error_chain(&e)
                 )),
             }
         }

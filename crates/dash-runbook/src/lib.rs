@@ -6,32 +6,33 @@
 //! | runbook step | module |
 //! |---|---|
 //! | Initial Assessment | [`status`] ([`probe`] per node, [`metrics`] for the API's pool) |
-//! | naming the scenario | [`diagnose`] |
-//! | Scenario 4 | [`connections`] (list, terminate), [`api`] (live pool size) |
-//! | Scenario 2 | [`backup`], [`backups`], [`verify`] (restore into a scratch database), [`restore`] |
-//! | Recovery Verification | [`recovery`] |
+//! | naming the scenario | [`diagnose`] (gathers [`situation::Signals`]), [`classify`] (pure rules) |
+//! | Scenario 4 | [`connections`] (list, terminate), [`api_client`] (live pool size) |
+//! | Scenario 2 | [`backup`], [`backups`], [`verify_backup`] (restore into a scratch database), [`restore`] |
+//! | Recovery Verification | [`recovery_check`] |
 
 pub mod admin;
-pub mod api;
+pub mod amcheck;
+pub mod api_client;
 pub mod backup;
 pub mod backups;
 pub mod classify;
 pub mod confirm;
 pub mod connections;
-pub mod deep;
 pub mod diagnose;
 mod error;
 pub mod manifest;
 pub mod metrics;
 pub mod output;
 pub mod probe;
-pub mod recovery;
+pub mod recovery_check;
 pub mod restore;
 pub mod session;
+pub mod situation;
 pub mod status;
 pub mod target;
 pub mod tools;
-pub mod verify;
+pub mod verify_backup;
 
 pub use error::RunbookError;
 pub use target::{ApiEndpoint, ApiFlags, NodeTarget, Target};

@@ -387,16 +387,5 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// An error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
+/// An error and its causes on one line (shared with every crate).
+pub use dash_core::error_chain;

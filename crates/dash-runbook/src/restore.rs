@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::api::{ApiClient, Maintenance};
+use super::api_client::{ApiClient, Maintenance};
 use super::backup::count_rows;
 use super::confirm::confirm;
 use super::manifest::{self, Manifest, TableCount};
 use super::output::{duration, or_dash, Progress};
 use super::session::{self, within, QUERY_DEADLINE};
-use super::verify::compare;
+use super::verify_backup::compare;
 use super::{tools, RunbookError, Target};
 
 /// How long the restore waits for in-flight writes after stopping them.
@@ -243,7 +243,7 @@ pub async fn restore(
             };
             return Err(RunbookError::Tool(format!(
                 "{}; the restore ran in one transaction, so the database is unchanged; {state}",
-                super::probe::error_chain(&e)
+                dash_core::error_chain(&e)
             )));
         }
     };

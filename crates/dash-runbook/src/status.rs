@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::api::ApiClient;
+use super::api_client::ApiClient;
 use super::metrics::ApiMetrics;
 use super::output::{bytes, or_dash, seconds, Table};
 use super::probe::{probe, NodeProbe, NodeRole};

@@ -8,10 +8,10 @@ mod runbook_common;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use dash_runbook::backup::{self, backup, BackupOptions, LATEST};
-use dash_runbook::backups;
+use dash_runbook::backup::{self, backup, BackupOptions};
+use dash_runbook::backups::{self, LATEST};
 use dash_runbook::manifest::{self, Manifest};
-use dash_runbook::verify::verify_backup;
+use dash_runbook::verify_backup::verify_backup;
 use dash_runbook::Target;
 use runbook_common::*;
 

@@ -7,7 +7,8 @@ mod runbook_common;
 use std::time::Duration;
 
 use dash_runbook::connections::{self, run_terminate};
-use dash_runbook::diagnose::{diagnose, DiagnoseOptions, Situation};
+use dash_runbook::diagnose::{diagnose, DiagnoseOptions};
+use dash_runbook::situation::Situation;
 use dash_runbook::RunbookError;
 use runbook_common::*;
 

@@ -9,7 +9,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use dash_pg::StopMode;
-use dash_runbook::diagnose::{diagnose, DiagnoseOptions, Situation};
+use dash_runbook::diagnose::{diagnose, DiagnoseOptions};
+use dash_runbook::situation::Situation;
 use runbook_common::*;
 
 fn opts(deep: bool) -> DiagnoseOptions {

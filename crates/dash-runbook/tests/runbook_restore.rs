@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dash_runbook::admin;
 use dash_runbook::backup::{backup, resolve_dump, BackupOptions};
-use dash_runbook::recovery;
+use dash_runbook::recovery_check;
 use dash_runbook::restore::{restore, RestoreOptions};
 use dash_runbook::RunbookError;
 use runbook_common::*;
@@ -125,7 +125,7 @@ async fn restore_is_refused_under_writers_and_done_with_stop_writes() {
     let (_, health) = app.get_path("/health").await;
     assert!(health["maintenance"].is_null(), "{health}");
     assert_eq!(create_swarm(&app, "after-restore").await, 201);
-    let v = recovery::verify(&endpoint(&app)).await;
+    let v = recovery_check::verify(&endpoint(&app)).await;
     assert!(v.ok, "{}", v.render());
 }
 
@@ -146,7 +146,7 @@ async fn maintenance_refuses_writes_keeps_reads_and_pool_resizes_live() {
     assert!(m.enabled && m.changed);
     assert_eq!(create_swarm(&app, "refused").await, 503);
     assert_eq!(app.get("/swarms").await.0, 200, "reads keep working");
-    let v = recovery::verify(&endpoint(&app)).await;
+    let v = recovery_check::verify(&endpoint(&app)).await;
     assert!(
         !v.ok && v.exit_code() == 3,
         "the smoke test fails in maintenance: {}",
@@ -177,9 +177,9 @@ async fn maintenance_refuses_writes_keeps_reads_and_pool_resizes_live() {
     let e = admin::pool(&t, Some(8), true).await.unwrap_err();
     assert!(e.is_usage() && e.to_string().contains("--token"), "{e}");
 
-    let v = recovery::verify(&endpoint(&app)).await;
+    let v = recovery_check::verify(&endpoint(&app)).await;
     assert!(v.ok, "{}", v.render());
-    let dead = recovery::verify(&no_api()).await;
+    let dead = recovery_check::verify(&no_api()).await;
     assert!(
         !dead.ok && dead.checks.iter().all(|c| !c.ok),
         "{}",

@@ -8,8 +8,9 @@ mod runbook_common;
 use std::time::Duration;
 
 use dash_pg::StopMode;
-use dash_runbook::diagnose::{diagnose, DiagnoseOptions, Situation};
+use dash_runbook::diagnose::{diagnose, DiagnoseOptions};
 use dash_runbook::probe::{NodeRole, Step};
+use dash_runbook::situation::Situation;
 use dash_runbook::status::{gather, Verdict};
 use runbook_common::*;
 

@@ -74,13 +74,13 @@ pub fn classify(e: tokio_postgres::Error) -> StoreError {
             StoreError::ShuttingDown(e)
         }
         // A lock wait that hit lock_timeout is a conflict too: the statement
-        // failed before doing anything (it used to surface as a 500).
+        // failed before doing anything, so the caller can retry it.
         SqlState::T_R_SERIALIZATION_FAILURE
         | SqlState::T_R_DEADLOCK_DETECTED
         | SqlState::LOCK_NOT_AVAILABLE => StoreError::Conflict(e),
         // The server cancelled a slow statement: the node is alive and the
-        // connection usable, unlike a client-side deadline (it used to count
-        // as one, which retired every pooled connection).
+        // connection usable, unlike a client-side deadline. Kept apart from
+        // that deadline so a slow query does not retire pooled connections.
         SqlState::QUERY_CANCELED => StoreError::StatementTimeout(e),
         _ => StoreError::Db(e),
     }

@@ -21,7 +21,6 @@ pub async fn spawn(
     headers: HeaderMap,
     body: JsonBody<NewAgent>,
 ) -> Result<Response, ApiError> {
-    st.check_writable()?;
     let idem = idempotency(&headers, "POST /agents", caller.as_deref(), &body.raw)?;
     Ok(created(st.db.spawn_agent(body.value, idem).await?))
 }
@@ -51,13 +50,11 @@ pub async fn delete(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    st.check_writable()?;
     st.db.delete_agent(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn act(st: AppState, id: Uuid, action: AgentAction) -> Result<Response, ApiError> {
-    st.check_writable()?;
     Ok(Json(st.db.agent_action(id, action).await?).into_response())
 }
 
@@ -85,7 +82,6 @@ pub async fn progress(
     Path(id): Path<Uuid>,
     body: JsonBody<ProgressReport>,
 ) -> Result<Response, ApiError> {
-    st.check_writable()?;
     Ok(Json(st.db.record_progress(id, body.value).await?).into_response())
 }
 
@@ -102,7 +98,6 @@ pub async fn complete(
     Path(id): Path<Uuid>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    st.check_writable()?;
     Ok(Json(st.db.complete_agent(id, outcome(&body)?).await?).into_response())
 }
 
@@ -111,6 +106,5 @@ pub async fn fail(
     Path(id): Path<Uuid>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    st.check_writable()?;
     Ok(Json(st.db.fail_agent(id, outcome(&body)?).await?).into_response())
 }

@@ -10,7 +10,7 @@ mod swarms;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use serde::Deserialize;
 
@@ -22,25 +22,18 @@ pub const MAX_BODY: usize = 1 << 20;
 
 fn api_routes(state: &AppState) -> Router<AppState> {
     let timeout = axum::middleware::from_fn_with_state(state.clone(), request_deadline);
-    let plain = Router::new()
-        .route("/swarms", post(swarms::create).get(swarms::list))
-        .route(
-            "/swarms/{id}",
-            get(swarms::get)
-                .patch(swarms::update)
-                .delete(swarms::delete),
-        )
+    // Writes answer 503 `maintenance` while maintenance mode is on; the
+    // check runs before the handler, after authentication.
+    let writes = Router::new()
+        .route("/swarms", post(swarms::create))
+        .route("/swarms/{id}", patch(swarms::update).delete(swarms::delete))
         .route("/swarms/{id}/pause", post(swarms::pause))
         .route("/swarms/{id}/resume", post(swarms::resume))
         .route("/swarms/{id}/complete", post(swarms::complete))
         .route("/swarms/{id}/destroy", post(swarms::destroy))
-        .route("/swarms/{id}/agents", get(swarms::agents))
-        .route(
-            "/swarms/{id}/budget",
-            get(swarms::budget).patch(swarms::patch_budget),
-        )
-        .route("/agents", post(agents::spawn).get(agents::list))
-        .route("/agents/{id}", get(agents::get).delete(agents::delete))
+        .route("/swarms/{id}/budget", patch(swarms::patch_budget))
+        .route("/agents", post(agents::spawn))
+        .route("/agents/{id}", delete(agents::delete))
         .route("/agents/{id}/kill", post(agents::kill))
         .route("/agents/{id}/pause", post(agents::pause))
         .route("/agents/{id}/resume", post(agents::resume))
@@ -48,12 +41,24 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/agents/{id}/progress", post(agents::progress))
         .route("/agents/{id}/complete", post(agents::complete))
         .route("/agents/{id}/fail", post(agents::fail))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::middleware::require_writable,
+        ));
+    let plain = Router::new()
+        .route("/swarms", get(swarms::list))
+        .route("/swarms/{id}", get(swarms::get))
+        .route("/swarms/{id}/agents", get(swarms::agents))
+        .route("/swarms/{id}/budget", get(swarms::budget))
+        .route("/agents", get(agents::list))
+        .route("/agents/{id}", get(agents::get))
         .route("/events", get(events::list))
         .route("/admin/pool", get(admin::pool).put(admin::resize_pool))
         .route(
             "/admin/maintenance",
             get(admin::maintenance).put(admin::set_maintenance),
         )
+        .merge(writes)
         // Nested routers answer 405 themselves: give them the JSON shape
         // too (before `layer`, which hides the method routers).
         .method_not_allowed_fallback(method_not_allowed)

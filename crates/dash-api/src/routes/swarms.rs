@@ -60,7 +60,6 @@ pub async fn create(
     headers: HeaderMap,
     body: JsonBody<NewSwarm>,
 ) -> Result<Response, ApiError> {
-    st.check_writable()?;
     let idem = idempotency(&headers, "POST /swarms", caller.as_deref(), &body.raw)?;
     Ok(created(st.db.create_swarm(body.value, idem).await?))
 }
@@ -93,7 +92,6 @@ pub async fn update(
     Path(id): Path<Uuid>,
     body: JsonBody<SwarmPatch>,
 ) -> Result<Response, ApiError> {
-    st.check_writable()?;
     Ok(Json(st.db.update_swarm(id, body.value).await?).into_response())
 }
 
@@ -101,13 +99,11 @@ pub async fn delete(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    st.check_writable()?;
     st.db.delete_swarm(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn act(st: AppState, id: Uuid, action: SwarmAction) -> Result<Response, ApiError> {
-    st.check_writable()?;
     Ok(Json(st.db.swarm_action(id, action).await?).into_response())
 }
 
@@ -167,6 +163,5 @@ pub async fn patch_budget(
     Path(id): Path<Uuid>,
     body: JsonBody<BudgetPatch>,
 ) -> Result<Response, ApiError> {
-    st.check_writable()?;
     Ok(Json(st.db.patch_budget(id, body.value).await?.budget).into_response())
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use dash_runbook::{
-    self, admin, backup, backups, connections, diagnose, exit, restore, status, verify, ApiFlags,
-    RunbookError, Target,
+    self, admin, backup, backups, connections, diagnose, exit, restore, status, verify_backup,
+    ApiFlags, RunbookError, Target,
 };
 use serde::Serialize;
 
@@ -322,7 +322,7 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
         DbCommand::VerifyBackup(a) => {
             let t = target(&a.common)?;
             let dump = backup::resolve_dump(&backup::backup_dir(a.dir.dir), a.file.as_deref())?;
-            let r = verify::verify_backup(&t, &dump).await?;
+            let r = verify_backup::verify_backup(&t, &dump).await?;
             let code = if r.ok { exit::OK } else { exit::CHECK_FAILED };
             Ok(emit(&a.common, &r, r.render(), code))
         }

@@ -1,8 +1,8 @@
 //! `dashctl verify`: the runbook's Recovery Verification, done by
-//! `dash_runbook::recovery`.
+//! `dash_runbook::recovery_check`.
 
 use clap::Args;
-use dash_runbook::recovery;
+use dash_runbook::recovery_check;
 
 use super::db::{emit, finish, target, Common};
 
@@ -22,7 +22,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     finish(
         async {
             let t = target(&args.common)?;
-            let r = recovery::verify(&t.api).await;
+            let r = recovery_check::verify(&t.api).await;
             Ok(emit(&args.common, &r, r.render(), r.exit_code()))
         }
         .await,

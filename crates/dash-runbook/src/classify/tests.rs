@@ -2,8 +2,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::amcheck::Amcheck;
 use crate::connections::Session;
-use crate::deep::Amcheck;
 use crate::metrics::ApiMetrics;
 use crate::probe::{NodeProbe, Step, WalReceiver};
 use crate::NodeTarget;

@@ -132,7 +132,7 @@ pub async fn verify_backup(target: &Target, dump: &Path) -> Result<VerifyReport,
 
     let (restore, found) = match restored {
         Ok(found) => ("ok".to_string(), Some(found)),
-        Err(e) => (super::probe::error_chain(&e), None),
+        Err(e) => (dash_core::error_chain(&e), None),
     };
     let expected = manifest
         .as_ref()

@@ -38,7 +38,7 @@ pub async fn amcheck(client: &Client) -> Amcheck {
     )
     .await;
     if let Err(e) = created {
-        report.unavailable = Some(super::probe::error_chain(&e));
+        report.unavailable = Some(dash_core::error_chain(&e));
         return report;
     }
     let indexes = within(
@@ -61,7 +61,7 @@ pub async fn amcheck(client: &Client) -> Amcheck {
     let indexes: Vec<String> = match indexes {
         Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
         Err(e) => {
-            report.unavailable = Some(super::probe::error_chain(&e));
+            report.unavailable = Some(dash_core::error_chain(&e));
             return report;
         }
     };

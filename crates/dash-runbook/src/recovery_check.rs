@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::api::{Answer, ApiClient};
+use super::api_client::{Answer, ApiClient};
 use super::metrics::ApiMetrics;
 use super::output::Table;
 use super::{exit, ApiEndpoint};

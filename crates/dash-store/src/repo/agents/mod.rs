@@ -1,10 +1,12 @@
-//! Agents: spawn, read, list, lifecycle, and the worker's calls (start,
-//! progress and cost, complete, fail). Cost is charged to the swarm's budget
-//! in the same transaction, with budget events and a pause at exhaustion.
+//! Agents: spawn, read, list, lifecycle actions (start, pause, resume,
+//! kill) and delete. What a worker reports (progress and cost, complete,
+//! fail) is in `worker.rs`.
+
+mod worker;
 
 use dash_core::{
-    agent_fail, agent_transition, validate_max_retries, validate_text, AgentAction, AgentStatus,
-    Budget, EventKind, SwarmAction, SwarmStatus, ValidationError, DEFAULT_MAX_RETRIES,
+    agent_transition, validate_max_retries, validate_text, AgentAction, AgentStatus, EventKind,
+    SwarmStatus, ValidationError, DEFAULT_MAX_RETRIES,
 };
 use serde_json::{json, Value};
 use tokio_postgres::Row;
@@ -12,11 +14,10 @@ use uuid::Uuid;
 
 use super::swarms::lock_swarm;
 use super::{
-    decode_time_cursor, emit, finish_create, idempotency, keyset, money, page, validate_json,
-    IdemRequest,
+    decode_time_cursor, emit, finish_create, idempotency, keyset, page, validate_json, IdemRequest,
 };
 use crate::error::StoreError;
-use crate::model::{Agent, Created, NewAgent, Order, Outcome, Page, ProgressReport};
+use crate::model::{Agent, Created, NewAgent, Order, Page};
 use crate::pool::{Db, Tx};
 
 const AGENT_COLUMNS: &str =
@@ -71,78 +72,6 @@ async fn read_agent(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<Agent>, StoreErr
         .await?
         .map(|row| agent_from_row(&row))
         .transpose()
-}
-
-/// Charges `cost` to the agent and its swarm; returns the budget events to
-/// write and whether the swarm was paused by exhaustion.
-async fn charge(tx: &mut Tx<'_>, agent: &Agent, cost: f64) -> Result<(), StoreError> {
-    if cost == 0.0 {
-        return Ok(());
-    }
-    tx.execute(
-        "UPDATE agents SET cost = cost + $2 WHERE id = $1",
-        &[&agent.id, &cost],
-    )
-    .await?;
-    emit(
-        tx,
-        EventKind::AgentCost,
-        agent.swarm_id,
-        Some(agent.id),
-        json!({ "cost": cost }),
-    )
-    .await?;
-    let Some(swarm_id) = agent.swarm_id else {
-        return Ok(());
-    };
-    let swarm = lock_swarm(tx, swarm_id).await?;
-    let budget = Budget {
-        allocated: swarm.budget.allocated,
-        consumed: swarm.budget.consumed,
-        currency: swarm.budget.currency.clone(),
-        warning_threshold: swarm.budget.warning_threshold,
-        critical_threshold: swarm.budget.critical_threshold,
-    };
-    let out = budget.apply_cost(cost)?;
-    tx.execute(
-        "UPDATE swarms SET budget_consumed = $2, updated_at = now() WHERE id = $1",
-        &[&swarm_id, &out.budget.consumed],
-    )
-    .await?;
-    for level in &out.crossed {
-        if let Some(kind) = EventKind::for_budget_level(*level) {
-            let data = json!({ "consumed": out.budget.consumed, "allocated": out.budget.allocated,
-                               "currency": out.budget.currency, "utilization": out.budget.utilization() });
-            emit(tx, kind, Some(swarm_id), Some(agent.id), data).await?;
-        }
-    }
-    if out.exhausted && swarm.status == SwarmStatus::Active {
-        tx.execute(
-            "UPDATE swarms SET status = 'paused', updated_at = now() WHERE id = $1",
-            &[&swarm_id],
-        )
-        .await?;
-        emit(
-            tx,
-            EventKind::for_swarm_action(SwarmAction::Pause),
-            Some(swarm_id),
-            None,
-            json!({ "from": "active", "to": "paused", "reason": "budget exhausted" }),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-fn progress_value(p: Option<f64>) -> Result<Option<f64>, StoreError> {
-    match p {
-        Some(v) if !(0.0..=1.0).contains(&v) => Err(ValidationError::new(
-            "progress",
-            format!("must be between 0 and 1 (got {v})"),
-        )
-        .into()),
-        other => Ok(other),
-    }
 }
 
 impl Db {
@@ -364,93 +293,6 @@ impl Db {
         .await?;
         tx.commit().await?;
         agent_from_row(&row)
-    }
-
-    /// A worker's progress report; `cost` is charged to the swarm's budget.
-    pub async fn record_progress(&self, id: Uuid, r: ProgressReport) -> Result<Agent, StoreError> {
-        let progress = progress_value(r.progress)?;
-        let cost = money("cost", r.cost)?;
-        if let Some(m) = &r.message {
-            validate_text("message", m, 10_000)?;
-        }
-        let mut conn = self.conn().await?;
-        let mut tx = conn.transaction().await?;
-        let current = lock_agent(&mut tx, id).await?;
-        if current.status != AgentStatus::Running {
-            return Err(StoreError::Conflicting(format!(
-                "cannot record progress on an agent that is {}",
-                current.status.as_str()
-            )));
-        }
-        tx.execute(
-            "UPDATE agents SET progress = coalesce($2, progress), updated_at = now() WHERE id = $1",
-            &[&id, &progress],
-        )
-        .await?;
-        emit(
-            &mut tx,
-            EventKind::AgentProgress,
-            current.swarm_id,
-            Some(id),
-            json!({ "progress": progress, "cost": cost, "message": r.message }),
-        )
-        .await?;
-        charge(&mut tx, &current, cost).await?;
-        let agent = lock_agent(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(agent)
-    }
-
-    /// The worker finished: completed, with its final cost and result.
-    pub async fn complete_agent(&self, id: Uuid, o: Outcome) -> Result<Agent, StoreError> {
-        self.finish(id, o, true).await
-    }
-
-    /// The worker failed: retried (back to pending) while retries remain, else failed.
-    pub async fn fail_agent(&self, id: Uuid, o: Outcome) -> Result<Agent, StoreError> {
-        self.finish(id, o, false).await
-    }
-
-    async fn finish(&self, id: Uuid, o: Outcome, ok: bool) -> Result<Agent, StoreError> {
-        let cost = money("cost", o.cost)?;
-        if let Some(e) = &o.error {
-            validate_text("error", e, 10_000)?;
-        }
-        if let Some(r) = &o.result {
-            validate_json("result", r)?;
-        }
-        let mut conn = self.conn().await?;
-        let mut tx = conn.transaction().await?;
-        let current = lock_agent(&mut tx, id).await?;
-        let (next, retry_count, kind) = if ok {
-            let next = agent_transition(current.status, AgentAction::Complete)?;
-            (next, current.retry_count, EventKind::AgentCompleted)
-        } else {
-            let f = agent_fail(current.status, current.retry_count, current.max_retries)?;
-            (f.status, f.retry_count, f.event_kind())
-        };
-        let progress = if ok { 1.0 } else { current.progress };
-        tx.execute(
-            "UPDATE agents SET status = $2, retry_count = $3, last_error = coalesce($4, last_error),
-                 progress = $5, updated_at = now(),
-                 completed_at = CASE WHEN $2 IN ('completed', 'failed') THEN now() ELSE NULL END,
-                 metadata = CASE WHEN $6::jsonb IS NULL THEN metadata ELSE metadata || jsonb_build_object('result', $6::jsonb) END
-             WHERE id = $1",
-            &[&id, &next.as_str(), &retry_count, &o.error, &progress, &o.result],
-        )
-        .await?;
-        emit(
-            &mut tx,
-            kind,
-            current.swarm_id,
-            Some(id),
-            json!({ "from": current.status.as_str(), "to": next.as_str(), "error": o.error, "retry_count": retry_count }),
-        )
-        .await?;
-        charge(&mut tx, &current, cost).await?;
-        let agent = lock_agent(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(agent)
     }
 
     /// Deletes an agent that is not running or paused.
