@@ -39,6 +39,19 @@ pub struct NodeTarget {
     pub recorded_role: Option<Role>,
 }
 
+impl NodeTarget {
+    /// One node per host of `settings`, each named by its address.
+    fn one_per_host(settings: &DbSettings) -> Vec<NodeTarget> {
+        (settings.hosts.iter())
+            .map(|h| NodeTarget {
+                name: h.to_string(),
+                address: h.clone(),
+                recorded_role: None,
+            })
+            .collect()
+    }
+}
+
 /// The API's base URL, metrics URL and token.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiEndpoint {
@@ -104,15 +117,7 @@ impl Target {
             }
             None => {
                 let settings = DbSettings::from_lookup(&get)?;
-                let nodes = settings
-                    .hosts
-                    .iter()
-                    .map(|h| NodeTarget {
-                        name: h.to_string(),
-                        address: h.clone(),
-                        recorded_role: None,
-                    })
-                    .collect();
+                let nodes = NodeTarget::one_per_host(&settings);
                 let source = match by_hand {
                     true => "DATABASE_* environment".to_string(),
                     false => "defaults (no DATABASE_* set, no cluster.json)".to_string(),
@@ -169,15 +174,7 @@ impl Target {
 
     /// A target with one node per host of `settings`.
     pub fn for_settings(settings: DbSettings, api: ApiEndpoint) -> Target {
-        let nodes = settings
-            .hosts
-            .iter()
-            .map(|h| NodeTarget {
-                name: h.to_string(),
-                address: h.clone(),
-                recorded_role: None,
-            })
-            .collect();
+        let nodes = NodeTarget::one_per_host(&settings);
         Target::new(settings, nodes, "explicit settings".into(), api)
     }
 

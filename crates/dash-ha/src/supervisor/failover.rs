@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::control::Step;
-use crate::decide::{choose_replica, fmt_lsn, Choice, NodeState};
+use crate::decide::{choose_replica, fmt_lsn, Choice};
 
 use super::{ms, FailoverError, Supervisor};
 
@@ -38,12 +38,7 @@ impl Supervisor {
         why: &str,
     ) -> Result<(String, Vec<Step>), FailoverError> {
         let started = Instant::now();
-        let replicas: Vec<NodeState> = self
-            .cluster
-            .topo
-            .replicas()
-            .map(|n| self.states[&n.name].clone())
-            .collect();
+        let replicas = self.replica_states();
         let (name, lsn) = match choose_replica(
             &replicas,
             self.cluster.topo.synchronous,

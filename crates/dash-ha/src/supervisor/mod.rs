@@ -97,6 +97,13 @@ impl Supervisor {
         }
     }
 
+    /// The last probed state of every recorded replica.
+    fn replica_states(&self) -> Vec<NodeState> {
+        (self.cluster.topo.replicas())
+            .map(|n| self.states[&n.name].clone())
+            .collect()
+    }
+
     /// Makes `name` re-read the configuration Dash just rewrote (best effort:
     /// a node that misses it reads it at its next start).
     async fn reload(&self, name: &str) {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{ms, FailoverError, Supervisor};
 use crate::control::{Outcome, Request, RequestKind, Step};
-use crate::decide::{choose_replica, fmt_lsn, Choice, NodeState};
+use crate::decide::{choose_replica, fmt_lsn, Choice};
 use crate::local::LocalCluster;
 use crate::topology::Role;
 
@@ -73,12 +73,7 @@ impl Supervisor {
             .filter(|_| p_state.is_up())
             .map(|o| o.lsn)
             .ok_or(FailoverError::PrimaryDown)?;
-        let replicas: Vec<NodeState> = self
-            .cluster
-            .topo
-            .replicas()
-            .map(|n| self.states[&n.name].clone())
-            .collect();
+        let replicas = self.replica_states();
         let best = match choose_replica(&replicas, false, None) {
             Choice::Promote { name, .. } => name,
             Choice::Refuse(r) => return Err(FailoverError::Refused(r)),
