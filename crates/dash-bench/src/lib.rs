@@ -2,4 +2,5 @@
 //! `dashctl bench`, and the fault injection behind `dashctl chaos`.
 
 pub mod chaos;
+pub mod compare;
 pub mod load;

@@ -1,0 +1,314 @@
+//! `dashctl bench compare`: the API beside pgbench running the same SQL on
+//! one private PostgreSQL node, with the API as a `dashctl serve` child or
+//! in this process. Everything it starts is stopped, on error too.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dash_pg::{PgError, PgNode, ScratchNode};
+use dash_store::{DbSettings, HostPort, Secret};
+
+use crate::load::pgbench::{seed_sql, PgbenchError, PgbenchRun, Protocol, Workload};
+use crate::load::{
+    self, machine_description, peak_rss_of_self, rss_of, Comparison, ComparisonRow, LoadConfig,
+    LoadError, LoadSummary, Mix, Op, RssFigures, ServeError, ServeProcess,
+};
+
+/// Agents seeded for the get workloads (through the API for the API side,
+/// by SQL for pgbench).
+pub const SEEDS: u64 = 1_000;
+
+/// What to compare, and how.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// API workers and pool connections; pgbench clients (1 to 400).
+    pub concurrency: usize,
+    /// Length of each of the four runs (whole seconds for pgbench).
+    pub duration: Duration,
+    /// Unmeasured API load first, so the pool and HTTP connections are open.
+    pub warmup: Duration,
+    pub pgbench_protocol: Protocol,
+    /// PostgreSQL's durable defaults (fsync, synchronous_commit,
+    /// full_page_writes on) instead of the test settings.
+    pub durable: bool,
+    /// The API in this process instead of a `dashctl serve` child.
+    pub in_process: bool,
+    /// The `dashctl` binary to run `serve` from.
+    pub serve_program: PathBuf,
+}
+
+/// Why a comparison could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Pgbench(#[from] PgbenchError),
+    #[error("bind the in-process API: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error("an HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("the API was not ready: {0}")]
+    NotReady(String),
+    #[error("no requests were made")]
+    NoRequests,
+    #[error("a blocking task failed: {0}")]
+    Task(String),
+}
+
+impl CompareError {
+    fn task(e: tokio::task::JoinError) -> CompareError {
+        CompareError::Task(e.to_string())
+    }
+}
+
+/// The API in this process against `node`'s database `db`, ready to serve.
+async fn in_process_api(
+    node: &PgNode,
+    db: &str,
+    pool: usize,
+    token: &str,
+) -> Result<dash_api::RunningApp, CompareError> {
+    let settings = dash_api::ApiSettings {
+        bind: [127, 0, 0, 1].into(),
+        api_port: 0,
+        metrics_port: 0,
+        tokens: vec![Secret::new(token)],
+        database: DbSettings {
+            hosts: vec![HostPort {
+                host: node.host().to_string(),
+                port: node.port(),
+            }],
+            dbname: db.to_string(),
+            user: node.superuser().to_string(),
+            password: Secret::new(node.password()),
+            pool_size: pool,
+            ..DbSettings::default()
+        },
+        ..dash_api::ApiSettings::default()
+    };
+    let app = (dash_api::App::build(settings).await)
+        .map_err(CompareError::Bind)?
+        .spawn();
+    wait_ready(app.base_url(), Duration::from_secs(30)).await?;
+    Ok(app)
+}
+
+async fn wait_ready(base: &str, limit: Duration) -> Result<(), CompareError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let client = (reqwest::Client::builder().no_proxy().build()).map_err(CompareError::Client)?;
+    loop {
+        let ready = client.get(format!("{base}/ready")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CompareError::NotReady(format!("{base} within {limit:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The API the load goes to: a `dashctl serve` child process, or the app in this process.
+enum ApiUnderTest {
+    Serve(ServeProcess),
+    InProcess(dash_api::RunningApp),
+}
+
+impl ApiUnderTest {
+    fn base(&self) -> &str {
+        match self {
+            ApiUnderTest::Serve(s) => s.base_url(),
+            ApiUnderTest::InProcess(a) => a.base_url(),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            ApiUnderTest::Serve(s) => s.stop(Duration::from_secs(15)).await,
+            ApiUnderTest::InProcess(a) => {
+                let _ = tokio::time::timeout(Duration::from_secs(15), a.stop()).await;
+            }
+        }
+    }
+}
+
+/// Runs `sql` on the node with psql, off the async threads.
+async fn psql(node: &PgNode, db: &str, sql: &str) -> Result<String, CompareError> {
+    let (node, db, sql) = (node.clone(), db.to_string(), sql.to_string());
+    Ok(tokio::task::spawn_blocking(move || node.psql(&db, &sql))
+        .await
+        .map_err(CompareError::task)??)
+}
+
+async fn api_phase(
+    base: &str,
+    token: &str,
+    cfg: &CompareOptions,
+    mix: Mix,
+    time: Duration,
+) -> Result<LoadSummary, CompareError> {
+    let mut lc = LoadConfig::new(base, Secret::new(token), cfg.concurrency, mix);
+    lc.duration = time;
+    lc.seed_agents = SEEDS as usize;
+    Ok(load::run(lc).await?.summary)
+}
+
+/// Runs the four measured phases (API and pgbench, create and get) on a
+/// private node and returns the comparison, judged against its targets.
+/// Everything it started is stopped, also when it fails or is dropped.
+pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparison, CompareError> {
+    if a.concurrency == 0 || a.concurrency > 400 {
+        return Err(CompareError::Usage(
+            "--concurrency must be between 1 and 400".into(),
+        ));
+    }
+    let secs = a.duration.as_secs().max(1);
+    let time = Duration::from_secs(secs);
+    let mut settings = vec![(
+        "max_connections".to_string(),
+        (2 * a.concurrency + 30).max(100).to_string(),
+    )];
+    if a.durable {
+        for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+            settings.push((name.to_string(), "on".to_string()));
+        }
+    }
+    progress("starting a private PostgreSQL node ...");
+    let node = tokio::task::spawn_blocking(move || {
+        let refs: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        ScratchNode::start_with(&refs)
+    })
+    .await
+    .map_err(CompareError::task)??;
+    let db = node.fresh_database()?;
+    let shown = psql(&node, &db, "SELECT version() || '; fsync=' || current_setting('fsync') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', full_page_writes=' || current_setting('full_page_writes')").await?;
+    let postgres = format!(
+        "{}; data directory {}",
+        shown.trim(),
+        node.data_dir().display()
+    );
+
+    progress(&format!(
+        "starting `dashctl serve` (pool {}) ...",
+        a.concurrency
+    ));
+    let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let exe = &a.serve_program;
+    let env = [
+        ("DATABASE_URL", node.url(&db)),
+        ("DASH_API_TOKENS", token.clone()),
+        ("DATABASE_POOL_SIZE", a.concurrency.to_string()),
+    ];
+    let serve = ServeProcess::start(exe, &env, Duration::from_secs(30)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut rss = RssFigures {
+        serve_idle_kb: serve.rss_kb(),
+        ..RssFigures::default()
+    };
+    let (app, where_api) = if a.in_process {
+        serve.stop(Duration::from_secs(15)).await;
+        let app = in_process_api(&node, &db, a.concurrency, &token).await?;
+        rss.in_process_idle_kb = rss_of(None);
+        let what = "in this process (dash_api::App), sharing its runtime with the load driver";
+        (ApiUnderTest::InProcess(app), what)
+    } else {
+        let what = "a separate `dashctl serve` process; the load driver runs in this process";
+        (ApiUnderTest::Serve(serve), what)
+    };
+    if !a.warmup.is_zero() {
+        progress(&format!("warming up for {:?} ...", a.warmup));
+        api_phase(app.base(), &token, a, Mix::CreateAgent, a.warmup).await?;
+    }
+    let bench = PgbenchRun {
+        program: node.binaries().path("pgbench"),
+        host: node.host().to_string(),
+        port: node.port(),
+        user: node.superuser().to_string(),
+        password: node.password().to_string(),
+        dbname: db.clone(),
+        clients: a.concurrency,
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        duration: time,
+        protocol: a.pgbench_protocol,
+        workload: Workload::CreateAgent,
+        task: LoadConfig::new("", Secret::default(), 1, Mix::CreateAgent).task,
+    };
+    let mut rows = Vec::new();
+    for (name, mix, op, workload) in [
+        (
+            "create-agent",
+            Mix::CreateAgent,
+            Op::Create,
+            Workload::CreateAgent,
+        ),
+        (
+            "get-agent",
+            Mix::GetAgent,
+            Op::Get,
+            Workload::GetAgent { seeds: SEEDS },
+        ),
+    ] {
+        psql(&node, &db, "CHECKPOINT").await?;
+        progress(&format!(
+            "API {name}: {} workers for {secs} s ...",
+            a.concurrency
+        ));
+        let api = api_phase(app.base(), &token, a, mix, time).await?;
+        let api_op = api
+            .ops
+            .iter()
+            .find(|o| o.op == op)
+            .ok_or(CompareError::NoRequests)?
+            .clone();
+        if let Workload::GetAgent { seeds } = workload {
+            psql(&node, &db, &seed_sql(seeds)).await?;
+        }
+        psql(&node, &db, "CHECKPOINT").await?;
+        progress(&format!(
+            "pgbench {name}: {} clients for {secs} s ...",
+            a.concurrency
+        ));
+        let pg = PgbenchRun {
+            workload,
+            ..bench.clone()
+        }
+        .run()
+        .await?;
+        rows.push(ComparisonRow::new(name, &api_op, &pg));
+    }
+    match &app {
+        ApiUnderTest::Serve(s) => rss.serve_peak_kb = s.peak_rss_kb(),
+        ApiUnderTest::InProcess(_) => rss.in_process_peak_kb = peak_rss_of_self(),
+    }
+    app.shutdown().await;
+    drop(node);
+
+    let mut report = Comparison {
+        concurrency: a.concurrency,
+        duration_s: secs,
+        machine: machine_description(),
+        postgres,
+        pgbench: format!(
+            "--protocol={} --jobs={} --client={}, same node and database, latency percentiles from its per-transaction log",
+            a.pgbench_protocol.as_str(),
+            bench.threads.min(a.concurrency),
+            a.concurrency
+        ),
+        rows,
+        api: format!("{where_api}; pool size {}", a.concurrency),
+        rss,
+        targets: Vec::new(),
+    };
+    report.judge();
+    Ok(report)
+}
