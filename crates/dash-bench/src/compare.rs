@@ -52,8 +52,6 @@ pub enum CompareError {
     Pgbench(#[from] PgbenchError),
     #[error("bind the in-process API: {0}")]
     Bind(#[source] std::io::Error),
-    #[error("an HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
     #[error("the API was not ready: {0}")]
     NotReady(String),
     #[error("no requests were made")]
@@ -101,17 +99,9 @@ async fn in_process_api(
 }
 
 async fn wait_ready(base: &str, limit: Duration) -> Result<(), CompareError> {
-    let deadline = tokio::time::Instant::now() + limit;
-    let client = (reqwest::Client::builder().no_proxy().build()).map_err(CompareError::Client)?;
-    loop {
-        let ready = client.get(format!("{base}/ready")).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(CompareError::NotReady(format!("{base} within {limit:?}")));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    match load::wait_ready(base, limit).await {
+        true => Ok(()),
+        false => Err(CompareError::NotReady(format!("{base} within {limit:?}"))),
     }
 }
 

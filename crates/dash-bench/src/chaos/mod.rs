@@ -107,6 +107,14 @@ pub async fn run(opts: &ChaosOptions, progress: &dyn Fn(&str)) -> Result<ChaosRu
     api.database.pool_size = (opts.concurrency + 4).max(20);
     let platform = Platform::start(cluster, api).await?;
     let base_url = platform.base_url().to_string();
+    // Writes before the schema is migrated would fail as errors, not outages.
+    if !crate::load::wait_ready(&base_url, HA_LIMIT).await {
+        platform.stop().await?;
+        return Err(ChaosError::Round {
+            round: 0,
+            reason: format!("the API at {base_url} was not ready within {HA_LIMIT:?}"),
+        });
+    }
     let mut rounds = Vec::new();
     let mut stopped_early = None;
     for n in 1..=opts.rounds {
