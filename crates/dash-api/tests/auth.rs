@@ -32,6 +32,16 @@ async fn call(
     (s, h, b)
 }
 
+/// Probes and metrics never need a token.
+async fn assert_probes_and_metrics_open(app: &TestApp) {
+    for path in ["/livez", "/health", "/ready"] {
+        let (st, _) = app.get_path(path).await;
+        assert_eq!(st, 200, "{path}");
+    }
+    let r = app.client.get(&app.metrics_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutations_need_a_valid_token_and_reads_are_open() {
     let app = TestApp::spawn().await;
@@ -113,18 +123,7 @@ async fn mutations_need_a_valid_token_and_reads_are_open() {
         let (st, _, b) = call(&app, method(m), path, Some(TOKEN)).await;
         assert_eq!(st, 200, "{path}: {b}");
     }
-    // Probes and metrics never need one.
-    for path in ["/livez", "/health", "/ready"] {
-        let r = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-    }
-    let r = app.client.get(&app.metrics_url).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_probes_and_metrics_open(&app).await;
     app.shutdown().await;
 }
 
@@ -147,17 +146,7 @@ async fn auth_reads_gates_reads_but_not_probes() {
     }
     let (st, _, b) = call(&app, Method::GET, "/swarms", Some(TOKEN)).await;
     assert_eq!(st, 200, "{b}");
-    for path in ["/livez", "/health", "/ready"] {
-        let r = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-    }
-    let r = app.client.get(&app.metrics_url).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_probes_and_metrics_open(&app).await;
     app.shutdown().await;
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_error, TestApp};
+use common::{assert_error, items_field, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -248,12 +248,7 @@ async fn sql_and_html_text_is_stored_and_returned_verbatim() {
         assert_eq!(got["name"], text);
     }
     let (_, list) = app.get("/swarms").await;
-    let names: Vec<_> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].clone())
-        .collect();
+    let names = items_field(&list, "name");
     assert_eq!(names, nasty.iter().map(|t| json!(t)).collect::<Vec<_>>());
     // The tables are all still there.
     assert_eq!(app.count("swarms").await, nasty.len() as i64);

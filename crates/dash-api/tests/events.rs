@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_error, TestApi, TestApp};
+use common::{assert_error, items_field, TestApi, TestApp};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -133,23 +133,13 @@ async fn list_events_after_a_cursor() {
     // Events that happen later show up after the last cursor.
     app.act(&format!("/swarms/{}/pause", ids[1])).await;
     let (_, page) = app.get(&format!("/events?after={after}")).await;
-    let kinds: Vec<_> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].clone())
-        .collect();
+    let kinds = items_field(&page, "kind");
     assert_eq!(kinds, [json!("swarm.paused")]);
 
     // The newest events, in log order: the last two are the agent spawn and the pause.
     let (st, page) = app.get("/events?newest=true&limit=2").await;
     assert_eq!(st, 200, "{page}");
-    let kinds: Vec<_> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].clone())
-        .collect();
+    let kinds = items_field(&page, "kind");
     assert_eq!(kinds, [json!("agent.spawned"), json!("swarm.paused")]);
     let (st, e) = app.get(&format!("/events?newest=true&after={after}")).await;
     assert_error(st, &e, 400, "invalid_request");

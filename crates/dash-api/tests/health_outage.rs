@@ -7,7 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{metric, metric_sum, TestApp, TOKEN};
+use common::{items_field, metric, metric_sum, TestApp, TOKEN};
+use dash_api::ApiSettings;
 use dash_pg::StopMode;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -32,80 +33,78 @@ async fn wait_for<F: std::future::Future<Output = bool>>(
     }
 }
 
-async fn status_of(app: &TestApp, path: &str) -> (u16, Value) {
+/// Production timeouts, not the harness's roomier ones.
+fn production_timeouts(s: &mut ApiSettings) {
+    s.database.connect_timeout = Duration::from_secs(1);
+    s.database.acquire_timeout = Duration::from_secs(1);
+}
+
+/// Creates a swarm named `name` and returns its id.
+async fn swarm_id(app: &TestApp, name: &str) -> String {
+    let s = app.swarm(json!({"name": name, "strategy": "tree"})).await;
+    s["id"].as_str().unwrap().to_string()
+}
+
+/// `PUT /admin/maintenance` with `body`, asserting 200.
+async fn set_maintenance(app: &TestApp, body: Value) {
     let r = app
-        .client
-        .get(format!("{}{path}", app.base))
+        .req(Method::PUT, "/admin/maintenance")
+        .json(&body)
         .send()
         .await
         .unwrap();
-    common::split(r).await
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_answers_503_promptly_and_recovers_without_restart() {
-    // Production timeouts, not the harness's roomier ones.
-    let mut app = TestApp::spawn_with(|s| {
-        s.database.connect_timeout = Duration::from_secs(1);
-        s.database.acquire_timeout = Duration::from_secs(1);
-    })
-    .await;
-    let swarm = app
-        .swarm(json!({"name": "before", "strategy": "tree"}))
-        .await;
-    let sid = swarm["id"].as_str().unwrap().to_string();
+    let mut app = TestApp::spawn_with(production_timeouts).await;
+    let sid = swarm_id(&app, "before").await;
     let agent = app.agent(json!({"swarm_id": sid, "task": "t"})).await;
     let aid = agent["id"].as_str().unwrap().to_string();
-    let (st, _) = status_of(&app, "/health").await;
+    let (st, _) = app.get_path("/health").await;
     assert_eq!(st, 200);
 
     tokio::task::block_in_place(|| app.node.stop(StopMode::Fast)).expect("stop PostgreSQL");
 
-    // Every call that needs the database: 503, Retry-After, the JSON code, promptly.
-    let calls: Vec<(Method, String, Option<Value>)> = vec![
-        (Method::GET, "/swarms".into(), None),
-        (Method::GET, format!("/swarms/{sid}"), None),
+    // Every call that needs the database: 503, Retry-After, the JSON code,
+    // promptly. `{sid}` and `{aid}` stand for the swarm's and the agent's ids.
+    let calls = [
+        ("GET /swarms", None),
+        ("GET /swarms/{sid}", None),
         (
-            Method::POST,
-            "/swarms".into(),
+            "POST /swarms",
             Some(json!({"name": "during", "strategy": "tree"})),
         ),
+        ("PATCH /swarms/{sid}", Some(json!({"task": "x"}))),
+        ("DELETE /swarms/{sid}", None),
+        ("POST /swarms/{sid}/pause", None),
+        ("GET /swarms/{sid}/agents", None),
+        ("GET /swarms/{sid}/budget", None),
         (
-            Method::PATCH,
-            format!("/swarms/{sid}"),
-            Some(json!({"task": "x"})),
-        ),
-        (Method::DELETE, format!("/swarms/{sid}"), None),
-        (Method::POST, format!("/swarms/{sid}/pause"), None),
-        (Method::GET, format!("/swarms/{sid}/agents"), None),
-        (Method::GET, format!("/swarms/{sid}/budget"), None),
-        (
-            Method::PATCH,
-            format!("/swarms/{sid}/budget"),
+            "PATCH /swarms/{sid}/budget",
             Some(json!({"allocated": 3.0})),
         ),
+        ("POST /agents", Some(json!({"task": "during"}))),
+        ("GET /agents", None),
+        ("GET /agents/{aid}", None),
+        ("POST /agents/{aid}/start", None),
+        ("POST /agents/{aid}/kill", None),
         (
-            Method::POST,
-            "/agents".into(),
-            Some(json!({"task": "during"})),
-        ),
-        (Method::GET, "/agents".into(), None),
-        (Method::GET, format!("/agents/{aid}"), None),
-        (Method::POST, format!("/agents/{aid}/start"), None),
-        (Method::POST, format!("/agents/{aid}/kill"), None),
-        (
-            Method::POST,
-            format!("/agents/{aid}/progress"),
+            "POST /agents/{aid}/progress",
             Some(json!({"progress": 0.1})),
         ),
-        (Method::POST, format!("/agents/{aid}/complete"), None),
-        (Method::DELETE, format!("/agents/{aid}"), None),
-        (Method::GET, "/events".into(), None),
-        (Method::GET, "/events/stream".into(), None),
+        ("POST /agents/{aid}/complete", None),
+        ("DELETE /agents/{aid}", None),
+        ("GET /events", None),
+        ("GET /events/stream", None),
     ];
-    let checks = calls.iter().map(|(m, path, body)| {
+    let checks = calls.iter().map(|(call, body)| {
         let app = &app;
+        let call = call.replace("{sid}", &sid).replace("{aid}", &aid);
         async move {
+            let (m, path) = call.split_once(' ').unwrap();
+            let m: Method = m.parse().unwrap();
             let mut rb = app
                 .client
                 .request(m.clone(), app.url(path))
@@ -137,7 +136,7 @@ async fn outage_answers_503_promptly_and_recovers_without_restart() {
 
     // Probes: /health and /ready say why, /livez stays up.
     let started = Instant::now();
-    let (st, h) = status_of(&app, "/health").await;
+    let (st, h) = app.get_path("/health").await;
     assert_eq!(st, 503, "{h}");
     assert_eq!(h["database"]["status"], "down");
     assert!(
@@ -146,11 +145,11 @@ async fn outage_answers_503_promptly_and_recovers_without_restart() {
             .is_some_and(|r| !r.is_empty()),
         "{h}"
     );
-    let (st, r) = status_of(&app, "/ready").await;
+    let (st, r) = app.get_path("/ready").await;
     assert_eq!(st, 503, "{r}");
     assert_eq!(r["blocking"], "database");
     assert!(started.elapsed() < PROMPT * 2);
-    let (st, _) = status_of(&app, "/livez").await;
+    let (st, _) = app.get_path("/livez").await;
     assert_eq!(st, 200);
     // Calls that need no database keep working.
     let (st, _) = app.get("/openapi.json").await;
@@ -182,10 +181,10 @@ async fn outage_answers_503_promptly_and_recovers_without_restart() {
     tokio::task::block_in_place(|| app.node.start()).expect("start PostgreSQL again");
     assert_eq!(app.node.port(), port);
     wait_for("/ready 200", RECOVERY, move || async move {
-        status_of(app_ref, "/ready").await.0 == 200
+        app_ref.get_path("/ready").await.0 == 200
     })
     .await;
-    let (st, h) = status_of(&app, "/health").await;
+    let (st, h) = app.get_path("/health").await;
     assert_eq!(st, 200, "{h}");
     let (st, got) = app.get(&format!("/swarms/{sid}")).await;
     assert_eq!((st, &got["name"]), (200, &json!("before")));
@@ -199,12 +198,7 @@ async fn outage_answers_503_promptly_and_recovers_without_restart() {
     .await;
     // Nothing written during the outage exists.
     let (_, list) = app.get("/swarms").await;
-    let names: Vec<_> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].clone())
-        .collect();
+    let names = items_field(&list, "name");
     assert_eq!(names, [json!("before"), json!("after")]);
     let server = app.begin_shutdown();
     tokio::time::timeout(Duration::from_secs(15), server)
@@ -216,11 +210,7 @@ async fn outage_answers_503_promptly_and_recovers_without_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_stream_survives_an_outage() {
-    let app = TestApp::spawn_with(|s| {
-        s.database.connect_timeout = Duration::from_secs(1);
-        s.database.acquire_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let app = TestApp::spawn_with(production_timeouts).await;
     let r = app
         .client
         .get(app.url("/events/stream"))
@@ -234,10 +224,7 @@ async fn a_live_stream_survives_an_outage() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     tokio::task::block_in_place(|| app.node.start()).unwrap();
     app.wait_ready().await;
-    let s = app
-        .swarm(json!({"name": "after the outage", "strategy": "tree"}))
-        .await;
-    let id = s["id"].as_str().unwrap().to_string();
+    let id = swarm_id(&app, "after the outage").await;
     // The same connection delivers the new event (error notices may come first).
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + RECOVERY;
@@ -256,17 +243,13 @@ async fn a_live_stream_survives_an_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_started_without_its_database_waits_for_it() {
-    let app = TestApp::spawn_with_database_down(|s| {
-        s.database.connect_timeout = Duration::from_secs(1);
-        s.database.acquire_timeout = Duration::from_secs(1);
-    })
-    .await;
-    let (st, _) = status_of(&app, "/livez").await;
+    let app = TestApp::spawn_with_database_down(production_timeouts).await;
+    let (st, _) = app.get_path("/livez").await;
     assert_eq!(st, 200);
     let started = Instant::now();
-    let (st, r) = status_of(&app, "/ready").await;
+    let (st, r) = app.get_path("/ready").await;
     assert_eq!((st, &r["blocking"]), (503, &json!("database")), "{r}");
-    let (st, h) = status_of(&app, "/health").await;
+    let (st, h) = app.get_path("/health").await;
     assert_eq!(st, 503, "{h}");
     let (st, e) = app
         .post("/swarms", json!({"name": "early", "strategy": "tree"}))
@@ -282,13 +265,11 @@ async fn an_api_started_without_its_database_waits_for_it() {
     // It connects, migrates and serves, without a restart.
     let app_ref = &app;
     wait_for("/ready 200", RECOVERY, move || async move {
-        status_of(app_ref, "/ready").await.0 == 200
+        app_ref.get_path("/ready").await.0 == 200
     })
     .await;
-    let s = app.swarm(json!({"name": "late", "strategy": "tree"})).await;
-    let (st, _) = app
-        .get(&format!("/swarms/{}", s["id"].as_str().unwrap()))
-        .await;
+    let id = swarm_id(&app, "late").await;
+    let (st, _) = app.get(&format!("/swarms/{id}")).await;
     assert_eq!(st, 200);
     app.shutdown().await;
 }
@@ -302,10 +283,7 @@ async fn slow_requests_and_maintenance_answer_503_in_the_api_shape() {
         s.database.query_timeout = Duration::from_secs(30);
     })
     .await;
-    let s = app
-        .swarm(json!({"name": "locked", "strategy": "tree"}))
-        .await;
-    let sid = s["id"].as_str().unwrap();
+    let sid = swarm_id(&app, "locked").await;
     // A request stuck behind a lock: cut at request_timeout, in the API's shape.
     let pg = app.pg().await;
     pg.batch_execute(&format!(
@@ -327,10 +305,8 @@ async fn slow_requests_and_maintenance_answer_503_in_the_api_shape() {
     assert_eq!(e["error"]["code"], "timeout", "{e}");
     // The abandoned call does not leave its connection busy for the next
     // caller (the pool has one connection): other work goes on meanwhile.
-    let other = app.swarm(json!({"name": "free", "strategy": "tree"})).await;
-    let (st, _) = app
-        .get(&format!("/swarms/{}", other["id"].as_str().unwrap()))
-        .await;
+    let other = swarm_id(&app, "free").await;
+    let (st, _) = app.get(&format!("/swarms/{other}")).await;
     assert_eq!(st, 200);
     pg.batch_execute("ROLLBACK").await.unwrap();
     let (_, got) = app.get(&format!("/swarms/{sid}")).await;
@@ -340,13 +316,11 @@ async fn slow_requests_and_maintenance_answer_503_in_the_api_shape() {
     );
 
     // Maintenance mode: writes answer 503 `maintenance`, reads keep working.
-    let r = app
-        .req(Method::PUT, "/admin/maintenance")
-        .json(&json!({"enabled": true, "reason": "restoring a backup"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    set_maintenance(
+        &app,
+        json!({"enabled": true, "reason": "restoring a backup"}),
+    )
+    .await;
     let r = app
         .req(Method::POST, "/swarms")
         .json(&json!({"name": "n", "strategy": "tree"}))
@@ -365,15 +339,9 @@ async fn slow_requests_and_maintenance_answer_503_in_the_api_shape() {
     assert_eq!(st, 503);
     let (st, _) = app.get(&format!("/swarms/{sid}")).await;
     assert_eq!(st, 200);
-    let (_, h) = status_of(&app, "/health").await;
+    let (_, h) = app.get_path("/health").await;
     assert_eq!(h["maintenance"], "restoring a backup");
-    let r = app
-        .req(Method::PUT, "/admin/maintenance")
-        .json(&json!({"enabled": false}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    set_maintenance(&app, json!({"enabled": false})).await;
     let (st, _) = app.act(&format!("/swarms/{sid}/pause")).await;
     assert_eq!(st, 200);
     assert_eq!(app.count("swarms").await, 2);
@@ -383,17 +351,14 @@ async fn slow_requests_and_maintenance_answer_503_in_the_api_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_refuses_every_write_route_and_no_read() {
     let app = TestApp::spawn().await;
-    let s = app.swarm(json!({"name": "m", "strategy": "tree"})).await;
-    let sid = s["id"].as_str().unwrap();
+    let sid = &swarm_id(&app, "m").await;
     let a = app.agent(json!({"swarm_id": sid, "task": "t"})).await;
     let aid = a["id"].as_str().unwrap();
-    let r = app
-        .req(Method::PUT, "/admin/maintenance")
-        .json(&json!({"enabled": true, "reason": "restoring a backup"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    set_maintenance(
+        &app,
+        json!({"enabled": true, "reason": "restoring a backup"}),
+    )
+    .await;
     let events = app.count("events").await;
 
     let writes = [
@@ -408,10 +373,6 @@ async fn maintenance_refuses_every_write_route_and_no_read() {
             json!({"task": "x"}),
         ),
         (Method::DELETE, format!("/swarms/{sid}"), Value::Null),
-        (Method::POST, format!("/swarms/{sid}/pause"), Value::Null),
-        (Method::POST, format!("/swarms/{sid}/resume"), Value::Null),
-        (Method::POST, format!("/swarms/{sid}/complete"), Value::Null),
-        (Method::POST, format!("/swarms/{sid}/destroy"), Value::Null),
         (
             Method::PATCH,
             format!("/swarms/{sid}/budget"),
@@ -423,19 +384,31 @@ async fn maintenance_refuses_every_write_route_and_no_read() {
             json!({"swarm_id": sid, "task": "u"}),
         ),
         (Method::DELETE, format!("/agents/{aid}"), Value::Null),
-        (Method::POST, format!("/agents/{aid}/kill"), Value::Null),
-        (Method::POST, format!("/agents/{aid}/pause"), Value::Null),
-        (Method::POST, format!("/agents/{aid}/resume"), Value::Null),
-        (Method::POST, format!("/agents/{aid}/start"), Value::Null),
         (
             Method::POST,
             format!("/agents/{aid}/progress"),
             json!({"progress": 0.5}),
         ),
-        (Method::POST, format!("/agents/{aid}/complete"), Value::Null),
-        (Method::POST, format!("/agents/{aid}/fail"), Value::Null),
     ];
-    for (method, path, body) in writes {
+    // And every lifecycle action, which takes no body.
+    let actions = [
+        (
+            "swarms",
+            sid.as_str(),
+            &["pause", "resume", "complete", "destroy"][..],
+        ),
+        (
+            "agents",
+            aid,
+            &["kill", "pause", "resume", "start", "complete", "fail"],
+        ),
+    ];
+    let actions = actions.iter().flat_map(|(kind, id, names)| {
+        names
+            .iter()
+            .map(move |name| (Method::POST, format!("/{kind}/{id}/{name}"), Value::Null))
+    });
+    for (method, path, body) in writes.into_iter().chain(actions) {
         let mut rb = app.req(method.clone(), &path);
         if !body.is_null() {
             rb = rb.json(&body);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_error, TestApp};
+use common::{assert_error, items_field, TestApp};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,20 +138,10 @@ async fn list_filter_lifecycle_and_agents_of_a_swarm() {
     assert_eq!(st, 200, "{p}");
     assert_eq!(p["status"], "paused");
     let (_, list) = app.get("/swarms?status=paused").await;
-    let ids: Vec<_> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].clone())
-        .collect();
+    let ids = items_field(&list, "id");
     assert_eq!(ids, vec![json!(bid)]);
     let (_, list) = app.get("/swarms?status=active").await;
-    let ids: Vec<_> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].clone())
-        .collect();
+    let ids = items_field(&list, "id");
     assert_eq!(ids, vec![json!(aid)]);
     let (_, list) = app.get("/swarms").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
@@ -173,12 +163,7 @@ async fn list_filter_lifecycle_and_agents_of_a_swarm() {
     app.agent(json!({"task": "loose"})).await;
     let (st, list) = app.get(&format!("/swarms/{aid}/agents")).await;
     assert_eq!(st, 200, "{list}");
-    let tasks: Vec<_> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["task"].clone())
-        .collect();
+    let tasks = items_field(&list, "task");
     assert_eq!(tasks, vec![json!("x"), json!("y")]);
     let (st, e) = app
         .get("/swarms/0190a0a0-0000-7000-8000-000000000000/agents")

@@ -8,7 +8,7 @@ mod runbook_common;
 use std::time::Duration;
 
 use dash_pg::StopMode;
-use dash_runbook::diagnose::{diagnose, DiagnoseOptions};
+use dash_runbook::diagnose::{diagnose, DiagnoseOptions, Diagnosis};
 use dash_runbook::probe::{NodeRole, Step};
 use dash_runbook::situation::Situation;
 use dash_runbook::status::{gather, Verdict};
@@ -19,6 +19,18 @@ fn window(ms: u64) -> DiagnoseOptions {
         window: Duration::from_millis(ms),
         ..DiagnoseOptions::default()
     }
+}
+
+fn assert_situation(d: &Diagnosis, expected: Situation) {
+    assert_eq!(d.situation, expected, "{}", d.render());
+}
+
+/// Asserts that one of `lines` contains every one of `words`.
+fn assert_any(lines: &[String], words: &[&str]) {
+    assert!(
+        lines.iter().any(|l| words.iter().all(|w| l.contains(w))),
+        "{lines:?}"
+    );
 }
 
 /// Waits until the primary reports a streaming standby.
@@ -61,14 +73,10 @@ async fn stopped_nodes_are_unreachable_and_diagnosed() {
         "{table}"
     );
     let d = diagnose(&t, &window(500)).await;
-    assert_eq!(d.situation, Situation::Healthy, "{}", d.render());
+    assert_situation(&d, Situation::Healthy);
 
     // The replica stops: degraded, scenario 1 (restart it).
-    blocking({
-        let r = replica.node.clone();
-        move || r.stop(StopMode::Fast).unwrap()
-    })
-    .await;
+    stop_node(&replica.node, StopMode::Fast).await;
     let s = gather(&t).await;
     assert_eq!(s.verdict, Verdict::Degraded, "{}", s.render());
     assert!(
@@ -78,51 +86,26 @@ async fn stopped_nodes_are_unreachable_and_diagnosed() {
     );
     assert_eq!(s.exit_code(), 3);
     let d = diagnose(&t, &window(500)).await;
-    assert_eq!(
-        d.situation,
-        Situation::TransientConnection,
-        "{}",
-        d.render()
-    );
+    assert_situation(&d, Situation::TransientConnection);
     assert_eq!(d.exit_code, 10);
-    assert!(
-        d.evidence
-            .iter()
-            .any(|e| e.contains("node1") && e.contains("refused")),
-        "{:?}",
-        d.evidence
-    );
+    assert_any(&d.evidence, &["node1", "refused"]);
 
     // The replica comes back, the primary stops: scenario 3, promote node1.
-    blocking({
-        let r = replica.node.clone();
-        move || r.start().unwrap()
-    })
-    .await;
-    blocking({
-        let p = primary.node.clone();
-        move || p.stop(StopMode::Fast).unwrap()
-    })
-    .await;
+    restart_node(&replica.node).await;
+    stop_node(&primary.node, StopMode::Fast).await;
     let s = gather(&t).await;
     assert_eq!(s.verdict, Verdict::NoPrimary, "{}", s.render());
     assert_eq!(s.exit_code(), 5);
     assert!(!s.nodes[0].reachable());
     let d = diagnose(&t, &window(800)).await;
-    assert_eq!(d.situation, Situation::PrimaryLost, "{}", d.render());
+    assert_situation(&d, Situation::PrimaryLost);
     assert_eq!(d.exit_code, 30);
     assert!(
         d.fix[0].starts_with("dashctl db failover") && d.fix[0].contains("node1"),
         "{:?}",
         d.fix
     );
-    assert!(
-        d.evidence
-            .iter()
-            .any(|e| e.contains("node0") && e.contains("throughout")),
-        "{:?}",
-        d.evidence
-    );
+    assert_any(&d.evidence, &["node0", "throughout"]);
 
     // The primary comes back within the window: scenario 1, transient.
     let p = primary.node.clone();
@@ -132,24 +115,9 @@ async fn stopped_nodes_are_unreachable_and_diagnosed() {
     });
     let d = diagnose(&t, &window(15_000)).await;
     restart.join().unwrap();
-    assert_eq!(
-        d.situation,
-        Situation::TransientConnection,
-        "{}",
-        d.render()
-    );
-    assert!(
-        d.evidence
-            .iter()
-            .any(|e| e.contains("node0") && e.contains("answered again after")),
-        "{:?}",
-        d.evidence
-    );
-    assert!(
-        d.fix.iter().any(|f| f.contains("dashctl db status")),
-        "{:?}",
-        d.fix
-    );
+    assert_situation(&d, Situation::TransientConnection);
+    assert_any(&d.evidence, &["node0", "answered again after"]);
+    assert_any(&d.fix, &["dashctl db status"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,31 +125,12 @@ async fn a_lone_stopped_primary_is_a_database_down() {
     let node = start_node().await;
     let db = node.fresh_database().unwrap();
     let t = target(&[&node], &db, no_api());
-    blocking({
-        let n = node.node.clone();
-        move || n.stop(StopMode::Immediate).unwrap()
-    })
-    .await;
+    stop_node(&node.node, StopMode::Immediate).await;
     let s = gather(&t).await;
     assert_eq!(s.verdict, Verdict::NoPrimary);
     assert!(s.render().contains("refused"), "{}", s.render());
     let d = diagnose(&t, &window(500)).await;
-    assert_eq!(
-        d.situation,
-        Situation::TransientConnection,
-        "{}",
-        d.render()
-    );
-    assert!(
-        d.evidence.iter().any(|e| e.contains("no replica answers")),
-        "{:?}",
-        d.evidence
-    );
-    assert!(
-        d.fix
-            .iter()
-            .any(|f| f.contains("rollout restart statefulset/postgres")),
-        "{:?}",
-        d.fix
-    );
+    assert_situation(&d, Situation::TransientConnection);
+    assert_any(&d.evidence, &["no replica answers"]);
+    assert_any(&d.fix, &["rollout restart statefulset/postgres"]);
 }

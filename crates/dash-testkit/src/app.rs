@@ -317,6 +317,16 @@ impl DerefMut for TestApp {
 }
 
 /// A response's status and JSON body (a string when it is not JSON, null when empty).
+/// The `field` of every item of a list page, in order.
+pub fn items_field(page: &Value, field: &str) -> Vec<Value> {
+    page["items"]
+        .as_array()
+        .expect("an items array")
+        .iter()
+        .map(|item| item[field].clone())
+        .collect()
+}
+
 pub async fn split(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.expect("read the body");

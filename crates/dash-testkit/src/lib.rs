@@ -6,7 +6,7 @@ mod app;
 mod metrics;
 mod runner;
 
-pub use app::{db_settings, split, TestApi, TestApp, TOKEN};
+pub use app::{db_settings, items_field, split, TestApi, TestApp, TOKEN};
 /// A throwaway PostgreSQL node, stopped and deleted on drop.
 pub use dash_pg::ScratchNode as TempNode;
 /// A private local cluster in a temp dir, killed and removed on drop.

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
 use axum::{Extension, Json};
 use dash_core::AgentAction;
 use dash_store::model::{NewAgent, Outcome, ProgressReport};
@@ -29,15 +30,19 @@ pub async fn list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
+    list_page(&st, &q, q.swarm_id).await
+}
+
+/// A page of agents, of `swarm_id` when given, as `q` asks.
+pub async fn list_page(
+    st: &AppState,
+    q: &ListQuery,
+    swarm_id: Option<Uuid>,
+) -> Result<Response, ApiError> {
+    let (status, limit, order) = (q.status()?, q.limit()?, q.order()?);
     let page = st
         .db
-        .list_agents(
-            q.status()?,
-            q.swarm_id,
-            q.limit()?,
-            q.cursor.as_deref(),
-            q.order()?,
-        )
+        .list_agents(status, swarm_id, limit, q.cursor.as_deref(), order)
         .await?;
     Ok(Json(page).into_response())
 }
@@ -54,27 +59,13 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn act(st: AppState, id: Uuid, action: AgentAction) -> Result<Response, ApiError> {
-    Ok(Json(st.db.agent_action(id, action).await?).into_response())
-}
-
-pub async fn kill(State(st): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
-    act(st, id, AgentAction::Kill).await
-}
-
-pub async fn pause(State(st): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
-    act(st, id, AgentAction::Pause).await
-}
-
-pub async fn resume(
-    State(st): State<AppState>,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
-    act(st, id, AgentAction::Resume).await
-}
-
-pub async fn start(State(st): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
-    act(st, id, AgentAction::Start).await
+/// The route of a lifecycle action: answers the agent as it is after it.
+pub fn act(action: AgentAction) -> MethodRouter<AppState> {
+    post(
+        move |State(st): State<AppState>, Path(id): Path<Uuid>| async move {
+            Ok::<_, ApiError>(Json(st.db.agent_action(id, action).await?).into_response())
+        },
+    )
 }
 
 pub async fn progress(

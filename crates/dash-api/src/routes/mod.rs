@@ -12,6 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
+use dash_core::{AgentAction, SwarmAction};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -27,17 +28,17 @@ fn api_routes(state: &AppState) -> Router<AppState> {
     let writes = Router::new()
         .route("/swarms", post(swarms::create))
         .route("/swarms/{id}", patch(swarms::update).delete(swarms::delete))
-        .route("/swarms/{id}/pause", post(swarms::pause))
-        .route("/swarms/{id}/resume", post(swarms::resume))
-        .route("/swarms/{id}/complete", post(swarms::complete))
-        .route("/swarms/{id}/destroy", post(swarms::destroy))
+        .route("/swarms/{id}/pause", swarms::act(SwarmAction::Pause))
+        .route("/swarms/{id}/resume", swarms::act(SwarmAction::Resume))
+        .route("/swarms/{id}/complete", swarms::act(SwarmAction::Complete))
+        .route("/swarms/{id}/destroy", swarms::act(SwarmAction::Destroy))
         .route("/swarms/{id}/budget", patch(swarms::patch_budget))
         .route("/agents", post(agents::spawn))
         .route("/agents/{id}", delete(agents::delete))
-        .route("/agents/{id}/kill", post(agents::kill))
-        .route("/agents/{id}/pause", post(agents::pause))
-        .route("/agents/{id}/resume", post(agents::resume))
-        .route("/agents/{id}/start", post(agents::start))
+        .route("/agents/{id}/kill", agents::act(AgentAction::Kill))
+        .route("/agents/{id}/pause", agents::act(AgentAction::Pause))
+        .route("/agents/{id}/resume", agents::act(AgentAction::Resume))
+        .route("/agents/{id}/start", agents::act(AgentAction::Start))
         .route("/agents/{id}/progress", post(agents::progress))
         .route("/agents/{id}/complete", post(agents::complete))
         .route("/agents/{id}/fail", post(agents::fail))

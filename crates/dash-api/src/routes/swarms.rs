@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
 use axum::{Extension, Json};
 use dash_core::{SwarmAction, SwarmStatus};
 use dash_store::model::{BudgetPatch, NewSwarm, SwarmPatch};
@@ -103,33 +104,13 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn act(st: AppState, id: Uuid, action: SwarmAction) -> Result<Response, ApiError> {
-    Ok(Json(st.db.swarm_action(id, action).await?).into_response())
-}
-
-pub async fn pause(State(st): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
-    act(st, id, SwarmAction::Pause).await
-}
-
-pub async fn resume(
-    State(st): State<AppState>,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
-    act(st, id, SwarmAction::Resume).await
-}
-
-pub async fn complete(
-    State(st): State<AppState>,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
-    act(st, id, SwarmAction::Complete).await
-}
-
-pub async fn destroy(
-    State(st): State<AppState>,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
-    act(st, id, SwarmAction::Destroy).await
+/// The route of a lifecycle action: answers the swarm as it is after it.
+pub fn act(action: SwarmAction) -> MethodRouter<AppState> {
+    post(
+        move |State(st): State<AppState>, Path(id): Path<Uuid>| async move {
+            Ok::<_, ApiError>(Json(st.db.swarm_action(id, action).await?).into_response())
+        },
+    )
 }
 
 pub async fn agents(
@@ -138,17 +119,7 @@ pub async fn agents(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     st.db.get_swarm(id).await?;
-    let page = st
-        .db
-        .list_agents(
-            q.status()?,
-            Some(id),
-            q.limit()?,
-            q.cursor.as_deref(),
-            q.order()?,
-        )
-        .await?;
-    Ok(Json(page).into_response())
+    super::agents::list_page(&st, &q, Some(id)).await
 }
 
 pub async fn budget(

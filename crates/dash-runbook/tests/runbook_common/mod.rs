@@ -96,3 +96,15 @@ pub async fn create_swarm(app: &TestApi, name: &str) -> u16 {
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
+
+/// Stops a node in `mode`, off the async runtime.
+pub async fn stop_node(node: &PgNode, mode: dash_pg::StopMode) {
+    let n = node.clone();
+    blocking(move || n.stop(mode).unwrap()).await
+}
+
+/// Starts a stopped node again, off the async runtime.
+pub async fn restart_node(node: &PgNode) {
+    let n = node.clone();
+    blocking(move || n.start().unwrap()).await
+}

@@ -3,6 +3,7 @@
 //! resumes from a cursor never misses an event that commits late.
 
 use dash_core::ValidationError;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -43,6 +44,11 @@ impl EventCursor {
     }
 }
 
+const EVENT_COLUMNS: &str = "id, txid, kind, swarm_id, agent_id, data, created_at";
+
+/// Holds back the events of transactions still running (see the module docs).
+const VISIBLE: &str = "txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+
 fn event_from_row(r: &Row) -> Event {
     let txid: i64 = r.get(1);
     let id: i64 = r.get(0);
@@ -58,6 +64,28 @@ fn event_from_row(r: &Row) -> Event {
 }
 
 impl Db {
+    /// The visible events of `swarm_id` and of `agent_id` (`None`: any) that
+    /// also meet `condition`, whose parameters are `$4` on, in `order`, at
+    /// most `limit`.
+    async fn select_events(
+        &self,
+        condition: &str,
+        order: &str,
+        (limit, swarm_id, agent_id): (i64, Option<Uuid>, Option<Uuid>),
+        more: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Event>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE {condition} AND {VISIBLE}
+               AND ($1::uuid IS NULL OR swarm_id = $1) AND ($2::uuid IS NULL OR agent_id = $2)
+             ORDER BY {order} LIMIT $3"
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&swarm_id, &agent_id, &limit];
+        params.extend_from_slice(more);
+        let rows = self.conn().await?.query(&sql, &params).await?;
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+
     /// Events after `after`, oldest first, at most `limit`, optionally for one swarm or agent.
     pub async fn list_events(
         &self,
@@ -66,20 +94,10 @@ impl Db {
         swarm_id: Option<Uuid>,
         agent_id: Option<Uuid>,
     ) -> Result<Vec<Event>, StoreError> {
-        let rows = self
-            .conn()
-            .await?
-            .query(
-                "SELECT id, txid, kind, swarm_id, agent_id, data, created_at FROM events
-                 WHERE (txid, id) > ($1, $2)
-                   AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-                   AND ($3::uuid IS NULL OR swarm_id = $3)
-                   AND ($4::uuid IS NULL OR agent_id = $4)
-                 ORDER BY txid, id LIMIT $5",
-                &[&after.txid, &after.id, &swarm_id, &agent_id, &limit],
-            )
-            .await?;
-        Ok(rows.iter().map(event_from_row).collect())
+        let filter = (limit, swarm_id, agent_id);
+        let more: [&(dyn ToSql + Sync); 2] = [&after.txid, &after.id];
+        self.select_events("(txid, id) > ($4, $5)", "txid, id", filter, &more)
+            .await
     }
 
     /// The newest `limit` events, in log order (for "what just happened" views).
@@ -89,35 +107,20 @@ impl Db {
         swarm_id: Option<Uuid>,
         agent_id: Option<Uuid>,
     ) -> Result<Vec<Event>, StoreError> {
-        let rows = self
-            .conn()
-            .await?
-            .query(
-                "SELECT id, txid, kind, swarm_id, agent_id, data, created_at FROM events
-                 WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-                   AND ($1::uuid IS NULL OR swarm_id = $1)
-                   AND ($2::uuid IS NULL OR agent_id = $2)
-                 ORDER BY txid DESC, id DESC LIMIT $3",
-                &[&swarm_id, &agent_id, &limit],
-            )
+        let filter = (limit, swarm_id, agent_id);
+        let mut events = self
+            .select_events("TRUE", "txid DESC, id DESC", filter, &[])
             .await?;
-        let mut events: Vec<Event> = rows.iter().map(event_from_row).collect();
         events.reverse();
         Ok(events)
     }
 
     /// The cursor just after the newest visible event (where a live stream starts).
     pub async fn latest_event_cursor(&self) -> Result<EventCursor, StoreError> {
-        let row = self
-            .conn()
-            .await?
-            .query_opt(
-                "SELECT txid, id FROM events
-                 WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-                 ORDER BY txid DESC, id DESC LIMIT 1",
-                &[],
-            )
-            .await?;
+        let sql = format!(
+            "SELECT txid, id FROM events WHERE {VISIBLE} ORDER BY txid DESC, id DESC LIMIT 1"
+        );
+        let row = self.conn().await?.query_opt(&sql, &[]).await?;
         Ok(row.map_or(EventCursor::START, |r| EventCursor {
             txid: r.get(0),
             id: r.get(1),

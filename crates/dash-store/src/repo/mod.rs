@@ -8,10 +8,13 @@ mod swarms;
 
 use dash_core::{EventKind, ValidationError};
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::pool::Tx;
+use crate::model::{Created, Order, Page};
+use crate::pool::{Db, Tx};
 
 pub use events::EventCursor;
 pub use idempotency::IdemRequest;
@@ -73,21 +76,39 @@ pub(crate) fn money(field: &str, v: Option<f64>) -> Result<f64, StoreError> {
     Ok(v)
 }
 
-/// The comparison and direction of a keyset page in `order`.
-pub(crate) fn keyset(order: crate::model::Order) -> (&'static str, &'static str) {
-    match order {
-        crate::model::Order::Asc => (">", "ASC"),
-        crate::model::Order::Desc => ("<", "DESC"),
+/// Where a keyset page starts and which way it runs: the comparison and
+/// direction to put in the query, and the cursor's key (or NULLs for the
+/// first page).
+pub(crate) struct Keyset {
+    pub cmp: &'static str,
+    pub dir: &'static str,
+    pub t: Option<chrono::DateTime<chrono::Utc>>,
+    pub id: Option<Uuid>,
+}
+
+impl Keyset {
+    pub(crate) fn new(cursor: Option<&str>, order: Order) -> Result<Keyset, StoreError> {
+        let after = decode_time_cursor(cursor)?;
+        let (cmp, dir) = match order {
+            Order::Asc => (">", "ASC"),
+            Order::Desc => ("<", "DESC"),
+        };
+        Ok(Keyset {
+            cmp,
+            dir,
+            t: after.map(|a| a.0),
+            id: after.map(|a| a.1),
+        })
     }
 }
 
 /// A page from `limit + 1` fetched items: the extra one only says whether
 /// there is a next page, whose cursor is the last kept item's key.
-pub(crate) fn page<T>(
+fn page<T>(
     mut items: Vec<T>,
     limit: i64,
     key: impl Fn(&T) -> (chrono::DateTime<chrono::Utc>, Uuid),
-) -> crate::model::Page<T> {
+) -> Page<T> {
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|i| {
@@ -97,7 +118,81 @@ pub(crate) fn page<T>(
     } else {
         None
     };
-    crate::model::Page { items, next_cursor }
+    Page { items, next_cursor }
+}
+
+pub(crate) fn not_found(entity: &'static str, id: Uuid) -> StoreError {
+    StoreError::NotFound {
+        entity,
+        id: id.to_string(),
+    }
+}
+
+/// The one row `sql` finds for `id` (its `$1`), or `NotFound` for `entity`.
+pub(crate) async fn lock_by_id<T>(
+    tx: &mut Tx<'_>,
+    sql: &str,
+    id: Uuid,
+    entity: &'static str,
+    from_row: fn(&Row) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let row = tx
+        .query_opt(sql, &[&id])
+        .await?
+        .ok_or_else(|| not_found(entity, id))?;
+    from_row(&row)
+}
+
+impl Db {
+    /// The one row `sql` finds for `id` (its `$1`), or `NotFound` for `entity`.
+    pub(crate) async fn get_by_id<T>(
+        &self,
+        sql: &str,
+        id: Uuid,
+        entity: &'static str,
+        from_row: fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(sql, &[&id])
+            .await?
+            .ok_or_else(|| not_found(entity, id))?;
+        from_row(&row)
+    }
+
+    /// One keyset page: `sql` fetches `limit + 1` rows, `key` is an item's
+    /// (time, id) sort key.
+    pub(crate) async fn list_page<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        limit: i64,
+        from_row: fn(&Row) -> Result<T, StoreError>,
+        key: impl Fn(&T) -> (chrono::DateTime<chrono::Utc>, Uuid),
+    ) -> Result<Page<T>, StoreError> {
+        let rows = self.conn().await?.query(sql, params).await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(page(items, limit, key))
+    }
+}
+
+/// Starts a create that carries an `Idempotency-Key`: claims the key, or,
+/// when it was used before, returns the answer stored for it to replay.
+pub(crate) async fn replay(
+    tx: &mut Tx<'_>,
+    idem: Option<&IdemRequest>,
+) -> Result<Option<Created>, StoreError> {
+    let Some(req) = idem else {
+        return Ok(None);
+    };
+    Ok(idempotency::claim(tx, req)
+        .await?
+        .map(|(status, body)| Created {
+            status,
+            body,
+            replayed: true,
+        }))
 }
 
 /// Ends a create: stores the response for its `Idempotency-Key` in the same
@@ -107,12 +202,12 @@ pub(crate) async fn finish_create(
     idem: Option<&IdemRequest>,
     status: u16,
     body: Value,
-) -> Result<crate::model::Created, StoreError> {
+) -> Result<Created, StoreError> {
     if let Some(req) = idem {
         idempotency::record(&mut tx, req, status, &body).await?;
     }
     tx.commit().await?;
-    Ok(crate::model::Created {
+    Ok(Created {
         status,
         body,
         replayed: false,

@@ -6,12 +6,11 @@ use dash_core::{
     DEFAULT_CRITICAL_THRESHOLD, DEFAULT_WARNING_THRESHOLD,
 };
 use serde_json::json;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{
-    decode_time_cursor, emit, finish_create, idempotency, keyset, money, page, IdemRequest,
-};
+use super::{emit, finish_create, lock_by_id, money, replay, IdemRequest, Keyset};
 use crate::error::StoreError;
 use crate::model::{
     BudgetPatch, BudgetView, Created, NewSwarm, Order, Page, Swarm, SwarmConfig, SwarmPatch,
@@ -56,18 +55,7 @@ pub(crate) fn swarm_from_row(r: &Row) -> Result<Swarm, StoreError> {
 /// two such transactions upgrading to `FOR UPDATE` deadlock each other.
 pub(crate) async fn lock_swarm(tx: &mut Tx<'_>, id: Uuid) -> Result<Swarm, StoreError> {
     let sql = format!("SELECT {SWARM_COLUMNS} FROM swarms WHERE id = $1 FOR NO KEY UPDATE");
-    let row = tx
-        .query_opt(&sql, &[&id])
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    swarm_from_row(&row)
-}
-
-fn not_found(id: Uuid) -> StoreError {
-    StoreError::NotFound {
-        entity: "swarm",
-        id: id.to_string(),
-    }
+    lock_by_id(tx, &sql, id, "swarm", swarm_from_row).await
 }
 
 fn validate_new(s: &NewSwarm) -> Result<Budget, StoreError> {
@@ -112,14 +100,8 @@ impl Db {
         let max_agents = s.config.as_ref().and_then(|c| c.max_agents).unwrap_or(10) as i32;
         let mut conn = self.conn().await?;
         let mut tx = conn.transaction().await?;
-        if let Some(req) = &idem {
-            if let Some((status, body)) = idempotency::claim(&mut tx, req).await? {
-                return Ok(Created {
-                    status,
-                    body,
-                    replayed: true,
-                });
-            }
+        if let Some(done) = replay(&mut tx, idem.as_ref()).await? {
+            return Ok(done);
         }
         let sql = format!(
             "INSERT INTO swarms (id, name, task, strategy, model, max_agents, budget_allocated, budget_currency,
@@ -176,13 +158,7 @@ impl Db {
 
     pub async fn get_swarm(&self, id: Uuid) -> Result<Swarm, StoreError> {
         let sql = format!("SELECT {SWARM_COLUMNS} FROM swarms WHERE id = $1");
-        let row = self
-            .conn()
-            .await?
-            .query_opt(&sql, &[&id])
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        swarm_from_row(&row)
+        self.get_by_id(&sql, id, "swarm", swarm_from_row).await
     }
 
     pub async fn list_swarms(
@@ -192,25 +168,20 @@ impl Db {
         cursor: Option<&str>,
         order: Order,
     ) -> Result<Page<Swarm>, StoreError> {
-        let after = decode_time_cursor(cursor)?;
-        let (cmp, dir) = keyset(order);
+        let k = Keyset::new(cursor, order)?;
+        let (cmp, dir) = (k.cmp, k.dir);
         let sql = format!(
             "SELECT {SWARM_COLUMNS} FROM swarms
              WHERE ($1::text IS NULL OR status = $1)
                AND ($2::timestamptz IS NULL OR (created_at, id) {cmp} ($2, $3))
              ORDER BY created_at {dir}, id {dir} LIMIT $4"
         );
-        let (t, id) = (after.map(|a| a.0), after.map(|a| a.1));
-        let rows = self
-            .conn()
-            .await?
-            .query(&sql, &[&status.map(|s| s.as_str()), &t, &id, &(limit + 1)])
-            .await?;
-        let items = rows
-            .iter()
-            .map(swarm_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(page(items, limit, |s| (s.created_at, s.id)))
+        let params: [&(dyn ToSql + Sync); 4] =
+            [&status.map(|s| s.as_str()), &k.t, &k.id, &(limit + 1)];
+        self.list_page(&sql, &params, limit, swarm_from_row, |s| {
+            (s.created_at, s.id)
+        })
+        .await
     }
 
     pub async fn update_swarm(&self, id: Uuid, p: SwarmPatch) -> Result<Swarm, StoreError> {

@@ -9,12 +9,13 @@ use dash_core::{
     SwarmStatus, ValidationError, DEFAULT_MAX_RETRIES,
 };
 use serde_json::{json, Value};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::swarms::lock_swarm;
 use super::{
-    decode_time_cursor, emit, finish_create, idempotency, keyset, page, validate_json, IdemRequest,
+    emit, finish_create, lock_by_id, not_found, replay, validate_json, IdemRequest, Keyset,
 };
 use crate::error::StoreError;
 use crate::model::{Agent, Created, NewAgent, Order, Page};
@@ -47,20 +48,9 @@ fn agent_from_row(r: &Row) -> Result<Agent, StoreError> {
     })
 }
 
-fn not_found(id: Uuid) -> StoreError {
-    StoreError::NotFound {
-        entity: "agent",
-        id: id.to_string(),
-    }
-}
-
 async fn lock_agent(tx: &mut Tx<'_>, id: Uuid) -> Result<Agent, StoreError> {
     let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1 FOR UPDATE");
-    let row = tx
-        .query_opt(&sql, &[&id])
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    agent_from_row(&row)
+    lock_by_id(tx, &sql, id, "agent", agent_from_row).await
 }
 
 /// Reads an agent without locking it: a spawn holds its swarm's lock, and
@@ -98,14 +88,8 @@ impl Db {
         let id = a.id.unwrap_or_else(Uuid::now_v7);
         let mut conn = self.conn().await?;
         let mut tx = conn.transaction().await?;
-        if let Some(req) = &idem {
-            if let Some((status, body)) = idempotency::claim(&mut tx, req).await? {
-                return Ok(Created {
-                    status,
-                    body,
-                    replayed: true,
-                });
-            }
+        if let Some(done) = replay(&mut tx, idem.as_ref()).await? {
+            return Ok(done);
         }
         let mut model = a.model.clone().unwrap_or_default();
         let mut existing = None;
@@ -118,10 +102,7 @@ impl Db {
                     &[&swarm_id],
                 )
                 .await?
-                .ok_or(StoreError::NotFound {
-                    entity: "swarm",
-                    id: swarm_id.to_string(),
-                })?;
+                .ok_or_else(|| not_found("swarm", swarm_id))?;
             // A retry of a spawn that already happened answers with that agent,
             // even when the swarm has since filled up or finished.
             if a.id.is_some() {
@@ -196,7 +177,7 @@ impl Db {
                     None => same(
                         read_agent(&mut tx, id)
                             .await?
-                            .ok_or_else(|| not_found(id))?,
+                            .ok_or_else(|| not_found("agent", id))?,
                     )?,
                 }
             }
@@ -207,13 +188,7 @@ impl Db {
 
     pub async fn get_agent(&self, id: Uuid) -> Result<Agent, StoreError> {
         let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
-        let row = self
-            .conn()
-            .await?
-            .query_opt(&sql, &[&id])
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        agent_from_row(&row)
+        self.get_by_id(&sql, id, "agent", agent_from_row).await
     }
 
     pub async fn list_agents(
@@ -224,34 +199,25 @@ impl Db {
         cursor: Option<&str>,
         order: Order,
     ) -> Result<Page<Agent>, StoreError> {
-        let after = decode_time_cursor(cursor)?;
-        let (cmp, dir) = keyset(order);
+        let k = Keyset::new(cursor, order)?;
+        let (cmp, dir) = (k.cmp, k.dir);
         let sql = format!(
             "SELECT {AGENT_COLUMNS} FROM agents
              WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR swarm_id = $2)
                AND ($3::timestamptz IS NULL OR (spawned_at, id) {cmp} ($3, $4))
              ORDER BY spawned_at {dir}, id {dir} LIMIT $5"
         );
-        let (t, id) = (after.map(|a| a.0), after.map(|a| a.1));
-        let rows = self
-            .conn()
-            .await?
-            .query(
-                &sql,
-                &[
-                    &status.map(|s| s.as_str()),
-                    &swarm_id,
-                    &t,
-                    &id,
-                    &(limit + 1),
-                ],
-            )
-            .await?;
-        let items = rows
-            .iter()
-            .map(agent_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(page(items, limit, |a| (a.spawned_at, a.id)))
+        let params: [&(dyn ToSql + Sync); 5] = [
+            &status.map(|s| s.as_str()),
+            &swarm_id,
+            &k.t,
+            &k.id,
+            &(limit + 1),
+        ];
+        self.list_page(&sql, &params, limit, agent_from_row, |a| {
+            (a.spawned_at, a.id)
+        })
+        .await
     }
 
     /// Start, pause, resume or kill an agent. Starting is refused while its swarm is not active.
