@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use dash_store::pool::ConnErrorReason;
 use dash_store::{PoolStatus, StoreObserver};
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::{Metric, Registry};
+use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -35,20 +34,6 @@ pub struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: String,
-}
-
-/// A metric of any type, so that all of them are registered from one table.
-#[derive(Debug)]
-struct Exported(Box<dyn Metric>);
-
-impl EncodeMetric for Exported {
-    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        self.0.encode(encoder)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        self.0.metric_type()
-    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -104,86 +89,65 @@ impl Metrics {
             swarms: Family::default(),
             registry: Registry::default(),
         };
-        let exported: [(&str, &str, Box<dyn Metric>); 15] = [
-            (
-                "pg_up",
-                "1 when connected to a writable primary",
-                Box::new(m.pg_up.clone()),
-            ),
-            (
-                "pg_pool_max_size",
-                "Maximum pool connections",
-                Box::new(m.pool_max_size.clone()),
-            ),
-            (
-                "pg_pool_size",
-                "Open pool connections",
-                Box::new(m.pool_size.clone()),
-            ),
-            (
-                "pg_pool_idle",
-                "Idle pool connections",
-                Box::new(m.pool_idle.clone()),
-            ),
-            (
-                "pg_pool_in_use",
-                "Pool connections checked out",
-                Box::new(m.pool_in_use.clone()),
-            ),
-            (
-                "pg_pool_waiting",
-                "Callers waiting for a pool connection",
-                Box::new(m.pool_waiting.clone()),
-            ),
-            (
-                "pg_pool_acquire_timeouts",
-                "Callers that gave up waiting for a pool connection",
-                Box::new(m.acquire_timeouts.clone()),
-            ),
-            (
-                "pg_pool_acquire_seconds",
-                "Time to obtain a pool connection",
-                Box::new(m.acquire_seconds.clone()),
-            ),
-            (
-                "pg_connection_errors",
-                "Failed connection attempts and lost connections, by reason",
-                Box::new(m.connection_errors.clone()),
-            ),
-            (
-                "pg_failovers",
-                "Primary changes the API followed",
-                Box::new(m.failovers.clone()),
-            ),
-            (
-                "pg_query_seconds",
-                "Duration of database calls",
-                Box::new(m.query_seconds.clone()),
-            ),
-            (
-                "dash_http_requests",
-                "HTTP requests by route and status",
-                Box::new(m.http_requests.clone()),
-            ),
-            (
-                "dash_http_request_duration_seconds",
-                "HTTP request latency by route",
-                Box::new(m.http_duration.clone()),
-            ),
-            (
-                "dash_agents",
-                "Agents by status",
-                Box::new(m.agents.clone()),
-            ),
-            (
-                "dash_swarms",
-                "Swarms by status",
-                Box::new(m.swarms.clone()),
-            ),
-        ];
-        for (name, help, metric) in exported {
-            r.register(name, help, Exported(metric));
-        }
+        r.register(
+            "pg_up",
+            "1 when connected to a writable primary",
+            m.pg_up.clone(),
+        );
+        r.register(
+            "pg_pool_max_size",
+            "Maximum pool connections",
+            m.pool_max_size.clone(),
+        );
+        r.register("pg_pool_size", "Open pool connections", m.pool_size.clone());
+        r.register("pg_pool_idle", "Idle pool connections", m.pool_idle.clone());
+        r.register(
+            "pg_pool_in_use",
+            "Pool connections checked out",
+            m.pool_in_use.clone(),
+        );
+        r.register(
+            "pg_pool_waiting",
+            "Callers waiting for a pool connection",
+            m.pool_waiting.clone(),
+        );
+        r.register(
+            "pg_pool_acquire_timeouts",
+            "Callers that gave up waiting for a pool connection",
+            m.acquire_timeouts.clone(),
+        );
+        r.register(
+            "pg_pool_acquire_seconds",
+            "Time to obtain a pool connection",
+            m.acquire_seconds.clone(),
+        );
+        r.register(
+            "pg_connection_errors",
+            "Failed connection attempts and lost connections, by reason",
+            m.connection_errors.clone(),
+        );
+        r.register(
+            "pg_failovers",
+            "Primary changes the API followed",
+            m.failovers.clone(),
+        );
+        r.register(
+            "pg_query_seconds",
+            "Duration of database calls",
+            m.query_seconds.clone(),
+        );
+        r.register(
+            "dash_http_requests",
+            "HTTP requests by route and status",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "dash_http_request_duration_seconds",
+            "HTTP request latency by route",
+            m.http_duration.clone(),
+        );
+        r.register("dash_agents", "Agents by status", m.agents.clone());
+        r.register("dash_swarms", "Swarms by status", m.swarms.clone());
         // Export every reason at 0 from the start, so `pg_connection_errors_total`
         // exists (and `rate()` works) before the first error.
         for reason in ConnErrorReason::ALL {
