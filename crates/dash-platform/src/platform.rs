@@ -3,7 +3,7 @@
 
 use dash_api::{ApiSettings, RunningApp};
 use dash_ha::supervisor::Supervisor;
-use dash_ha::{ClusterError, LocalCluster, Topology};
+use dash_ha::{ClusterError, LocalCluster};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -27,7 +27,6 @@ impl PlatformError {
 
 /// The supervisor and the API of one local cluster, running.
 pub struct Platform {
-    topo: Topology,
     app: RunningApp,
     supervisor: JoinHandle<()>,
     stop_supervisor: watch::Sender<bool>,
@@ -41,12 +40,11 @@ impl Platform {
         cluster: LocalCluster,
         mut api: ApiSettings,
     ) -> Result<Platform, PlatformError> {
-        let topo = cluster.topo.clone();
         let pool_size = api.database.pool_size;
-        api.database = topo.db_settings();
+        api.database = cluster.topo.db_settings();
         api.database.pool_size = pool_size;
         if api.tokens.is_empty() {
-            api.tokens.push(topo.api_token.clone());
+            api.tokens.push(cluster.topo.api_token.clone());
         }
         let supervisor = Supervisor::new(cluster)?;
         let app = dash_api::App::build(api)
@@ -58,26 +56,15 @@ impl Platform {
             let _ = stopped.wait_for(|s| *s).await;
         }));
         Ok(Platform {
-            topo,
             app,
             supervisor,
             stop_supervisor,
         })
     }
 
-    /// The topology as recorded when the platform started.
-    pub fn topology(&self) -> &Topology {
-        &self.topo
-    }
-
     /// `http://host:port` of the REST API.
     pub fn base_url(&self) -> &str {
         self.app.base_url()
-    }
-
-    /// `http://host:port/metrics`.
-    pub fn metrics_url(&self) -> &str {
-        self.app.metrics_url()
     }
 
     /// Stops the supervisor (no failover starts after this), then the API

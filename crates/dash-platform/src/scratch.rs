@@ -77,7 +77,7 @@ impl Drop for ScratchCluster {
         }
         if let Some(h) = self.home.take() {
             if self.keep {
-                eprintln!("kept {}", h.keep().display());
+                eprintln!("kept the private cluster in {}", h.keep().display());
             }
         }
     }
