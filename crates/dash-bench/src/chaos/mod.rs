@@ -52,6 +52,8 @@ pub struct ChaosOptions {
 pub enum ChaosError {
     #[error("{0}")]
     Usage(String),
+    #[error("the private platform's API was not ready: {0}")]
+    NotReady(String),
     #[error("round {round}: {reason}")]
     Round { round: u32, reason: String },
     #[error("cannot connect to {node}: {reason}")]
@@ -110,10 +112,9 @@ pub async fn run(opts: &ChaosOptions, progress: &dyn Fn(&str)) -> Result<ChaosRu
     // Writes before the schema is migrated would fail as errors, not outages.
     if !crate::load::wait_ready(&base_url, HA_LIMIT).await {
         platform.stop().await?;
-        return Err(ChaosError::Round {
-            round: 0,
-            reason: format!("the API at {base_url} was not ready within {HA_LIMIT:?}"),
-        });
+        return Err(ChaosError::NotReady(format!(
+            "{base_url} within {HA_LIMIT:?}"
+        )));
     }
     let mut rounds = Vec::new();
     let mut stopped_early = None;

@@ -76,9 +76,10 @@ pub(super) async fn round(
 ) -> Result<RoundReport, ChaosError> {
     let fail = |reason: String| ChaosError::Round { round: n, reason };
     if wait_ha(home, super::HA_LIMIT).await.is_none() {
-        return Err(fail(
-            "the cluster did not become highly available within 60 s".into(),
-        ));
+        return Err(fail(format!(
+            "the cluster did not become highly available within {:?}",
+            super::HA_LIMIT
+        )));
     }
     let topo = Topology::load(home)?;
     let old = (topo.primary())
