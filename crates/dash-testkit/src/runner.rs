@@ -43,30 +43,29 @@ impl Runner {
 
     /// Runs `program ARGS` to completion.
     pub async fn run(&self, args: &[&str]) -> Run {
-        let out = tokio::process::Command::new(&self.program)
-            .args(args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+        let out = tokio::process::Command::from(self.command(args))
             .output()
-            .await
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.program.display()));
+            .await;
         self.finished(args, out)
     }
 
     /// [`Runner::run`] for tests without a runtime.
     pub fn run_blocking(&self, args: &[&str]) -> Run {
-        let out = std::process::Command::new(&self.program)
-            .args(args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.program.display()));
+        let out = self.command(args).output();
         self.finished(args, out)
     }
 
-    fn finished(&self, args: &[&str], out: std::process::Output) -> Run {
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn finished(&self, args: &[&str], out: std::io::Result<std::process::Output>) -> Run {
+        let out = out.unwrap_or_else(|e| panic!("cannot run {}: {e}", self.program.display()));
         let name = self.program.file_name().unwrap_or_default();
         Run {
             command: format!("{} {}", name.to_string_lossy(), args.join(" ")),
