@@ -307,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_record_says_run_dash_up() {
+    fn missing_record_says_run_dashctl_up() {
         let dir = tempfile::tempdir().unwrap();
         let e = Topology::load(dir.path()).unwrap_err();
         assert!(e.to_string().contains("dashctl up"), "{e}");

@@ -17,8 +17,9 @@ use crate::pool::{Db, Tx};
 use crate::repo::swarms::lock_swarm;
 use crate::repo::{emit, money, validate_json};
 
-/// Charges `cost` to the agent and its swarm; returns the budget events to
-/// write and whether the swarm was paused by exhaustion.
+/// Charges `cost` to the agent and its swarm in `tx`, emitting the cost
+/// event, an event for each budget level crossed, and pausing an active
+/// swarm whose budget is exhausted.
 async fn charge(tx: &mut Tx<'_>, agent: &Agent, cost: f64) -> Result<(), StoreError> {
     if cost == 0.0 {
         return Ok(());
