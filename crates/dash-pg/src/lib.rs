@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use binaries::PgBinaries;
 pub use init::run as run_command;
-pub use node::{NodeConfig, PgNode};
+pub use node::{CloneSource, NodeConfig, PgNode};
 pub use process::{data_dir_pids, kill_data_dir_processes};
 pub use scratch::ScratchNode;
 pub use user::{give_to_server_user, server_command, SERVER_USER};

@@ -27,6 +27,11 @@ pub struct NodeConfig {
     pub password: String,
     /// Extra `-c name=value` settings on the `postgres` command line.
     pub settings: Vec<(String, String)>,
+    /// The postmaster gets SIGKILL when the thread that started it ends
+    /// (`setpriv --pdeathsig KILL`): a server owned by an agent never
+    /// outlives that agent. Start such a node from a thread that lives as
+    /// long as its owner.
+    pub die_with_parent: bool,
 }
 
 impl NodeConfig {
@@ -39,6 +44,7 @@ impl NodeConfig {
             superuser: "dash_user".to_string(),
             password: password.into(),
             settings: Vec::new(),
+            die_with_parent: false,
         }
     }
 
@@ -58,6 +64,29 @@ impl fmt::Debug for NodeConfig {
             .field("superuser", &self.superuser)
             .field("password", &"***")
             .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// Where [`PgNode::clone_from`] copies a cluster from.
+#[derive(Clone)]
+pub struct CloneSource {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// The clone's `application_name` in `primary_conninfo`.
+    pub application_name: String,
+}
+
+impl fmt::Debug for CloneSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloneSource")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("application_name", &self.application_name)
             .finish()
     }
 }
@@ -105,33 +134,45 @@ impl PgNode {
     pub fn clone_replica(
         bins: &PgBinaries,
         primary: &PgNode,
+        cfg: NodeConfig,
+        slot: Option<&str>,
+    ) -> Result<PgNode, PgError> {
+        let source = CloneSource {
+            host: primary.host().to_string(),
+            port: primary.port(),
+            user: primary.cfg.superuser.clone(),
+            password: primary.cfg.password.clone(),
+            application_name: application_name(&cfg.data_dir),
+        };
+        PgNode::clone_from(bins, &source, cfg, slot)
+    }
+
+    /// A streaming replica of the server at `source` (on this machine or
+    /// another): `pg_basebackup -R -X stream -c fast` into `cfg.data_dir`,
+    /// creating replication slot `slot` if given. The clone has the source's
+    /// roles, so `cfg.superuser`/`cfg.password` become the source's.
+    pub fn clone_from(
+        bins: &PgBinaries,
+        source: &CloneSource,
         mut cfg: NodeConfig,
         slot: Option<&str>,
     ) -> Result<PgNode, PgError> {
-        cfg.superuser = primary.cfg.superuser.clone();
-        cfg.password = primary.cfg.password.clone();
+        cfg.superuser = source.user.clone();
+        cfg.password = source.password.clone();
         let node = PgNode::new(bins, cfg)?;
         let dir = node.data_dir();
         make_private_dir(dir)?;
         let mut cmd = server_command(&bins.path("pg_basebackup"));
         cmd.arg("-D").arg(dir);
-        cmd.args(["-h", primary.host(), "-p", &primary.port().to_string()]);
-        cmd.args([
-            "-U",
-            primary.superuser(),
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "-R",
-            "-w",
-        ]);
+        cmd.args(["-h", &source.host, "-p", &source.port.to_string()]);
+        cmd.args(["-U", &source.user, "-X", "stream", "-c", "fast", "-R", "-w"]);
         cmd.arg("-d")
-            .arg(format!("application_name={}", application_name(dir)));
+            .arg(format!("application_name={}", source.application_name));
         if let Some(slot) = slot {
             cmd.args(["-C", "-S", slot]);
         }
-        cmd.env("PGPASSWORD", primary.password());
+        cmd.env("PGPASSWORD", &source.password)
+            .env("PGCONNECT_TIMEOUT", "10");
         run(cmd)?;
         Ok(node)
     }

@@ -48,7 +48,14 @@ impl PgNode {
         give_to_server_user(&log_path)?;
         let log_start = log.metadata().map_err(io)?.len();
 
-        let mut cmd = server_command(&self.bins.path("postgres"));
+        let mut cmd = if self.cfg.die_with_parent {
+            let mut c = server_command(Path::new("setpriv"));
+            c.args(["--pdeathsig", "KILL", "--"])
+                .arg(self.bins.path("postgres"));
+            c
+        } else {
+            server_command(&self.bins.path("postgres"))
+        };
         cmd.arg("-D")
             .arg(self.data_dir())
             .args(["-p", &self.port().to_string()]);
