@@ -1,0 +1,66 @@
+//! What Dash keeps in etcd, as plain serde records. The keys are in
+//! `keyspace.rs`; the rules that act on these records are in `dash-node`.
+
+use serde::{Deserialize, Serialize};
+
+/// The synchronous standby set (Patroni's `/sync` key). Only a member named
+/// in `standbys` while `leader` is gone may be promoted: the primary changes
+/// `synchronous_standby_names` only in the order that keeps that true
+/// (record a shrink here first, record a growth here only once the new
+/// standby acknowledges commits). An empty `standbys` is asynchronous mode,
+/// recorded before the primary stops waiting for a standby; then nobody may
+/// be promoted without an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SyncState {
+    /// The primary this set belongs to.
+    pub leader: String,
+    /// Members that hold every write the leader acknowledged.
+    pub standbys: Vec<String>,
+}
+
+impl SyncState {
+    /// Whether `name` may take over from `leader`.
+    pub fn may_promote(&self, name: &str) -> bool {
+        self.standbys.iter().any(|s| s == name)
+    }
+}
+
+/// What one member reports about itself, under its own lease (gone when the
+/// member's agent is gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MemberState {
+    pub name: String,
+    /// `host:port` of its PostgreSQL, as clients and other members reach it.
+    pub pg: String,
+    /// Base URL of its node API (`http://host:8008`).
+    pub api: String,
+    /// `primary`, `replica`, `stopped`, `starting`, `fenced`.
+    pub role: String,
+    /// PostgreSQL timeline, when known.
+    pub timeline: Option<u32>,
+    /// Primary: current WAL LSN; replica: the greater of received and replayed.
+    pub lsn: Option<u64>,
+    /// Replica: its WAL receiver streams from the leader.
+    pub streaming: bool,
+}
+
+/// An operator request the leader and candidates act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Request {
+    /// Planned, zero-loss hand-over from `from` (the current leader) to `to`
+    /// (a recorded synchronous standby), or to the standby when `to` is unset.
+    Switchover { from: String, to: Option<String> },
+}
+
+/// One HA decision, kept in etcd so an incident's timeline survives the
+/// database being down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Unix time in milliseconds.
+    pub at_ms: i64,
+    pub member: String,
+    /// `promote`, `demote`, `fence`, `rejoin`, `release`, `sync`, `async`, ...
+    pub decision: String,
+    pub detail: String,
+}
