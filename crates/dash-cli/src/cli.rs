@@ -28,6 +28,12 @@ pub enum Command {
   1  failed: the error and its causes are printed
   2  bad usage or configuration (an invalid environment variable)")]
     Supervise,
+    /// The HA agent of one PostgreSQL host: owns its PostgreSQL (init or clone, start, restart with backoff, promote, demote, rewind), holds or follows the leader key in etcd, fences itself when it cannot renew its lease, and serves the node API (/primary, /replica, /health, /status, /metrics) on DASH_NODE_PORT (8008).
+    #[command(after_help = "Exit codes:
+  0  stopped cleanly (Ctrl-C or SIGTERM); a leader stops its PostgreSQL cleanly and hands the key over
+  1  failed: the error and its causes are printed
+  2  bad usage or configuration (an invalid flag or environment variable)")]
+    Node(crate::commands::node::NodeArgs),
     /// Fault injection against a private local cluster, with a measured report.
     #[command(after_help = "Exit codes:
   0  every round ran; in synchronous mode no acknowledged write was lost or duplicated and no fenced node took a write

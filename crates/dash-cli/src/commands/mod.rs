@@ -5,6 +5,7 @@ mod chaos;
 mod config;
 pub(crate) mod db;
 mod failover;
+pub(crate) mod node;
 mod serve;
 mod supervise;
 mod up;
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve => serve::run().await,
         Command::Up(args) => up::run(args).await,
         Command::Supervise => supervise::run().await,
+        Command::Node(args) => node::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Db { command } => db::run(command).await,

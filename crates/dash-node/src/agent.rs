@@ -1,0 +1,509 @@
+//! The agent's loop: every tick it looks at its PostgreSQL and at etcd,
+//! asks `decide` what to do, does it, keeps the sync set (as leader), and
+//! publishes its state to etcd, `/status` and the metrics.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use dash_dcs::{ClusterView, Dcs, HistoryEntry, LeaseKeeperTask, MemberState, SyncState};
+
+use crate::api::Status;
+use crate::backoff::Backoff;
+use crate::decide::{decide, Action, Facts, Local};
+use crate::local::{LocalPg, Observed};
+use crate::metrics::NodeMetrics;
+use crate::options::NodeOptions;
+use crate::sync::{next_step, SyncFacts, SyncStep};
+
+/// A server that has not answered for this long counts as hung.
+const HANG_LIMIT: Duration = Duration::from_secs(2);
+/// A member state is republished at least this often.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Agent {
+    pub opts: NodeOptions,
+    pub dcs: Dcs,
+    pub lease: LeaseKeeperTask,
+    pub pg: LocalPg,
+    pub status: Arc<RwLock<Status>>,
+    pub metrics: Arc<NodeMetrics>,
+    backoff: Backoff,
+    released_at: Option<Instant>,
+    unanswered_since: Option<Instant>,
+    sync_seen_at: Option<Instant>,
+    grew_at_lsn: Option<u64>,
+    published: Option<(Instant, MemberState)>,
+    /// The last decision written to the history (repeats within a minute are not).
+    last_recorded: Option<(Instant, (String, bool, String))>,
+}
+
+impl Agent {
+    pub fn new(
+        opts: NodeOptions,
+        dcs: Dcs,
+        lease: LeaseKeeperTask,
+        pg: LocalPg,
+        status: Arc<RwLock<Status>>,
+        metrics: Arc<NodeMetrics>,
+    ) -> Agent {
+        Agent {
+            opts,
+            dcs,
+            lease,
+            pg,
+            status,
+            metrics,
+            backoff: Backoff::default(),
+            released_at: None,
+            unanswered_since: None,
+            sync_seen_at: None,
+            grew_at_lsn: None,
+            published: None,
+            last_recorded: None,
+        }
+    }
+
+    fn me(&self) -> &str {
+        &self.opts.name
+    }
+
+    fn api_url(&self) -> String {
+        format!(
+            "http://{}:{}",
+            self.opts.advertise,
+            self.opts.api_bind.port()
+        )
+    }
+
+    /// One look, one decision, one step.
+    pub async fn tick(&mut self) {
+        let now = Instant::now();
+        let obs = self.pg.observe().await;
+        if obs.running && !obs.answered {
+            self.unanswered_since.get_or_insert(now);
+        } else {
+            self.unanswered_since = None;
+        }
+        if obs.answered {
+            self.backoff.running(now);
+        }
+        let view = match self.dcs.view().await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "etcd read failed");
+                None
+            }
+        };
+        let lease = self.lease.current();
+        let following = self.pg.following_addr().and_then(|addr| {
+            view.as_ref()
+                .and_then(|v| v.members.iter().find(|m| m.pg == addr))
+                .map(|m| m.name.clone())
+        });
+        let local = Local {
+            running: obs.running,
+            in_recovery: obs.in_recovery,
+            hung: self
+                .unanswered_since
+                .is_some_and(|t| now.duration_since(t) >= HANG_LIMIT),
+            has_data: self.pg.has_data(),
+            needs_rewind: self.pg.needs_rewind(),
+            following,
+            streaming: obs.streaming,
+            may_start: self.backoff.ready(now),
+            released_recently: self
+                .released_at
+                .is_some_and(|t| now.duration_since(t) < self.opts.ttl * 2),
+        };
+        let facts = Facts {
+            me: &self.opts.name,
+            view: view.as_ref(),
+            lease,
+            now,
+            local,
+            synchronous: self.opts.synchronous,
+        };
+        let action = decide(&facts);
+        let why = describe(&action);
+        self.act(action, view.as_ref(), &obs).await;
+
+        let obs = if why.is_empty() {
+            obs
+        } else {
+            self.pg.observe().await
+        };
+        if let Some(view) = &view {
+            self.keep_sync(view, &obs).await;
+        }
+        self.publish(&obs, view.as_ref()).await;
+        self.report(&obs, view.as_ref(), why);
+    }
+
+    async fn act(&mut self, action: Action, view: Option<&ClusterView>, obs: &Observed) {
+        let Some(label) = action.metric_label() else {
+            return;
+        };
+        let now = Instant::now();
+        let detail = describe(&action);
+        let result: Result<(), String> = match action {
+            Action::Fence(_) => done(self.pg.step(|c| c.fence()).await),
+            Action::Release(_) => {
+                let fenced = done(self.pg.step(|c| c.fence()).await);
+                self.released_at = Some(now);
+                match fenced {
+                    Ok(()) => self
+                        .dcs
+                        .release(self.me())
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                }
+            }
+            Action::ClaimInitialize => {
+                if self.lease.current().is_none_or(|l| !l.valid_at(now)) {
+                    return;
+                }
+                match self.dcs.claim_initialize(self.me()).await {
+                    Ok(true) => {
+                        self.backoff.attempted(now);
+                        done(self.pg.step(|c| c.bootstrap()).await)
+                    }
+                    Ok(false) => return,
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Action::Bootstrap => done(self.pg.step(|c| c.bootstrap()).await),
+            Action::Clone(leader) => {
+                self.backoff.attempted(now);
+                done(self.pg.step(move |c| c.clone_from(&leader)).await)
+            }
+            Action::StartReplica(leader) => {
+                self.backoff.attempted(now);
+                done(
+                    self.pg
+                        .step(move |c| c.start_standby(leader.as_ref()))
+                        .await,
+                )
+            }
+            Action::RestartPrimary => {
+                self.backoff.attempted(now);
+                done(self.pg.step(|c| c.start_primary()).await)
+            }
+            Action::Acquire => self.acquire(view, obs).await,
+            Action::Reclaim { old_lease } => {
+                self.dcs.revoke(old_lease).await.map_err(|e| e.to_string())
+            }
+            Action::Promote => done(self.pg.step(|c| c.promote()).await),
+            Action::Follow(leader) => self.pg.follow(&leader).await,
+            Action::SwitchOver {
+                request_revision, ..
+            } => {
+                let stopped = done(self.pg.step(|c| c.stop_clean()).await);
+                self.released_at = Some(now);
+                let released = self.dcs.release(self.me()).await;
+                let _ = self.dcs.clear_request(request_revision).await;
+                stopped.and(released.map(drop).map_err(|e| e.to_string()))
+            }
+            Action::Refuse {
+                request_revision, ..
+            } => self
+                .dcs
+                .clear_request(request_revision)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Action::Wait(_) | Action::Steady => Ok(()),
+        };
+        self.metrics.decision(label, result.is_ok());
+        match &result {
+            Ok(()) => tracing::info!(decision = label, "{detail}"),
+            Err(e) => tracing::warn!(decision = label, error = %e, "{detail} failed"),
+        }
+        let key = (label.to_string(), result.is_ok(), detail.clone());
+        let repeated = self.last_recorded.as_ref().is_some_and(|(at, last)| {
+            *last == key && now.duration_since(*at) < Duration::from_secs(60)
+        });
+        if repeated {
+            return;
+        }
+        self.last_recorded = Some((now, key));
+        let entry = HistoryEntry {
+            at_ms: unix_ms(),
+            member: self.opts.name.clone(),
+            decision: label.to_string(),
+            detail: match &result {
+                Ok(()) => detail,
+                Err(e) => format!("{detail} failed: {e}"),
+            },
+        };
+        let dcs = self.dcs.clone();
+        tokio::spawn(async move {
+            let _ = dcs.record(&entry).await;
+        });
+    }
+
+    /// Takes the free key and becomes primary: promote a running standby,
+    /// or start a stopped last leader.
+    async fn acquire(&mut self, view: Option<&ClusterView>, obs: &Observed) -> Result<(), String> {
+        let now = Instant::now();
+        let Some(lease) = self.lease.current().filter(|l| l.valid_at(now)) else {
+            return Err("no valid lease to hold the key with".into());
+        };
+        let Some(view) = view else {
+            return Err("etcd unreadable".into());
+        };
+        let sync = match &view.sync {
+            Some(s) if s.value.leader == self.opts.name => s.value.clone(),
+            _ => SyncState {
+                leader: self.opts.name.clone(),
+                standbys: Vec::new(),
+            },
+        };
+        let won = self
+            .dcs
+            .acquire(self.me(), lease.id, view.sync_revision(), &sync)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !won {
+            return Err("another member took the key first".into());
+        }
+        self.grew_at_lsn = None;
+        self.sync_seen_at = None;
+        match (obs.running, obs.in_recovery) {
+            (true, Some(true)) => done(self.pg.step(|c| c.promote()).await),
+            (true, _) => Ok(()),
+            (false, _) => done(self.pg.step(|c| c.start_primary()).await),
+        }
+    }
+
+    /// As leader with a writable server: one step of the sync set.
+    async fn keep_sync(&mut self, view: &ClusterView, obs: &Observed) {
+        let now = Instant::now();
+        let Some(lease) = self.lease.current().filter(|l| l.valid_at(now)) else {
+            return;
+        };
+        let leads = view
+            .leader
+            .as_ref()
+            .is_some_and(|l| l.name == self.opts.name && l.lease == lease.id);
+        if !leads || obs.in_recovery != Some(false) {
+            return;
+        }
+        let server = quoted_names(&obs.sync_names);
+        let first_sync = server
+            .first()
+            .and_then(|n| obs.standbys.iter().find(|r| &r.name == n))
+            .is_some_and(|r| r.sync);
+        if first_sync {
+            let seen = *self.sync_seen_at.get_or_insert(now);
+            if self.grew_at_lsn.is_none() && now.duration_since(seen) >= Duration::from_millis(200)
+            {
+                self.grew_at_lsn = obs.lsn;
+            }
+        } else {
+            self.sync_seen_at = None;
+            self.grew_at_lsn = None;
+        }
+        let members: Vec<String> = view.members.iter().map(|m| m.name.clone()).collect();
+        let step = next_step(&SyncFacts {
+            me: &self.opts.name,
+            synchronous: self.opts.synchronous,
+            recorded: view.sync.as_ref().map(|s| &s.value),
+            server: &server,
+            standbys: &obs.standbys,
+            syncrep_wait_ms: obs.syncrep_wait_ms,
+            grew_at_lsn: self.grew_at_lsn,
+            members: &members,
+        });
+        let (label, result) = match &step {
+            SyncStep::None => return,
+            SyncStep::Record(standbys) => {
+                let state = SyncState {
+                    leader: self.opts.name.clone(),
+                    standbys: standbys.clone(),
+                };
+                let r = self
+                    .dcs
+                    .set_sync(self.me(), lease.id, view.sync_revision(), &state)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|ok| {
+                        ok.then_some(())
+                            .ok_or("the sync key changed meanwhile".into())
+                    });
+                ("sync", r)
+            }
+            SyncStep::Server(names) => {
+                self.sync_seen_at = None;
+                self.grew_at_lsn = None;
+                ("sync", self.pg.set_sync_names(names).await)
+            }
+        };
+        self.metrics.decision(label, result.is_ok());
+        match result {
+            Ok(()) => tracing::info!(step = ?step, "synchronous standby set"),
+            Err(e) => tracing::warn!(step = ?step, error = %e, "synchronous standby set"),
+        }
+    }
+
+    async fn publish(&mut self, obs: &Observed, view: Option<&ClusterView>) {
+        let now = Instant::now();
+        let Some(lease) = self.lease.current() else {
+            return;
+        };
+        let state = MemberState {
+            name: self.opts.name.clone(),
+            pg: self.pg.address(),
+            api: self.api_url(),
+            role: role_of(obs, self.pg.needs_rewind()).to_string(),
+            timeline: obs.timeline,
+            lsn: obs.lsn,
+            streaming: obs.streaming,
+        };
+        let missing = view.is_some_and(|v| v.member(&self.opts.name).is_none());
+        let fresh = self.published.as_ref().is_some_and(|(at, last)| {
+            now.duration_since(*at) < PUBLISH_EVERY
+                && last.role == state.role
+                && last.streaming == state.streaming
+                && last.timeline == state.timeline
+        });
+        if fresh && !missing {
+            return;
+        }
+        match self.dcs.put_member(&state, lease.id).await {
+            Ok(()) => self.published = Some((now, state)),
+            Err(e) => tracing::debug!(error = %e, "publishing member state failed"),
+        }
+    }
+
+    fn report(&self, obs: &Observed, view: Option<&ClusterView>, why: String) {
+        let now = Instant::now();
+        let lease = self.lease.current();
+        let leader = view.and_then(|v| v.leader.clone());
+        let holds_key = lease.is_some_and(|l| {
+            l.valid_at(now)
+                && leader
+                    .as_ref()
+                    .is_some_and(|k| k.name == self.opts.name && k.lease == l.id)
+        });
+        let leader_lsn = view
+            .and_then(|v| leader.as_ref().and_then(|l| v.member(&l.name)))
+            .and_then(|m| m.lsn);
+        let lag = match (obs.in_recovery, leader_lsn, obs.lsn) {
+            (Some(true), Some(l), Some(mine)) => Some(l.saturating_sub(mine)),
+            _ => None,
+        };
+        let role = role_of(obs, self.pg.needs_rewind());
+        self.metrics.set_role(role);
+        self.metrics.leader.set(i64::from(holds_key));
+        self.metrics
+            .lease_remaining
+            .set(lease.map_or(0.0, |l| l.remaining(now).as_secs_f64()));
+        self.metrics.lag_bytes.set(lag.unwrap_or(0) as i64);
+        self.metrics.etcd_up.set(i64::from(view.is_some()));
+        let mut st = match self.status.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        st.name = self.opts.name.clone();
+        st.role = role.to_string();
+        st.postgres_up = obs.answered;
+        st.timeline = obs.timeline;
+        st.lsn = obs.lsn.map(dash_ha::decide::fmt_lsn);
+        st.streaming = obs.streaming;
+        st.lag_bytes = lag;
+        st.etcd_up = view.is_some();
+        st.holds_key = holds_key;
+        st.lease_remaining_ms = lease.map(|l| l.remaining(now).as_millis() as u64);
+        if let Some(v) = view {
+            st.leader = leader.map(|l| l.name);
+            st.sync_standbys = v
+                .sync
+                .as_ref()
+                .map(|s| s.value.standbys.clone())
+                .unwrap_or_default();
+        }
+        if !why.is_empty() {
+            st.last_action = why;
+        }
+    }
+
+    /// Agent shutdown: a leader stops its server cleanly and hands the key
+    /// over; everyone ends its lease.
+    pub async fn shutdown(&mut self) {
+        let holds = self.status.read().map(|s| s.holds_key).unwrap_or(false);
+        if holds {
+            let _ = done(self.pg.step(|c| c.stop_clean()).await);
+            let _ = self.dcs.release(self.me()).await;
+        } else {
+            let _ = done(self.pg.step(|c| c.stop()).await);
+        }
+        if let Some(l) = self.lease.current() {
+            let _ = self.dcs.revoke(l.id).await;
+        }
+    }
+}
+
+fn role_of(obs: &Observed, needs_rewind: bool) -> &'static str {
+    match (obs.running, obs.in_recovery) {
+        (true, Some(false)) => "primary",
+        (true, Some(true)) => "replica",
+        (true, None) => "starting",
+        (false, _) if needs_rewind => "fenced",
+        (false, _) => "stopped",
+    }
+}
+
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Fence(why) => format!("fence: {why}"),
+        Action::Release(why) => format!("release the leader key: {why}"),
+        Action::ClaimInitialize => "claim the initialization of a new cluster".into(),
+        Action::Bootstrap => "initialize a new cluster".into(),
+        Action::Clone(m) => format!("clone from {}", m.name),
+        Action::StartReplica(Some(m)) => format!("start as a standby of {}", m.name),
+        Action::StartReplica(None) => "start as a standby (no leader yet)".into(),
+        Action::RestartPrimary => "restart postgres as primary".into(),
+        Action::Acquire => "take the leader key".into(),
+        Action::Reclaim { old_lease } => format!("revoke our stale lease {old_lease:x}"),
+        Action::Promote => "promote".into(),
+        Action::Follow(m) => format!("follow {}", m.name),
+        Action::SwitchOver { to, .. } => format!("switch over to {to}"),
+        Action::Refuse { reason, .. } => format!("refuse the request: {reason}"),
+        Action::Wait(_) | Action::Steady => String::new(),
+    }
+}
+
+/// Names in `FIRST 1 ("a", "b")`.
+fn quoted_names(setting: &str) -> Vec<String> {
+    setting
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+fn done<T>(r: Result<T, dash_pg::PgError>) -> Result<(), String> {
+    r.map(drop).map_err(|e| dash_core::error_chain(&e))
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_names_of_the_synchronous_setting() {
+        assert_eq!(
+            super::quoted_names("FIRST 1 (\"b\", \"c-1\")"),
+            vec!["b", "c-1"]
+        );
+        assert!(super::quoted_names("").is_empty());
+    }
+}

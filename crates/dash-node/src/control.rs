@@ -1,0 +1,338 @@
+//! The blocking steps on the agent's own PostgreSQL: init, clone, start as
+//! primary or standby, fence, promote, rewind. They run on one long-lived
+//! control thread ([`ControlThread`]), because every server is started with
+//! a parent-death signal: if the agent dies, so does its PostgreSQL, and a
+//! primary can never outlive the agent that fences it.
+//!
+//! Dash owns `postgresql.auto.conf` and `standby.signal`; they are rewritten
+//! on every role change and after every rewind, so nothing copied from
+//! another node survives. A marker file beside the data directory says the
+//! node was demoted and must be rewound before it follows anyone.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use dash_dcs::MemberState;
+use dash_pg::{
+    give_to_server_user, kill_data_dir_processes, server_command, CloneSource, NodeConfig,
+    PgBinaries, PgError, PgNode, StopMode,
+};
+
+use crate::local::{field, split_host_port};
+use crate::options::NodeOptions;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One thread that lives as long as the agent and runs every blocking step;
+/// servers it starts die with it.
+pub struct ControlThread {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl ControlThread {
+    pub fn start() -> ControlThread {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("pg-control".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("spawn the PostgreSQL control thread");
+        ControlThread { jobs }
+    }
+
+    /// Runs `f` on the control thread and waits for it without blocking the runtime.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .expect("the control thread lives as long as the agent");
+        rx.await.expect("the control thread finishes every job")
+    }
+}
+
+/// The blocking steps on one agent's PostgreSQL. Cloned into each job of
+/// the control thread.
+#[derive(Clone)]
+pub struct PgControl {
+    pub name: String,
+    bins: PgBinaries,
+    pub(crate) cfg: NodeConfig,
+    database: String,
+}
+
+impl PgControl {
+    pub fn new(opts: &NodeOptions) -> Result<PgControl, PgError> {
+        let bins = PgBinaries::locate()?;
+        let mut cfg = NodeConfig::new(&opts.pg_data, opts.pg_port, opts.password.clone());
+        cfg.host = opts.advertise.clone();
+        cfg.superuser = opts.superuser.clone();
+        cfg.settings = dash_ha::local::node_settings(&opts.name);
+        cfg.settings
+            .push(("listen_addresses".into(), opts.pg_listen.clone()));
+        cfg.die_with_parent = true;
+        Ok(PgControl {
+            name: opts.name.clone(),
+            bins,
+            cfg,
+            database: opts.database.clone(),
+        })
+    }
+
+    pub(crate) fn node(&self) -> Result<PgNode, PgError> {
+        PgNode::open(&self.bins, self.cfg.clone())
+    }
+
+    fn sibling(&self, suffix: &str) -> PathBuf {
+        let mut s = self.cfg.data_dir.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    }
+
+    fn marker(&self) -> PathBuf {
+        self.sibling(".needs-rewind")
+    }
+
+    /// The password file servers use to reach each other (beside the data dir).
+    pub fn passfile(&self) -> PathBuf {
+        self.sibling(".pgpass")
+    }
+
+    pub fn has_data(&self) -> bool {
+        self.cfg.data_dir.join("PG_VERSION").is_file()
+    }
+
+    pub fn needs_rewind(&self) -> bool {
+        self.marker().exists()
+    }
+
+    /// Whether a postmaster runs on the data directory.
+    pub fn running(&self) -> bool {
+        self.has_data() && self.node().map(|n| n.is_running()).unwrap_or(false)
+    }
+
+    fn write_passfile(&self) -> Result<(), PgError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.passfile();
+        let line = format!(
+            "*:*:*:{}:{}\n",
+            self.cfg.superuser.replace(':', "\\:"),
+            self.cfg.password.replace('\\', "\\\\").replace(':', "\\:")
+        );
+        let io = |e| PgError::io(format!("write {}", path.display()), e);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&path, line).map_err(io)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        give_to_server_user(&path)
+    }
+
+    pub(crate) fn conninfo(&self, leader: &MemberState) -> String {
+        let (host, port) = split_host_port(&leader.pg);
+        format!(
+            "host={host} port={port} user={} passfile={} dbname=postgres application_name={} connect_timeout=2",
+            self.cfg.superuser,
+            self.passfile().display(),
+            self.name
+        )
+    }
+
+    /// Writes Dash's role configuration: primary (no standby file, the given
+    /// synchronous standbys) or standby (following `leader`, if known).
+    fn write_role(&self, primary: bool, leader: Option<&MemberState>) -> Result<(), PgError> {
+        let dir = &self.cfg.data_dir;
+        let mut lines =
+            vec!["# Managed by dashctl node: rewritten on every role change.".to_string()];
+        lines.push("synchronous_standby_names = ''".into());
+        let signal = dir.join("standby.signal");
+        let io = |e| PgError::io(format!("write role files in {}", dir.display()), e);
+        if primary {
+            match std::fs::remove_file(&signal) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+        } else {
+            if let Some(l) = leader {
+                lines.push(format!(
+                    "primary_conninfo = '{}'",
+                    self.conninfo(l).replace('\'', "''")
+                ));
+            }
+            lines.push("recovery_target_timeline = 'latest'".into());
+            std::fs::write(&signal, "").map_err(io)?;
+            give_to_server_user(&signal)?;
+        }
+        let auto = dir.join("postgresql.auto.conf");
+        std::fs::write(&auto, lines.join("\n") + "\n").map_err(io)?;
+        give_to_server_user(&auto)
+    }
+
+    /// `initdb`, network access for the other members, start as primary,
+    /// create the application database.
+    pub fn bootstrap(&self) -> Result<(), PgError> {
+        let node = PgNode::init(&self.bins, self.cfg.clone())?;
+        let hba = self.cfg.data_dir.join("pg_hba.conf");
+        let mut text =
+            std::fs::read_to_string(&hba).map_err(|e| PgError::io("read pg_hba.conf", e))?;
+        text.push_str(
+            "# members and clients on other hosts (scram)\n\
+             host    all          all   0.0.0.0/0      scram-sha-256\n\
+             host    all          all   ::/0           scram-sha-256\n\
+             host    replication  all   0.0.0.0/0      scram-sha-256\n\
+             host    replication  all   ::/0           scram-sha-256\n",
+        );
+        std::fs::write(&hba, text).map_err(|e| PgError::io("write pg_hba.conf", e))?;
+        self.write_passfile()?;
+        self.write_role(true, None)?;
+        node.start()?;
+        if self.database != "postgres" {
+            node.create_database(&self.database)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the leader (`pg_basebackup`) and starts following it.
+    pub fn clone_from(&self, leader: &MemberState) -> Result<(), PgError> {
+        self.write_passfile()?;
+        let (host, port) = split_host_port(&leader.pg);
+        let source = CloneSource {
+            host,
+            port,
+            user: self.cfg.superuser.clone(),
+            password: self.cfg.password.clone(),
+            application_name: self.name.clone(),
+        };
+        let partial = self.cfg.data_dir.exists();
+        if partial {
+            std::fs::remove_dir_all(&self.cfg.data_dir)
+                .map_err(|e| PgError::io("remove a partial data directory", e))?;
+        }
+        PgNode::clone_from(&self.bins, &source, self.cfg.clone(), None)?;
+        self.start_standby(Some(leader))
+    }
+
+    /// Starts as a standby following `leader` (rewinding first when this
+    /// node was demoted; re-cloning when the rewind cannot work).
+    pub fn start_standby(&self, leader: Option<&MemberState>) -> Result<(), PgError> {
+        self.write_passfile()?;
+        if self.needs_rewind() {
+            let Some(l) = leader else {
+                return Err(PgError::io(
+                    "rewind",
+                    std::io::Error::other("no leader to rewind from"),
+                ));
+            };
+            self.checkpoint_leader(l)?;
+            if let Err(e) = self.rewind(l) {
+                tracing::warn!(error = %e, "pg_rewind failed; cloning afresh");
+                kill_data_dir_processes(&self.cfg.data_dir);
+                std::fs::remove_dir_all(&self.cfg.data_dir)
+                    .map_err(|e| PgError::io("remove the data directory", e))?;
+                let _ = std::fs::remove_file(self.marker());
+                return self.clone_from(l);
+            }
+            let _ = std::fs::remove_file(self.marker());
+        }
+        self.write_role(false, leader)?;
+        self.node()?.start()
+    }
+
+    /// A just-promoted primary records its new timeline only at its next
+    /// checkpoint; before that pg_rewind sees one timeline and rewinds
+    /// nothing. A leader that cannot be reached is an error to retry, not a
+    /// reason to re-clone.
+    fn checkpoint_leader(&self, leader: &MemberState) -> Result<(), PgError> {
+        let mut checkpoint = server_command(&self.bins.path("psql"));
+        checkpoint.args(["-X", "-q", "-w", "-c", "CHECKPOINT"]);
+        checkpoint.arg(self.conninfo(leader));
+        dash_pg::run_command(checkpoint).map(drop)
+    }
+
+    fn rewind(&self, leader: &MemberState) -> Result<(), PgError> {
+        kill_data_dir_processes(&self.cfg.data_dir);
+        // pg_rewind finishes crash recovery in single-user mode, which
+        // refuses to run with standby.signal present.
+        let _ = std::fs::remove_file(self.cfg.data_dir.join("standby.signal"));
+        let mut cmd = server_command(&self.bins.path("pg_rewind"));
+        cmd.arg("--target-pgdata").arg(&self.cfg.data_dir);
+        cmd.arg(format!("--source-server={}", self.conninfo(leader)));
+        dash_pg::run_command(cmd).map(drop)
+    }
+
+    /// Starts as primary; we hold the key. A server that was a primary
+    /// runs crash recovery and goes on. A server that was a standby (or was
+    /// fenced) starts as a standby and is promoted, so it always moves to a
+    /// new timeline: two histories never share one, and a rewind always sees
+    /// where they parted.
+    pub fn start_primary(&self) -> Result<(), PgError> {
+        kill_data_dir_processes(&self.cfg.data_dir);
+        let _ = std::fs::remove_file(self.marker());
+        self.write_passfile()?;
+        if self.cfg.data_dir.join("standby.signal").exists() {
+            self.write_role(false, None)?;
+            let node = self.node()?;
+            node.start()?;
+            return node.promote();
+        }
+        self.write_role(true, None)?;
+        self.node()?.start()
+    }
+
+    /// Stops the server at once (SIGKILL every process of the data
+    /// directory: works on a frozen server too), and makes it start only as
+    /// a standby that rewinds first. Durable before it returns.
+    pub fn fence(&self) -> Result<(), PgError> {
+        let io = |e| PgError::io("write the fence marker", e);
+        std::fs::write(self.marker(), "demoted by dashctl node\n").map_err(io)?;
+        kill_data_dir_processes(&self.cfg.data_dir);
+        if self.has_data() {
+            std::fs::write(self.cfg.data_dir.join("standby.signal"), "").map_err(io)?;
+        }
+        nix::unistd::sync();
+        Ok(())
+    }
+
+    /// Planned demotion: a clean (fast) shutdown, which sends every WAL
+    /// record to the connected standbys before it exits; then fenced.
+    pub fn stop_clean(&self) -> Result<(), PgError> {
+        self.node()?.stop(StopMode::Fast)?;
+        self.fence()
+    }
+
+    /// Stops the server (agent shutdown): fast mode.
+    pub fn stop(&self) -> Result<(), PgError> {
+        if self.has_data() {
+            self.node()?.stop(StopMode::Fast)?;
+        }
+        Ok(())
+    }
+
+    /// Promotes the standby (the caller holds the key).
+    /// PostgreSQL removes `standby.signal` itself (and fails if it is gone),
+    /// so the role files are left as they are.
+    pub fn promote(&self) -> Result<(), PgError> {
+        self.node()?.promote()
+    }
+
+    pub fn following_addr(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.cfg.data_dir.join("postgresql.auto.conf")).ok()?;
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("primary_conninfo"))?;
+        let host = field(line, "host=")?;
+        let port = field(line, "port=")?;
+        Some(format!("{host}:{port}"))
+    }
+
+    /// `host:port` that others use for this node.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.cfg.host, self.cfg.port)
+    }
+}

@@ -1,0 +1,326 @@
+//! What the agent does next, as a pure function of what it sees: its own
+//! PostgreSQL, the cluster in etcd, and its lease. No I/O here; every rule
+//! is unit-tested below.
+//!
+//! The invariants, in the order they are checked:
+//! 1. A writable PostgreSQL runs only while this member certainly holds the
+//!    leader key (its lease valid on our clock, the key naming us under that
+//!    lease). Otherwise it is fenced at once.
+//! 2. Only a member recorded in the `sync` key may take the key from a
+//!    leader that is gone (or the last leader itself, which holds everything
+//!    it acknowledged).
+//! 3. A leader whose PostgreSQL died releases the key at once when a
+//!    recorded standby is there to take over (the fast path); otherwise it
+//!    restarts PostgreSQL in place.
+
+use std::time::Instant;
+
+use dash_dcs::{ClusterView, LeaseState, MemberState, Request};
+
+/// What the agent knows of its own PostgreSQL this tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Local {
+    /// A postmaster runs on the data directory.
+    pub running: bool,
+    /// `pg_is_in_recovery()` answered this tick (`None`: no answer).
+    pub in_recovery: Option<bool>,
+    /// The server has not answered for longer than the hang limit.
+    pub hung: bool,
+    /// The data directory holds a cluster.
+    pub has_data: bool,
+    /// It was a primary (or fenced one) and must be rewound before following.
+    pub needs_rewind: bool,
+    /// The member its `primary_conninfo` points at.
+    pub following: Option<String>,
+    /// Its WAL receiver streams.
+    pub streaming: bool,
+    /// A restart is allowed now (the crash backoff elapsed).
+    pub may_start: bool,
+    /// This agent released the key recently (a switchover or the fast path):
+    /// it must not take it back before a standby had its chance.
+    pub released_recently: bool,
+}
+
+/// Everything a decision reads.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub me: &'a str,
+    /// `None`: etcd could not be read this tick.
+    pub view: Option<&'a ClusterView>,
+    pub lease: Option<LeaseState>,
+    pub now: Instant,
+    pub local: Local,
+    pub synchronous: bool,
+}
+
+/// The next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Stop PostgreSQL at once (SIGKILL every process of the data directory)
+    /// and make it start only as a standby that rewinds first.
+    Fence(String),
+    /// Fence, then delete the leader key so a standby takes over now.
+    Release(String),
+    /// Claim the one-time right to run `initdb`.
+    ClaimInitialize,
+    /// `initdb`, start as primary, take the key.
+    Bootstrap,
+    /// Copy the leader's data directory (`pg_basebackup`).
+    Clone(MemberState),
+    /// Start as a standby following `leader` (rewinding first if needed), or
+    /// following nobody while no leader is known.
+    StartReplica(Option<MemberState>),
+    /// Start again as primary after a crash or hang (leftover processes
+    /// killed first; crash recovery; we hold the key).
+    RestartPrimary,
+    /// Take the free leader key; promote when running as a standby, start as
+    /// primary when stopped (only the last leader does that: it holds every
+    /// write it acknowledged, so it needs no rewind).
+    Acquire,
+    /// Our old lease's key names us: revoke that lease and take the key anew.
+    Reclaim { old_lease: i64 },
+    /// We hold the key and run as a standby: promote.
+    Promote,
+    /// Re-point `primary_conninfo` at the leader.
+    Follow(MemberState),
+    /// Planned hand-over to a recorded standby: clean stop, release the key.
+    SwitchOver { to: String, request_revision: i64 },
+    /// A request that cannot be carried out: drop it, saying why.
+    Refuse {
+        request_revision: i64,
+        reason: String,
+    },
+    /// Nothing to change (the reason is shown in `/status`).
+    Wait(String),
+    /// All is as it should be.
+    Steady,
+}
+
+impl Action {
+    /// The `decision` label of `dash_node_decisions_total`, or `None` for
+    /// ticks that change nothing.
+    pub fn metric_label(&self) -> Option<&'static str> {
+        Some(match self {
+            Action::Fence(_) => "fence",
+            Action::Release(_) => "release",
+            Action::ClaimInitialize | Action::Bootstrap => "bootstrap",
+            Action::Clone(_) => "clone",
+            Action::StartReplica(_) => "rejoin",
+            Action::RestartPrimary => "restart",
+            Action::Acquire | Action::Reclaim { .. } | Action::Promote => "promote",
+            Action::Follow(_) => "follow",
+            Action::SwitchOver { .. } => "demote",
+            Action::Refuse { .. } => "refuse",
+            Action::Wait(_) | Action::Steady => return None,
+        })
+    }
+}
+
+/// Decides the next step.
+pub fn decide(f: &Facts) -> Action {
+    let lease_ok = f.lease.is_some_and(|l| l.valid_at(f.now));
+    let local = &f.local;
+    let writable_or_unknown = local.running && local.in_recovery != Some(true);
+
+    // Invariant 1: no writable server without certain leadership.
+    if writable_or_unknown && !local.needs_rewind {
+        if !lease_ok {
+            return Action::Fence("the etcd lease is not certainly valid".into());
+        }
+        let Some(view) = f.view else {
+            return Action::Wait("etcd unreadable; the lease is still valid".into());
+        };
+        match &view.leader {
+            Some(l) if l.name != f.me => {
+                return Action::Fence(format!("{} holds the leader key", l.name))
+            }
+            Some(l) if Some(l.lease) != f.lease.map(|s| s.id) => {
+                return Action::Reclaim { old_lease: l.lease }
+            }
+            None if was_last_leader(f, view) => return Action::Acquire,
+            None => {
+                return Action::Fence("the leader key is free but another member led last".into())
+            }
+            Some(_) => {}
+        }
+        if local.hung {
+            return release_or_restart(f, view, "postgres stopped answering");
+        }
+        if local.in_recovery.is_none() {
+            return Action::Wait("postgres did not answer this tick".into());
+        }
+        return leader_request(f, view);
+    }
+    if local.running && local.needs_rewind {
+        return Action::Fence("a demoted primary must be rewound before it runs".into());
+    }
+
+    let Some(view) = f.view else {
+        return Action::Wait("etcd unreadable".into());
+    };
+    let leader = view.leader.as_ref();
+    let leader_member = leader
+        .filter(|l| l.name != f.me)
+        .and_then(|l| view.member(&l.name).cloned());
+    let i_hold = leader.is_some_and(|l| l.name == f.me);
+
+    if !local.running {
+        if !local.has_data {
+            return match (&view.initialized_by, leader_member) {
+                (None, _) => Action::ClaimInitialize,
+                (Some(_), Some(_)) if !local.may_start => {
+                    Action::Wait("waiting out the clone backoff".into())
+                }
+                (Some(_), Some(m)) => Action::Clone(m),
+                (Some(_), None) => Action::Wait("no leader to clone from".into()),
+            };
+        }
+        return match leader {
+            Some(_) if i_hold && local.needs_rewind => {
+                Action::Release("this member was fenced; it gives up the key".into())
+            }
+            Some(_) if i_hold => release_or_restart(f, view, "postgres is not running"),
+            _ if !local.may_start => Action::Wait("waiting out the restart backoff".into()),
+            Some(l) => match leader_member {
+                Some(m) => Action::StartReplica(Some(m)),
+                None => Action::Wait(format!("leader {} has not published its address", l.name)),
+            },
+            None if eligible(f, view) && was_last_leader(f, view) => Action::Acquire,
+            None if local.needs_rewind => Action::Wait("no leader to rewind from".into()),
+            None => Action::StartReplica(None),
+        };
+    }
+
+    // Running as a standby.
+    match leader {
+        Some(l) if l.name == f.me => {
+            if lease_ok && Some(l.lease) == f.lease.map(|s| s.id) {
+                Action::Promote
+            } else {
+                Action::Wait("our previous leader key has not expired yet".into())
+            }
+        }
+        Some(l) => match leader_member {
+            Some(m) if local.following.as_deref() != Some(m.name.as_str()) => Action::Follow(m),
+            Some(_) => Action::Steady,
+            None => Action::Wait(format!("leader {} has not published its address", l.name)),
+        },
+        None if eligible(f, view) && lease_ok && best_candidate(f, view) => Action::Acquire,
+        None => Action::Wait("no leader, and this member may not take over".into()),
+    }
+}
+
+/// PostgreSQL died (or hangs) under the key holder: hand over at once when a
+/// recorded standby's agent is there, else restart in place.
+fn release_or_restart(f: &Facts, view: &ClusterView, why: &str) -> Action {
+    let standby_ready = view.sync.as_ref().is_some_and(|s| {
+        s.value.leader == f.me
+            && s.value.standbys.iter().any(|name| {
+                view.member(name)
+                    .is_some_and(|m| m.role == "replica" && name != f.me)
+            })
+    });
+    if standby_ready {
+        Action::Release(format!("{why}; a synchronous standby takes over"))
+    } else if f.local.may_start || f.local.hung {
+        Action::RestartPrimary
+    } else {
+        Action::Wait(format!("{why}; waiting out the restart backoff"))
+    }
+}
+
+/// The key holder's planned work: operator requests.
+fn leader_request(f: &Facts, view: &ClusterView) -> Action {
+    let Some(req) = &view.request else {
+        return Action::Steady;
+    };
+    let Request::Switchover { from, to } = &req.value;
+    let revision = req.mod_revision;
+    if from != f.me {
+        return Action::Refuse {
+            request_revision: revision,
+            reason: format!("switchover from {from}, but {} is the primary", f.me),
+        };
+    }
+    let standbys = view
+        .sync
+        .as_ref()
+        .filter(|s| s.value.leader == f.me)
+        .map(|s| s.value.standbys.clone())
+        .unwrap_or_default();
+    let target = match to {
+        Some(t) if standbys.contains(t) => t.clone(),
+        Some(t) => {
+            return Action::Refuse {
+                request_revision: revision,
+                reason: format!(
+                    "{t} is not a synchronous standby (recorded: {})",
+                    list(&standbys)
+                ),
+            }
+        }
+        None => match standbys.first() {
+            Some(t) => t.clone(),
+            None => {
+                return Action::Refuse {
+                    request_revision: revision,
+                    reason: "no synchronous standby is recorded to take over".into(),
+                }
+            }
+        },
+    };
+    let ready = view
+        .member(&target)
+        .is_some_and(|m| m.role == "replica" && m.streaming);
+    if !ready {
+        return Action::Wait(format!("switchover: {target} is not streaming yet"));
+    }
+    Action::SwitchOver {
+        to: target,
+        request_revision: revision,
+    }
+}
+
+/// May this member take a free key?
+fn eligible(f: &Facts, view: &ClusterView) -> bool {
+    match &view.sync {
+        Some(s) if s.value.leader == f.me => !f.local.released_recently,
+        Some(s) => s.value.may_promote(f.me),
+        None => view.initialized_by.as_deref() == Some(f.me),
+    }
+}
+
+fn was_last_leader(f: &Facts, view: &ClusterView) -> bool {
+    view.sync
+        .as_ref()
+        .map(|s| s.value.leader == f.me)
+        .unwrap_or(true)
+}
+
+/// Among eligible standbys, the one with the most WAL goes first (ties: by
+/// name); the others let it try. The key's transaction decides the race.
+fn best_candidate(f: &Facts, view: &ClusterView) -> bool {
+    let Some(sync) = &view.sync else {
+        return true;
+    };
+    let mine = view.member(f.me).and_then(|m| m.lsn).unwrap_or(0);
+    !sync.value.standbys.iter().any(|other| {
+        other != f.me
+            && view.member(other).is_some_and(|m| {
+                m.role == "replica"
+                    && (m.lsn.unwrap_or(0), std::cmp::Reverse(&m.name))
+                        > (mine, std::cmp::Reverse(&f.me.to_string()))
+            })
+    })
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests;

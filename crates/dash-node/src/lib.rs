@@ -1,0 +1,96 @@
+//! `dashctl node`: the HA agent of one PostgreSQL host. It owns its local
+//! PostgreSQL (init or clone, start, restart after a crash with backoff,
+//! promote, demote, rewind or re-clone to rejoin), holds or follows the
+//! leader key in etcd, fences itself when it cannot be sure it leads, keeps
+//! the synchronous standby set, and serves the node API on port 8008.
+//!
+//! `decide.rs` and `sync.rs` are pure and unit-tested; `agent.rs` carries
+//! their decisions out; `local.rs` is the PostgreSQL side, `api.rs` the HTTP
+//! side. Leadership is etcd's (`dash-dcs`); Dash implements no consensus.
+
+mod agent;
+mod api;
+mod backoff;
+mod control;
+pub mod decide;
+mod local;
+mod metrics;
+mod options;
+pub mod sync;
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dash_dcs::{Dcs, LeaseKeeperTask, LeaseTiming};
+
+pub use api::Status;
+pub use local::split_host_port;
+pub use options::NodeOptions;
+
+/// Why the agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+    #[error("PostgreSQL: {0}")]
+    Pg(#[from] dash_pg::PgError),
+    #[error("node API on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the agent until `shutdown` resolves; then a leader stops its server
+/// cleanly and releases the key, and every member ends its lease.
+pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    opts.validate().map_err(NodeError::Invalid)?;
+    let pg = local::LocalPg::new(&opts)?;
+    let listener = tokio::net::TcpListener::bind(opts.api_bind)
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: opts.api_bind,
+            source,
+        })?;
+    let status = Arc::new(RwLock::new(Status {
+        name: opts.name.clone(),
+        role: "starting".into(),
+        ..Status::default()
+    }));
+    let metrics = Arc::new(metrics::NodeMetrics::new());
+    let app = api::router(status.clone(), metrics.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    tokio::pin!(shutdown);
+
+    let dcs = loop {
+        match Dcs::connect(&opts.etcd, &opts.cluster, opts.etcd_timeout).await {
+            Ok(d) => break d,
+            Err(e) => {
+                tracing::warn!(error = %e, endpoints = ?opts.etcd, "etcd not reachable yet; retrying");
+                tokio::select! {
+                    _ = &mut shutdown => { server.abort(); return Ok(()); }
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    let lease = LeaseKeeperTask::start(dcs.clone(), LeaseTiming::for_ttl(opts.ttl));
+    let tick = opts.tick;
+    let mut agent = agent::Agent::new(opts, dcs, lease, pg, status, metrics);
+    tracing::info!(name = %agent.opts.name, "node agent running");
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = ticker.tick() => agent.tick().await,
+        }
+    }
+    tracing::info!("node agent stopping");
+    agent.shutdown().await;
+    server.abort();
+    Ok(())
+}
