@@ -4,9 +4,9 @@ CARGO ?= cargo
 
 .PHONY: deps build fmt lint test up install
 
-## deps: install the PostgreSQL server binaries when absent (apt-get; uses sudo when not root)
+## deps: install what is absent: PostgreSQL server, etcd, etcdctl, protoc (to build), nft, ip (apt-get; sudo when not root)
 deps:
-	scripts/install-postgres.sh
+	scripts/install-deps.sh
 
 ## build: compile the workspace
 build:
@@ -21,7 +21,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## test: deps, then format check, clippy and the full test suite (real PostgreSQL)
+## test: deps, then format check, clippy and the full test suite (real PostgreSQL and etcd)
 test: deps lint
 	$(CARGO) test --workspace
 

@@ -2,13 +2,18 @@
 //! key under a lease), the synchronous standby set, the members' reported
 //! state, operator requests and the recent history of HA decisions. Dash
 //! never implements consensus itself, and losing etcd loses no data.
+//!
+//! `server` runs an etcd member as a child process (`dashctl up`, tests, the
+//! namespace test bed); `keyspace` and `lease` are what the agents do in it.
 
 mod error;
 mod keyspace;
 mod lease;
 mod records;
+mod server;
 
 pub use error::DcsError;
 pub use keyspace::{ClusterView, Dcs, Leader, Versioned};
 pub use lease::{LeaseKeeperTask, LeaseState, LeaseTiming};
 pub use records::{HistoryEntry, MemberState, Request, SyncState};
+pub use server::{EtcdConfig, EtcdError, EtcdMember, READY_TIMEOUT};

@@ -1,8 +1,10 @@
-//! Dash's test kit (a dev-dependency only): throwaway PostgreSQL nodes, the
-//! real app in-process, and a runner for the real `dashctl` binary. What it
-//! starts is torn down on drop, even when a test panics.
+//! Dash's test kit (a dev-dependency only): throwaway PostgreSQL nodes and
+//! etcd members, the real app in-process, and a runner for the real
+//! `dashctl` binary. What it starts is torn down on drop, even when a test
+//! panics.
 
 mod app;
+mod etcd;
 mod metrics;
 mod runner;
 
@@ -11,5 +13,7 @@ pub use app::{db_settings, items_field, split, TestApi, TestApp, TOKEN};
 pub use dash_pg::ScratchNode as TempNode;
 /// A private local cluster in a temp dir, killed and removed on drop.
 pub use dash_platform::ScratchCluster as TempCluster;
+/// A throwaway single etcd member on free ports, killed and deleted on drop.
+pub use etcd::TempEtcd;
 pub use metrics::{assert_error, metric, metric_sum};
 pub use runner::{Run, Runner};
