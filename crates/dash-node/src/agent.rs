@@ -35,6 +35,8 @@ pub struct Agent {
     published: Option<(Instant, MemberState)>,
     /// The last decision written to the history (repeats within a minute are not).
     last_recorded: Option<(Instant, (String, bool, String))>,
+    /// The wanted pod label, when running in Kubernetes.
+    label: Option<tokio::sync::watch::Sender<Option<dash_kube::PodRole>>>,
 }
 
 impl Agent {
@@ -60,7 +62,13 @@ impl Agent {
             grew_at_lsn: None,
             published: None,
             last_recorded: None,
+            label: None,
         }
+    }
+
+    /// Keeps the pod's role label current (Kubernetes only).
+    pub fn label_pod(&mut self, namespace: String, pod: String) {
+        self.label = Some(crate::kube::start(namespace, pod));
     }
 
     fn me(&self) -> &str {
@@ -395,6 +403,9 @@ impl Agent {
             _ => None,
         };
         let role = role_of(obs, self.pg.needs_rewind());
+        if let Some(label) = &self.label {
+            label.send_replace(crate::kube::wanted(role, holds_key, obs.streaming));
+        }
         self.metrics.set_role(role);
         self.metrics.leader.set(i64::from(holds_key));
         self.metrics
@@ -432,6 +443,9 @@ impl Agent {
     /// Agent shutdown: a leader stops its server cleanly and hands the key
     /// over; everyone ends its lease.
     pub async fn shutdown(&mut self) {
+        if let Some(label) = &self.label {
+            label.send_replace(None);
+        }
         let holds = self.status.read().map(|s| s.holds_key).unwrap_or(false);
         if holds {
             let _ = done(self.pg.step(|c| c.stop_clean()).await);

@@ -13,6 +13,7 @@ mod api;
 mod backoff;
 mod control;
 pub mod decide;
+mod kube;
 mod local;
 mod metrics;
 mod options;
@@ -79,7 +80,11 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
     };
     let lease = LeaseKeeperTask::start(dcs.clone(), LeaseTiming::for_ttl(opts.ttl));
     let tick = opts.tick;
+    let kube_pod = opts.kube_pod.clone();
     let mut agent = agent::Agent::new(opts, dcs, lease, pg, status, metrics);
+    if let Some((namespace, pod)) = kube_pod {
+        agent.label_pod(namespace, pod);
+    }
     tracing::info!(name = %agent.opts.name, "node agent running");
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -30,6 +30,8 @@ pub struct NodeOptions {
     pub database: String,
     /// Every etcd call's deadline.
     pub etcd_timeout: Duration,
+    /// In Kubernetes: (namespace, pod) whose `dash.io/role` label the agent keeps current.
+    pub kube_pod: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for NodeOptions {

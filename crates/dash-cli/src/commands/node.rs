@@ -57,6 +57,12 @@ pub struct NodeArgs {
     /// Application database created at initialization.
     #[arg(long, env = "DATABASE_NAME", default_value = "dash")]
     pub database: String,
+    /// In Kubernetes: this pod's name; the agent keeps its label dash.io/role=primary|replica current.
+    #[arg(long, env = "POD_NAME")]
+    pub kube_pod: Option<String>,
+    /// In Kubernetes: the pod's namespace.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "dash")]
+    pub kube_namespace: String,
 }
 
 pub async fn run(args: NodeArgs) -> anyhow::Result<u8> {
@@ -78,6 +84,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<u8> {
         password,
         database: args.database,
         etcd_timeout: Duration::from_millis(800),
+        kube_pod: args.kube_pod.map(|pod| (args.kube_namespace, pod)),
     };
     opts.validate().map_err(UsageError)?;
     dash_node::run(opts, shutdown_signal()).await?;
