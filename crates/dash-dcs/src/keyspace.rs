@@ -236,6 +236,26 @@ impl Dcs {
         .await
     }
 
+    /// Moves the leader key from our older lease `old` to `new` (an agent
+    /// that restarted while its server kept running), in one conditional
+    /// write: the key is never free meanwhile.
+    pub async fn reclaim(&self, me: &str, old: i64, new: i64) -> Result<bool, DcsError> {
+        let leader = self.key("leader");
+        self.txn(
+            Txn::new()
+                .when([
+                    Compare::value(leader.clone(), CompareOp::Equal, me),
+                    Compare::lease(leader.clone(), CompareOp::Equal, old),
+                ])
+                .and_then([TxnOp::put(
+                    leader,
+                    me,
+                    Some(PutOptions::new().with_lease(new)),
+                )]),
+        )
+        .await
+    }
+
     /// Deletes the leader key if `me` holds it (the fast path and switchover).
     pub async fn release(&self, me: &str) -> Result<bool, DcsError> {
         let leader = self.key("leader");

@@ -35,6 +35,9 @@ pub struct Agent {
     published: Option<(Instant, MemberState)>,
     /// The last decision written to the history (repeats within a minute are not).
     last_recorded: Option<(Instant, (String, bool, String))>,
+    /// The last answer to `pg_is_in_recovery()` from the running server: a
+    /// standby that misses one look is still a standby.
+    last_in_recovery: Option<bool>,
     /// The wanted pod label, when running in Kubernetes.
     label: Option<tokio::sync::watch::Sender<Option<dash_kube::PodRole>>>,
 }
@@ -62,6 +65,7 @@ impl Agent {
             grew_at_lsn: None,
             published: None,
             last_recorded: None,
+            last_in_recovery: None,
             label: None,
         }
     }
@@ -108,9 +112,20 @@ impl Agent {
                 .and_then(|v| v.members.iter().find(|m| m.pg == addr))
                 .map(|m| m.name.clone())
         });
+        if !obs.running {
+            self.last_in_recovery = None;
+        } else if obs.in_recovery.is_some() {
+            self.last_in_recovery = obs.in_recovery;
+        }
+        let in_recovery = match (obs.in_recovery, self.last_in_recovery) {
+            (Some(now), _) => Some(now),
+            // Only a standby's silence is bridged: a silent primary stays unknown.
+            (None, Some(true)) => Some(true),
+            (None, _) => None,
+        };
         let local = Local {
             running: obs.running,
-            in_recovery: obs.in_recovery,
+            in_recovery,
             hung: self
                 .unanswered_since
                 .is_some_and(|t| now.duration_since(t) >= HANG_LIMIT),
@@ -199,14 +214,20 @@ impl Agent {
                 done(self.pg.step(|c| c.start_primary()).await)
             }
             Action::Acquire => self.acquire(view, obs).await,
-            Action::Reclaim { old_lease } => {
-                self.dcs.revoke(old_lease).await.map_err(|e| e.to_string())
-            }
+            Action::Reclaim { old_lease } => self.reclaim(old_lease).await,
             Action::Promote => done(self.pg.step(|c| c.promote()).await),
             Action::Follow(leader) => self.pg.follow(&leader).await,
             Action::SwitchOver {
-                request_revision, ..
+                to,
+                request_revision,
             } => {
+                // Only the target may take the key: the sync set shrinks to it
+                // first (a shrink is always safe to record).
+                if let Err(e) = self.narrow_sync(view, &to).await {
+                    self.metrics.decision(label, false);
+                    tracing::warn!(error = %e, "switchover: could not narrow the sync set");
+                    return;
+                }
                 let stopped = done(self.pg.step(|c| c.stop_clean()).await);
                 self.released_at = Some(now);
                 let released = self.dcs.release(self.me()).await;
@@ -249,6 +270,38 @@ impl Agent {
         tokio::spawn(async move {
             let _ = dcs.record(&entry).await;
         });
+    }
+
+    async fn reclaim(&mut self, old_lease: i64) -> Result<(), String> {
+        let Some(lease) = self.lease.current().filter(|l| l.valid_at(Instant::now())) else {
+            return Err("no valid lease to move the key to".into());
+        };
+        let moved = self
+            .dcs
+            .reclaim(self.me(), old_lease, lease.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !moved {
+            return Err("the key changed meanwhile".into());
+        }
+        let _ = self.dcs.revoke(old_lease).await;
+        Ok(())
+    }
+
+    async fn narrow_sync(&mut self, view: Option<&ClusterView>, to: &str) -> Result<(), String> {
+        let view = view.ok_or("etcd unreadable")?;
+        let lease = self.lease.current().ok_or("no lease")?;
+        let state = SyncState {
+            leader: self.opts.name.clone(),
+            standbys: vec![to.to_string()],
+        };
+        let ok = self
+            .dcs
+            .set_sync(self.me(), lease.id, view.sync_revision(), &state)
+            .await
+            .map_err(|e| e.to_string())?;
+        ok.then_some(())
+            .ok_or_else(|| "the sync key changed meanwhile".into())
     }
 
     /// Takes the free key and becomes primary: promote a running standby,
@@ -480,7 +533,9 @@ fn describe(action: &Action) -> String {
         Action::StartReplica(None) => "start as a standby (no leader yet)".into(),
         Action::RestartPrimary => "restart postgres as primary".into(),
         Action::Acquire => "take the leader key".into(),
-        Action::Reclaim { old_lease } => format!("revoke our stale lease {old_lease:x}"),
+        Action::Reclaim { old_lease } => {
+            format!("move the leader key from our old lease {old_lease:x}")
+        }
         Action::Promote => "promote".into(),
         Action::Follow(m) => format!("follow {}", m.name),
         Action::SwitchOver { to, .. } => format!("switch over to {to}"),

@@ -77,7 +77,8 @@ pub enum Action {
     /// primary when stopped (only the last leader does that: it holds every
     /// write it acknowledged, so it needs no rewind).
     Acquire,
-    /// Our old lease's key names us: revoke that lease and take the key anew.
+    /// The key names us under an older lease of ours (the agent restarted):
+    /// move it to the current lease in one conditional write.
     Reclaim { old_lease: i64 },
     /// We hold the key and run as a standby: promote.
     Promote,
@@ -164,8 +165,15 @@ pub fn decide(f: &Facts) -> Action {
         .and_then(|l| view.member(&l.name).cloned());
     let i_hold = leader.is_some_and(|l| l.name == f.me);
 
+    // The key under this member's current, certainly valid lease.
+    let certain = lease_ok && leader.is_some_and(|l| Some(l.lease) == f.lease.map(|s| s.id));
+
     if !local.running {
         if !local.has_data {
+            if i_hold {
+                // The data directory is gone: the key must not stay frozen here.
+                return Action::Release("this member has no data directory".into());
+            }
             return match (&view.initialized_by, leader_member) {
                 (None, _) => Action::ClaimInitialize,
                 (Some(_), Some(_)) if !local.may_start => {
@@ -178,6 +186,18 @@ pub fn decide(f: &Facts) -> Action {
         return match leader {
             Some(_) if i_hold && local.needs_rewind => {
                 Action::Release("this member was fenced; it gives up the key".into())
+            }
+            Some(l)
+                if i_hold && !certain && lease_ok && f.lease.is_some_and(|s| s.id != l.lease) =>
+            {
+                Action::Reclaim { old_lease: l.lease }
+            }
+            Some(_) if i_hold && !certain => {
+                // Restarting as primary needs certain leadership; a release does not.
+                match release_or_restart(f, view, "postgres is not running") {
+                    Action::Release(why) => Action::Release(why),
+                    _ => Action::Wait("not certainly the leader: no restart as primary".into()),
+                }
             }
             Some(_) if i_hold => release_or_restart(f, view, "postgres is not running"),
             _ if !local.may_start => Action::Wait("waiting out the restart backoff".into()),
