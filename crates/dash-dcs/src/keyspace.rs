@@ -13,6 +13,8 @@
 //! | `history/<ms>-<name>` | [`HistoryEntry`] JSON (the newest 200) | none |
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
@@ -27,10 +29,14 @@ use crate::DcsError;
 /// How many history entries etcd keeps.
 const HISTORY_KEEP: usize = 200;
 
-/// A connection to etcd, scoped to one cluster's keys.
+/// A connection to etcd, scoped to one cluster's keys. It talks to one
+/// member at a time and moves to the next when a call fails or times out
+/// (a crashed member refuses at once, a partitioned one is only noticed by
+/// the deadline), so a lost member costs one call, not every third one.
 #[derive(Clone)]
 pub struct Dcs {
-    client: Client,
+    clients: Arc<Vec<Client>>,
+    current: Arc<AtomicUsize>,
     root: String,
     timeout: Duration,
 }
@@ -92,12 +98,24 @@ impl Dcs {
         let options = ConnectOptions::new()
             .with_connect_timeout(timeout)
             .with_keep_alive(timeout, timeout)
-            .with_keep_alive_while_idle(true);
-        let client = tokio::time::timeout(timeout, Client::connect(endpoints, Some(options)))
+            .with_keep_alive_while_idle(true)
+            // A member without a leader (the minority side of a partition)
+            // answers at once instead of hanging.
+            .with_require_leader(true);
+        let mut clients = Vec::new();
+        for endpoint in endpoints {
+            // Connections are made lazily: a member that is down now is tried when its turn comes.
+            let client = tokio::time::timeout(
+                timeout,
+                Client::connect([endpoint.as_str()], Some(options.clone())),
+            )
             .await
             .map_err(|_| DcsError::Timeout(timeout))??;
+            clients.push(client);
+        }
         Ok(Dcs {
-            client,
+            clients: Arc::new(clients),
+            current: Arc::new(AtomicUsize::new(0)),
             root: format!("/dash/{cluster}/"),
             timeout,
         })
@@ -108,31 +126,63 @@ impl Dcs {
         self.timeout
     }
 
-    /// The underlying client (the lease keeper streams on it).
+    /// The member in use now (the lease keeper streams on it).
     pub fn client(&self) -> Client {
-        self.client.clone()
+        self.clients[self.current.load(Ordering::Relaxed) % self.clients.len()].clone()
+    }
+
+    /// Moves to the next member (after a failure on this one).
+    pub fn rotate(&self) {
+        self.current.fetch_add(1, Ordering::Relaxed);
     }
 
     fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.root)
     }
 
-    async fn call<T>(
-        &self,
-        fut: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T, DcsError> {
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .map_err(|_| DcsError::Timeout(self.timeout))?
-            .map_err(DcsError::from)
+    /// Runs one call on the member in use, under the deadline. A member
+    /// that refuses at once is skipped for the next one within the same
+    /// call; one that times out is skipped from the next call on.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, DcsError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let started = tokio::time::Instant::now();
+        let mut last = None;
+        for _ in 0..self.clients.len() {
+            let left = self.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left, f(self.client())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => {
+                    self.rotate();
+                    last = Some(DcsError::from(e));
+                }
+                Err(_) => {
+                    self.rotate();
+                    return Err(DcsError::Timeout(self.timeout));
+                }
+            }
+        }
+        Err(last.unwrap_or(DcsError::Timeout(self.timeout)))
     }
 
     /// Reads every key of the cluster at one revision (linearizable: a
     /// member cut off from the etcd majority cannot answer).
     pub async fn view(&self) -> Result<ClusterView, DcsError> {
-        let mut kv = self.client.kv_client();
+        let root = self.root.clone();
         let resp = self
-            .call(kv.get(self.root.clone(), Some(GetOptions::new().with_prefix())))
+            .call(|c| {
+                let root = root.clone();
+                async move {
+                    c.kv_client()
+                        .get(root, Some(GetOptions::new().with_prefix()))
+                        .await
+                }
+            })
             .await?;
         let mut view = ClusterView {
             revision: resp.header().map_or(0, |h| h.revision()),
@@ -184,19 +234,27 @@ impl Dcs {
     /// its own minimum, never lower it).
     pub async fn grant(&self, ttl: Duration) -> Result<i64, DcsError> {
         let secs = ttl.as_secs_f64().ceil().max(1.0) as i64;
-        let mut lease = self.client.lease_client();
-        Ok(self.call(lease.grant(secs, None)).await?.id())
+        let granted = self
+            .call(|c| async move { c.lease_client().grant(secs, None).await })
+            .await?;
+        Ok(granted.id())
     }
 
     /// Revokes a lease: every key under it is deleted at once.
     pub async fn revoke(&self, lease: i64) -> Result<(), DcsError> {
-        let mut client = self.client.lease_client();
-        self.call(client.revoke(lease)).await.map(|_| ())
+        self.call(|c| async move { c.lease_client().revoke(lease).await })
+            .await
+            .map(|_| ())
     }
 
     async fn txn(&self, txn: Txn) -> Result<bool, DcsError> {
-        let mut kv = self.client.kv_client();
-        Ok(self.call(kv.txn(txn)).await?.succeeded())
+        let resp = self
+            .call(|c| {
+                let txn = txn.clone();
+                async move { c.kv_client().txn(txn).await }
+            })
+            .await?;
+        Ok(resp.succeeded())
     }
 
     /// Claims the right to run `initdb` for a new cluster (once, ever).
@@ -290,14 +348,26 @@ impl Dcs {
         .await
     }
 
+    async fn put(
+        &self,
+        key: String,
+        value: String,
+        opts: Option<PutOptions>,
+    ) -> Result<(), DcsError> {
+        self.call(|c| {
+            let (key, value, opts) = (key.clone(), value.clone(), opts.clone());
+            async move { c.kv_client().put(key, value, opts).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Publishes this member's state under its lease.
     pub async fn put_member(&self, m: &MemberState, lease: i64) -> Result<(), DcsError> {
-        let mut kv = self.client.kv_client();
         let key = self.key(&format!("members/{}", m.name));
-        let opts = PutOptions::new().with_lease(lease);
-        self.call(kv.put(key, to_json(m), Some(opts)))
+        let value = to_json(m);
+        self.put(key, value, Some(PutOptions::new().with_lease(lease)))
             .await
-            .map(|_| ())
     }
 
     /// Files an operator request unless one is pending.
@@ -328,28 +398,42 @@ impl Dcs {
 
     /// Appends a decision to the history, keeping the newest entries.
     pub async fn record(&self, e: &HistoryEntry) -> Result<(), DcsError> {
-        let mut kv = self.client.kv_client();
         let key = self.key(&format!("history/{:016}-{}", e.at_ms.max(0), e.member));
-        self.call(kv.put(key, to_json(e), None)).await?;
+        self.put(key, to_json(e), None).await?;
         let prefix = self.key("history/");
-        let opts = GetOptions::new()
-            .with_prefix()
-            .with_keys_only()
-            .with_sort(SortTarget::Key, SortOrder::Descend);
-        let keys = self.call(kv.get(prefix, Some(opts))).await?;
+        let keys = self
+            .call(|c| {
+                let prefix = prefix.clone();
+                let opts = GetOptions::new()
+                    .with_prefix()
+                    .with_keys_only()
+                    .with_sort(SortTarget::Key, SortOrder::Descend);
+                async move { c.kv_client().get(prefix, Some(opts)).await }
+            })
+            .await?;
         for old in keys.kvs().iter().skip(HISTORY_KEEP) {
-            self.call(kv.delete(old.key().to_vec(), None::<DeleteOptions>))
-                .await?;
+            let key = old.key().to_vec();
+            self.call(|c| {
+                let key = key.clone();
+                async move { c.kv_client().delete(key, None::<DeleteOptions>).await }
+            })
+            .await?;
         }
         Ok(())
     }
 
     /// The recorded decisions, oldest first.
     pub async fn history(&self) -> Result<Vec<HistoryEntry>, DcsError> {
-        let mut kv = self.client.kv_client();
         let prefix = self.key("history/");
         let resp = self
-            .call(kv.get(prefix, Some(GetOptions::new().with_prefix())))
+            .call(|c| {
+                let prefix = prefix.clone();
+                async move {
+                    c.kv_client()
+                        .get(prefix, Some(GetOptions::new().with_prefix()))
+                        .await
+                }
+            })
             .await?;
         resp.kvs()
             .iter()
@@ -367,4 +451,69 @@ fn parse<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, DcsError> {
         key: key.to_string(),
         reason: e.to_string(),
     })
+}
+
+impl Dcs {
+    /// When etcd's own leader runs on `host` (etcd co-located with the
+    /// primary), asks it to hand its leadership to another member. A crash
+    /// of that host would otherwise take etcd's leader with it, and etcd's
+    /// next leader extends every lease by a full TTL: the failover would
+    /// wait an election plus a TTL. Returns the new leader's id if it moved.
+    pub async fn move_etcd_leader_off(&self, host: &str) -> Result<Option<u64>, DcsError> {
+        for client in self.clients.iter() {
+            let mut maintenance = client.maintenance_client();
+            let Ok(Ok(status)) = tokio::time::timeout(self.timeout, maintenance.status()).await
+            else {
+                continue;
+            };
+            let me = status.header().map_or(0, |h| h.member_id());
+            if status.leader() != me || me == 0 {
+                continue;
+            }
+            // This client talks to etcd's leader.
+            let members = tokio::time::timeout(self.timeout, client.cluster_client().member_list())
+                .await
+                .map_err(|_| DcsError::Timeout(self.timeout))??;
+            let on_host = |urls: &[String]| urls.iter().any(|u| url_host(u) == host);
+            let leader_here = members
+                .members()
+                .iter()
+                .any(|m| m.id() == me && on_host(m.client_urls()));
+            if !leader_here {
+                return Ok(None);
+            }
+            let Some(target) = members
+                .members()
+                .iter()
+                .find(|m| m.id() != me && !on_host(m.client_urls()))
+            else {
+                return Ok(None);
+            };
+            tokio::time::timeout(self.timeout, maintenance.move_leader(target.id()))
+                .await
+                .map_err(|_| DcsError::Timeout(self.timeout))??;
+            return Ok(Some(target.id()));
+        }
+        Ok(None)
+    }
+}
+
+/// The host of `http://host:port`.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    match hostport.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => hostport,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_host_of_a_client_url() {
+        assert_eq!(super::url_host("http://198.18.0.2:2379"), "198.18.0.2");
+        assert_eq!(super::url_host("http://[::1]:2379/"), "::1");
+        assert_eq!(super::url_host("etcd-0.etcd:2379"), "etcd-0.etcd");
+    }
 }

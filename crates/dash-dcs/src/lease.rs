@@ -97,11 +97,15 @@ async fn keep(dcs: Dcs, timing: LeaseTiming, tx: watch::Sender<Option<LeaseState
     loop {
         ticker.tick().await;
         let current = *tx.borrow();
-        if current.is_some_and(|s| !s.valid_at(Instant::now())) {
-            // Past certain validity: others may hold our keys' places now.
-            tracing::warn!("etcd lease no longer certainly valid");
+        // Past `valid_until + margin` the lease may have expired in etcd
+        // (its TTL runs from a keep-alive's arrival, after its sending):
+        // once past sent + TTL + one renewal period it certainly has.
+        if current.is_some_and(|s| Instant::now() > s.valid_until + timing.margin + timing.ttl) {
+            tracing::warn!("etcd lease certainly expired; asking for a new one");
+            tx.send_replace(None);
+            stream = None;
         }
-        let Some(state) = current else {
+        let Some(state) = *tx.borrow() else {
             let sent = Instant::now();
             match dcs.grant(timing.ttl).await {
                 Ok(id) => {
@@ -116,39 +120,68 @@ async fn keep(dcs: Dcs, timing: LeaseTiming, tx: watch::Sender<Option<LeaseState
             }
             continue;
         };
-        if stream.is_none() {
-            let mut client = dcs.client().lease_client();
-            match tokio::time::timeout(dcs.timeout(), client.keep_alive(state.id)).await {
-                Ok(Ok(pair)) => stream = Some(pair),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "etcd keep-alive stream failed");
-                    continue;
+        // A few tries per tick, each on the next member after a failure: a
+        // dead or partitioned member must not cost the lease.
+        for _ in 0..3 {
+            match renew_once(&dcs, &mut stream, state.id, timing).await {
+                Renewal::Renewed(sent) => {
+                    tx.send_replace(Some(LeaseState {
+                        id: state.id,
+                        valid_until: sent + timing.ttl - timing.margin,
+                    }));
+                    break;
                 }
-                Err(_) => {
-                    tracing::warn!("etcd keep-alive stream did not open in time");
-                    continue;
+                Renewal::Expired => {
+                    tracing::warn!(lease = state.id, "etcd lease expired; asking for a new one");
+                    tx.send_replace(None);
+                    stream = None;
+                    break;
+                }
+                Renewal::Failed(e) => {
+                    tracing::warn!(error = %e, "etcd lease renewal failed");
+                    stream = None;
+                    dcs.rotate();
                 }
             }
         }
-        let (keeper, responses) = stream.as_mut().expect("opened above");
-        let sent = Instant::now();
-        match renew(keeper, responses, timing.renew_every.max(dcs.timeout())).await {
-            Ok(ttl) if ttl > 0 => {
-                tx.send_replace(Some(LeaseState {
-                    id: state.id,
-                    valid_until: sent + timing.ttl - timing.margin,
-                }));
-            }
-            Ok(_) => {
-                tracing::warn!(lease = state.id, "etcd lease expired; asking for a new one");
-                tx.send_replace(None);
-                stream = None;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "etcd lease renewal failed");
-                stream = None;
-            }
+    }
+}
+
+enum Renewal {
+    Renewed(Instant),
+    Expired,
+    Failed(DcsError),
+}
+
+async fn renew_once(
+    dcs: &Dcs,
+    stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    id: i64,
+    timing: LeaseTiming,
+) -> Renewal {
+    if stream.is_none() {
+        let mut client = dcs.client().lease_client();
+        match tokio::time::timeout(dcs.timeout(), client.keep_alive(id)).await {
+            Ok(Ok(pair)) => *stream = Some(pair),
+            Ok(Err(e)) => return classify(DcsError::from(e)),
+            Err(_) => return Renewal::Failed(DcsError::Timeout(dcs.timeout())),
         }
+    }
+    let (keeper, responses) = stream.as_mut().expect("opened above");
+    let sent = Instant::now();
+    match renew(keeper, responses, timing.renew_every.min(dcs.timeout())).await {
+        Ok(ttl) if ttl > 0 => Renewal::Renewed(sent),
+        Ok(_) => Renewal::Expired,
+        Err(e) => classify(e),
+    }
+}
+
+/// etcd says "lease not found" for a lease that expired.
+fn classify(e: DcsError) -> Renewal {
+    if e.to_string().contains("lease not found") {
+        Renewal::Expired
+    } else {
+        Renewal::Failed(e)
     }
 }
 
