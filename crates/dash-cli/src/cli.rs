@@ -105,10 +105,17 @@ pub struct ChaosArgs {
     /// Keep the private cluster's directory (nodes stopped, server logs kept) for inspection.
     #[arg(long)]
     pub keep: bool,
+    /// Run on this many database hosts (3 to 5), each a network namespace with etcd and dashctl node, plus a client host (root only).
+    #[arg(long, value_name = "N")]
+    pub hosts: Option<usize>,
+    /// With --hosts: the leader lease TTL of every agent.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
 }
 
-/// The faults `dashctl chaos` can inject (the command-line spelling of
-/// [`dash_bench::chaos::Scenario`]).
+/// The faults `dashctl chaos` can inject: the first four on one machine
+/// (against a private `dashctl up`-style cluster), the rest with `--hosts`
+/// on network-namespace hosts, each running etcd and `dashctl node`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScenarioArg {
     /// The primary node crashes: SIGSTOP every process at once, then SIGKILL them all.
@@ -119,16 +126,56 @@ pub enum ScenarioArg {
     RestartPrimary,
     /// Every free server connection held idle in transaction from outside the API.
     ExhaustPool,
+    /// --hosts: the primary's host crashes (every process frozen, then killed); it boots again later.
+    HostCrash,
+    /// --hosts: only the primary's PostgreSQL crashes; its agent lives (the fast path).
+    PgCrash,
+    /// --hosts: only the primary's agent crashes (its PostgreSQL dies with it).
+    AgentCrash,
+    /// --hosts: the primary's agent freezes for two TTLs, then continues and must fence.
+    AgentFreeze,
+    /// --hosts: the primary's host is cut off from every other host; a writer on it keeps trying.
+    Partition,
+    /// --hosts: the primary's host is cut off from etcd only.
+    EtcdCut,
+    /// --hosts: the etcd member on the primary's host dies (no failover, no gap).
+    EtcdMemberLost,
+    /// --hosts: two etcd members die (no majority: the primary fences until etcd is back).
+    EtcdQuorumLost,
+    /// --hosts: the synchronous standby's host crashes (writes must go on).
+    ReplicaLost,
+    /// --hosts: every replica is lost, then the primary's PostgreSQL crashes (restarted in place).
+    ReplicaThenPgCrash,
 }
 
-impl From<ScenarioArg> for dash_bench::chaos::Scenario {
-    fn from(arg: ScenarioArg) -> Self {
+impl ScenarioArg {
+    /// The one-machine scenario, if this is one.
+    pub fn local(self) -> Option<dash_bench::chaos::Scenario> {
         use dash_bench::chaos::Scenario;
-        match arg {
+        Some(match self {
             ScenarioArg::KillPrimary => Scenario::KillPrimary,
             ScenarioArg::HangPrimary => Scenario::HangPrimary,
             ScenarioArg::RestartPrimary => Scenario::RestartPrimary,
             ScenarioArg::ExhaustPool => Scenario::ExhaustPool,
-        }
+            _ => return None,
+        })
+    }
+
+    /// The multi-host scenario, if this is one.
+    pub fn hosts(self) -> Option<dash_bench::hosts::HostScenario> {
+        use dash_bench::hosts::HostScenario as H;
+        Some(match self {
+            ScenarioArg::HostCrash => H::HostCrash,
+            ScenarioArg::PgCrash => H::PgCrash,
+            ScenarioArg::AgentCrash => H::AgentCrash,
+            ScenarioArg::AgentFreeze => H::AgentFreeze,
+            ScenarioArg::Partition => H::Partition,
+            ScenarioArg::EtcdCut => H::EtcdCut,
+            ScenarioArg::EtcdMemberLost => H::EtcdMemberLost,
+            ScenarioArg::EtcdQuorumLost => H::EtcdQuorumLost,
+            ScenarioArg::ReplicaLost => H::ReplicaLost,
+            ScenarioArg::ReplicaThenPgCrash => H::ReplicaThenPgCrash,
+            _ => return None,
+        })
     }
 }

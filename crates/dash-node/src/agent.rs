@@ -38,6 +38,8 @@ pub struct Agent {
     /// The last answer to `pg_is_in_recovery()` from the running server: a
     /// standby that misses one look is still a standby.
     last_in_recovery: Option<bool>,
+    /// When this leader last checked where etcd's own leader runs.
+    etcd_leader_checked: Option<Instant>,
     /// The wanted pod label, when running in Kubernetes.
     label: Option<tokio::sync::watch::Sender<Option<dash_kube::PodRole>>>,
 }
@@ -66,6 +68,7 @@ impl Agent {
             published: None,
             last_recorded: None,
             last_in_recovery: None,
+            etcd_leader_checked: None,
             label: None,
         }
     }
@@ -130,7 +133,14 @@ impl Agent {
                 .unanswered_since
                 .is_some_and(|t| now.duration_since(t) >= HANG_LIMIT),
             has_data: self.pg.has_data(),
-            needs_rewind: self.pg.needs_rewind(),
+            // A stopped former primary that does not hold the key may have
+            // WAL the leader never had: it must be rewound before it follows.
+            needs_rewind: self.pg.needs_rewind()
+                || (!obs.running
+                    && self.pg.was_primary()
+                    && !view.as_ref().is_some_and(|v| {
+                        v.leader.as_ref().is_some_and(|l| l.name == self.opts.name)
+                    })),
             following,
             streaming: obs.streaming,
             may_start: self.backoff.ready(now),
@@ -160,6 +170,31 @@ impl Agent {
         }
         self.publish(&obs, view.as_ref()).await;
         self.report(&obs, view.as_ref(), why);
+        self.keep_etcd_leader_away(now);
+    }
+
+    /// A leader keeps etcd's own leader off its host (when they share it),
+    /// so that one host crash never costs both: see
+    /// [`dash_dcs::Dcs::move_etcd_leader_off`]. In the background, every 2 s.
+    fn keep_etcd_leader_away(&mut self, now: Instant) {
+        let leads = self.status.read().map(|s| s.holds_key).unwrap_or(false);
+        let due = self
+            .etcd_leader_checked
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(2));
+        if !leads || !due {
+            return;
+        }
+        self.etcd_leader_checked = Some(now);
+        let (dcs, host) = (self.dcs.clone(), self.opts.advertise.clone());
+        tokio::spawn(async move {
+            match dcs.move_etcd_leader_off(&host).await {
+                Ok(Some(id)) => {
+                    tracing::info!(to = %format!("{id:x}"), "moved etcd's leader off this host")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "could not check etcd's leader"),
+            }
+        });
     }
 
     async fn act(&mut self, action: Action, view: Option<&ClusterView>, obs: &Observed) {

@@ -106,6 +106,11 @@ impl PgControl {
         self.cfg.data_dir.join("PG_VERSION").is_file()
     }
 
+    /// The data directory was last a primary's (no `standby.signal`).
+    pub fn was_primary(&self) -> bool {
+        self.has_data() && !self.cfg.data_dir.join("standby.signal").exists()
+    }
+
     pub fn needs_rewind(&self) -> bool {
         self.marker().exists()
     }
@@ -221,7 +226,9 @@ impl PgControl {
     /// node was demoted; re-cloning when the rewind cannot work).
     pub fn start_standby(&self, leader: Option<&MemberState>) -> Result<(), PgError> {
         self.write_passfile()?;
-        if self.needs_rewind() {
+        // A server stopped as a primary (a crash, no fence) may hold WAL the
+        // leader never had: it is rewound like a fenced one.
+        if self.needs_rewind() || self.was_primary() {
             let Some(l) = leader else {
                 return Err(PgError::io(
                     "rewind",
@@ -239,6 +246,7 @@ impl PgControl {
             }
             let _ = std::fs::remove_file(self.marker());
         }
+        self.clear_stale_lock();
         self.write_role(false, leader)?;
         self.node()?.start()
     }
@@ -254,8 +262,18 @@ impl PgControl {
         dash_pg::run_command(checkpoint).map(drop)
     }
 
-    fn rewind(&self, leader: &MemberState) -> Result<(), PgError> {
+    /// After a crash, `postmaster.pid` may name a PID that another process
+    /// now has; PostgreSQL (and pg_rewind's single-user run) would then
+    /// refuse to start. With no process left in the directory it is stale.
+    fn clear_stale_lock(&self) {
         kill_data_dir_processes(&self.cfg.data_dir);
+        if dash_pg::data_dir_pids(&self.cfg.data_dir).is_empty() {
+            let _ = std::fs::remove_file(self.cfg.data_dir.join("postmaster.pid"));
+        }
+    }
+
+    fn rewind(&self, leader: &MemberState) -> Result<(), PgError> {
+        self.clear_stale_lock();
         // pg_rewind finishes crash recovery in single-user mode, which
         // refuses to run with standby.signal present.
         let _ = std::fs::remove_file(self.cfg.data_dir.join("standby.signal"));
@@ -271,7 +289,7 @@ impl PgControl {
     /// new timeline: two histories never share one, and a rewind always sees
     /// where they parted.
     pub fn start_primary(&self) -> Result<(), PgError> {
-        kill_data_dir_processes(&self.cfg.data_dir);
+        self.clear_stale_lock();
         let _ = std::fs::remove_file(self.marker());
         self.write_passfile()?;
         if self.cfg.data_dir.join("standby.signal").exists() {

@@ -77,6 +77,9 @@ impl LocalPg {
     pub fn needs_rewind(&self) -> bool {
         self.ctl.needs_rewind()
     }
+    pub fn was_primary(&self) -> bool {
+        self.ctl.was_primary()
+    }
     pub fn running(&self) -> bool {
         self.ctl.running()
     }

@@ -1,15 +1,29 @@
-//! `dashctl chaos`: runs the chaos engine (`dash_bench::chaos`) and prints
-//! its report; the exit code says whether a synchronous run stayed clean.
+//! `dashctl chaos`: runs the chaos engine (`dash_bench::chaos` on one
+//! machine, `dash_bench::hosts` with `--hosts`) and prints its report; the
+//! exit code says whether a synchronous run stayed clean.
+
+use std::sync::Arc;
 
 use dash_bench::chaos::{self, ChaosError, ChaosOptions};
+use dash_bench::hosts::{self, HostsError, HostsOptions};
 
 use super::{UsageError, EXIT_FAILURE, EXIT_OK};
 use crate::cli::ChaosArgs;
 
 pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
     crate::telemetry::init(false, crate::telemetry::QUIET);
+    if let Some(n) = args.hosts {
+        return run_hosts(args, n).await;
+    }
+    let Some(scenario) = args.scenario.local() else {
+        return Err(UsageError(format!(
+            "{:?} runs on several hosts: add --hosts 3",
+            args.scenario
+        ))
+        .into());
+    };
     let opts = ChaosOptions {
-        scenario: args.scenario.into(),
+        scenario,
         rounds: args.rounds,
         concurrency: args.concurrency,
         synchronous: !args.asynchronous,
@@ -30,6 +44,46 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
     }
     let clean = report.lost == 0 && report.duplicates == 0 && report.fenced_writes == 0;
     Ok(if clean || args.asynchronous {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    })
+}
+
+async fn run_hosts(args: ChaosArgs, members: usize) -> anyhow::Result<u8> {
+    let Some(scenario) = args.scenario.hosts() else {
+        return Err(UsageError(format!(
+            "{:?} runs on one machine: drop --hosts (on hosts, try host-crash, pg-crash or partition)",
+            args.scenario
+        ))
+        .into());
+    };
+    let opts = HostsOptions {
+        scenario,
+        rounds: args.rounds,
+        concurrency: args.concurrency,
+        synchronous: !args.asynchronous,
+        members,
+        ttl: args.ttl,
+        dashctl: std::env::current_exe()?,
+        keep: args.keep,
+    };
+    let progress: Arc<dyn Fn(&str) + Send + Sync> =
+        Arc::new(|m: &str| eprintln!("dashctl chaos: {m}"));
+    let run = match tokio::task::spawn_blocking(move || hosts::run(&opts, progress)).await? {
+        Err(HostsError::Usage(m)) => return Err(UsageError(m).into()),
+        other => other?,
+    };
+    let report = &run.report;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(e) = run.stopped_early {
+        return Err(anyhow::Error::new(e).context("chaos run stopped early"));
+    }
+    Ok(if report.clean() || args.asynchronous {
         EXIT_OK
     } else {
         EXIT_FAILURE

@@ -1,0 +1,193 @@
+//! One round of `dashctl chaos --hosts`: wait until the cluster is highly
+//! available, start the writers, inject the fault, wait for writes to
+//! resume, undo the fault, wait for HA again, then check every
+//! acknowledged write against the final primary.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::bed::Bed;
+use super::faults::{inject, undo, HostScenario};
+use super::writers::{check, unix_ms, write_gap_ms, LocalWriter, Writers, TABLE_SQL};
+use super::{HostRound, HostsError, HostsOptions};
+
+/// How long a round waits for the cluster to be highly available.
+pub const HA_LIMIT: Duration = Duration::from_secs(90);
+
+/// The part of a node's `/status` a round reads.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct NodeStatus {
+    pub name: String,
+    pub role: String,
+    pub streaming: bool,
+    pub leader: Option<String>,
+    pub holds_key: bool,
+    pub sync_standbys: Vec<String>,
+}
+
+/// Every member's `/status` (unreachable members are left out).
+pub async fn statuses(bed: &Bed, http: &reqwest::Client) -> Vec<(usize, NodeStatus)> {
+    let mut out = Vec::new();
+    for i in 0..bed.opts.members {
+        let url = format!("{}/status", bed.node_api(i));
+        if let Ok(resp) = http.get(&url).send().await {
+            if let Ok(st) = resp.json::<NodeStatus>().await {
+                out.push((i, st));
+            }
+        }
+    }
+    out
+}
+
+/// Waits until one member leads with a streaming replica (and, in
+/// synchronous mode, a recorded synchronous standby). Returns the leader's
+/// and a standby's index and when that was first seen.
+pub async fn wait_ha(
+    bed: &Bed,
+    http: &reqwest::Client,
+    limit: Duration,
+) -> Option<(usize, usize, Instant)> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let all = statuses(bed, http).await;
+        let leader = all.iter().find(|(_, s)| s.role == "primary" && s.holds_key);
+        if let Some((p, ls)) = leader {
+            let standby = all.iter().find(|(_, s)| {
+                s.role == "replica"
+                    && s.streaming
+                    && s.leader.as_deref() == Some(ls.name.as_str())
+                    && (!bed.opts.synchronous || ls.sync_standbys.contains(&s.name))
+            });
+            if let Some((s, _)) = standby {
+                return Some((*p, *s, Instant::now()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// The wall-clock time the member `name` took the key after `since_ms`.
+async fn promoted_at(bed: &Bed, name: &str, since_ms: i64) -> Option<i64> {
+    let dcs = dash_dcs::Dcs::connect(&bed.etcd_endpoints(), "dash", Duration::from_secs(2))
+        .await
+        .ok()?;
+    let history = dcs.history().await.ok()?;
+    history
+        .iter()
+        .filter(|e| e.member == name && e.decision == "promote" && e.at_ms >= since_ms)
+        .map(|e| e.at_ms)
+        .min()
+}
+
+/// Runs round `n`.
+pub async fn round(
+    n: u32,
+    bed: &Bed,
+    opts: &HostsOptions,
+    http: &reqwest::Client,
+) -> Result<HostRound, HostsError> {
+    let fail = |reason: String| HostsError::Round { round: n, reason };
+    let (p, s, _) = wait_ha(bed, http, HA_LIMIT).await.ok_or_else(|| {
+        fail(format!(
+            "the cluster was not highly available within {HA_LIMIT:?}"
+        ))
+    })?;
+    let hosts = bed.pg_hosts();
+    {
+        let db = dash_store::Db::new(
+            super::writers::settings(&hosts, bed.password(), 1),
+            std::sync::Arc::new(dash_store::pool::NoopObserver),
+        );
+        let mut conn = db.conn().await.map_err(|e| fail(format!("connect: {e}")))?;
+        conn.batch_execute(TABLE_SQL)
+            .await
+            .map_err(|e| fail(format!("create the table: {e}")))?;
+    }
+    let writers = Writers::start(&hosts, bed.password(), opts.concurrency, false);
+    let local = if opts.scenario.has_local_writer() {
+        LocalWriter::start(
+            bed.host(p),
+            format!("{}:{}", bed.addr(p), super::bed::PG_PORT),
+            bed.password().to_string(),
+        )
+    } else {
+        None
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fault_wall = unix_ms();
+    let fault_at = Instant::now();
+    let pending = inject(bed, opts.scenario, p, s).await?;
+    // Counted once the fault is in place: acknowledgements of writes
+    // committed while it was being injected do not count as resumed writes.
+    let acked_at_fault = writers.acked();
+
+    let hold = match opts.scenario {
+        HostScenario::Partition | HostScenario::EtcdCut | HostScenario::AgentFreeze => {
+            // Long enough for the lease to run out and a standby to take over.
+            opts.ttl * 2 + Duration::from_secs(2)
+        }
+        HostScenario::EtcdQuorumLost => opts.ttl * 2,
+        _ => Duration::ZERO,
+    };
+    let quorum_lost = opts.scenario == HostScenario::EtcdQuorumLost;
+    let mut pending = Some(pending);
+    if quorum_lost {
+        tokio::time::sleep(hold).await;
+        undo(bed, pending.take().expect("one undo"))?;
+    }
+    let resume_deadline = Instant::now() + Duration::from_secs(60);
+    while writers.acked() <= acked_at_fault + opts.concurrency as u64 {
+        if Instant::now() > resume_deadline {
+            let _ = writers.finish().await;
+            if let Some(l) = local {
+                let _ = l.finish().await;
+            }
+            if let Some(u) = pending.take() {
+                let _ = undo(bed, u);
+            }
+            return Err(fail(
+                "writes did not resume within 60 s of the fault".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let since = fault_at.elapsed();
+    if since < hold {
+        tokio::time::sleep(hold - since).await;
+    }
+    if let Some(u) = pending.take() {
+        undo(bed, u)?;
+    }
+    let ha = wait_ha(bed, http, HA_LIMIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut acks = writers.finish().await;
+    if let Some(l) = local {
+        acks.extend(l.finish().await);
+    }
+    let (new_p, _, _) =
+        ha.ok_or_else(|| fail("the cluster did not become highly available again".into()))?;
+    let new_name = Bed::member_name(new_p);
+    let promoted = if new_p != p {
+        promoted_at(bed, &new_name, fault_wall).await
+    } else {
+        None
+    };
+    let old_addr = bed.addr(p).to_string();
+    let verdict = check(&hosts, bed.password(), &acks, &old_addr, promoted)
+        .await
+        .map_err(|e| fail(format!("check: {e}")))?;
+    Ok(HostRound {
+        round: n,
+        old_primary: Bed::member_name(p),
+        new_primary: new_name,
+        write_gap_ms: write_gap_ms(&acks, fault_at),
+        acked_writes: verdict.acked,
+        local_acked: acks.iter().filter(|a| a.local).count(),
+        lost: verdict.lost,
+        duplicates: verdict.duplicates,
+        superseded_writes: verdict.superseded,
+        ha_restored_ms: ha.map(|(_, _, t)| (t - fault_at).as_secs_f64() * 1000.0),
+    })
+}

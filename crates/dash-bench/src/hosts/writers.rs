@@ -1,0 +1,242 @@
+//! The checker's writers (Jepsen-style): each write carries a client-made
+//! id, and every acknowledgement is recorded with the node and timeline that
+//! gave it. Client writers go through the API's own failover-aware pool
+//! (`dash_store::Db`, given every host); the split-brain writer sits on the
+//! primary's host and talks only to its local server.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dash_store::pool::NoopObserver;
+use dash_store::{Db, DbSettings, HostPort, Secret};
+use uuid::Uuid;
+
+/// The table the writers insert into (no unique key: a doubled write shows).
+pub const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS dash_chaos_writes (
+    id uuid NOT NULL, writer text NOT NULL, at timestamptz NOT NULL DEFAULT now())";
+
+const INSERT: &str = "INSERT INTO dash_chaos_writes (id, writer) VALUES ($1, $2)
+    RETURNING host(inet_server_addr()), substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)";
+
+/// One acknowledged write.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub id: Uuid,
+    /// The server address that committed it.
+    pub node: String,
+    pub timeline: u32,
+    pub at: Instant,
+    /// Wall-clock milliseconds (compared with etcd's decision history).
+    pub wall_ms: i64,
+    /// Written by the split-brain writer on the old primary's host.
+    pub local: bool,
+}
+
+/// Writers running until stopped.
+pub struct Writers {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Ack>>>,
+}
+
+/// Settings for a pool over `hosts` (`ip:port`).
+pub fn settings(hosts: &[String], password: &str, pool: usize) -> DbSettings {
+    DbSettings {
+        hosts: hosts
+            .iter()
+            .map(|h| {
+                let (host, port) = dash_node::split_host_port(h);
+                HostPort { host, port }
+            })
+            .collect(),
+        password: Secret::new(password),
+        pool_size: pool,
+        query_timeout: Duration::from_secs(2),
+        statement_timeout: Duration::from_millis(1500),
+        application_name: "dash-chaos".into(),
+        ..DbSettings::default()
+    }
+}
+
+impl Writers {
+    /// `n` writers on the current runtime over `hosts`.
+    pub fn start(hosts: &[String], password: &str, n: usize, local: bool) -> Writers {
+        let db = Db::new(settings(hosts, password, n + 2), Arc::new(NoopObserver));
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let tasks = (0..n)
+            .map(|w| {
+                let (db, stop, acked) = (db.clone(), stop.clone(), acked.clone());
+                tokio::spawn(write_loop(db, stop, acked, format!("w{w}"), local))
+            })
+            .collect();
+        Writers { stop, acked, tasks }
+    }
+
+    /// Acknowledgements so far.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Stops the writers and returns every acknowledgement.
+    pub async fn finish(self) -> Vec<Ack> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in self.tasks {
+            if let Ok(acks) = t.await {
+                all.extend(acks);
+            }
+        }
+        all.sort_by_key(|a| a.at);
+        all
+    }
+}
+
+async fn write_loop(
+    db: Db,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    writer: String,
+    local: bool,
+) -> Vec<Ack> {
+    let mut acks = Vec::new();
+    // Bounded: a round never writes for more than ten minutes.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let id = Uuid::new_v4();
+        let outcome = async {
+            let mut conn = db.conn().await?;
+            conn.query_one(INSERT, &[&id, &writer]).await
+        }
+        .await;
+        match outcome {
+            Ok(row) => {
+                let node: Option<String> = row.get(0);
+                let tli: String = row.get(1);
+                acks.push(Ack {
+                    id,
+                    node: node.unwrap_or_default(),
+                    timeline: u32::from_str_radix(&tli, 16).unwrap_or(0),
+                    at: Instant::now(),
+                    wall_ms: unix_ms(),
+                    local,
+                });
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            // Unknown outcome or refused: not acknowledged, so not owed.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    acks
+}
+
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// What the final primary holds of the acknowledged writes.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    pub acked: usize,
+    pub lost: usize,
+    pub duplicates: usize,
+    /// Acknowledged by the old primary after the new one was promoted.
+    pub superseded: usize,
+}
+
+/// Checks `acks` against the writable primary reachable over `hosts`.
+/// `promoted_ms`: wall-clock time of the new leader's promotion, if any;
+/// `old`: the old primary's address.
+pub async fn check(
+    hosts: &[String],
+    password: &str,
+    acks: &[Ack],
+    old: &str,
+    promoted_ms: Option<i64>,
+) -> Result<Verdict, String> {
+    let db = Db::new(settings(hosts, password, 2), Arc::new(NoopObserver));
+    let ids: Vec<Uuid> = acks.iter().map(|a| a.id).collect();
+    let mut conn = db.conn().await.map_err(|e| e.to_string())?;
+    let rows = conn
+        .query(
+            "SELECT id, count(*) FROM dash_chaos_writes WHERE id = ANY($1) GROUP BY id",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let found = rows.len();
+    let duplicates = rows.iter().filter(|r| r.get::<_, i64>(1) > 1).count();
+    let superseded = match promoted_ms {
+        Some(t) => acks
+            .iter()
+            .filter(|a| a.node == old && a.wall_ms > t)
+            .count(),
+        None => 0,
+    };
+    Ok(Verdict {
+        acked: acks.len(),
+        lost: acks.len() - found,
+        duplicates,
+        superseded,
+    })
+}
+
+/// The longest silence between consecutive client acknowledgements from
+/// just before `fault_at` on, in ms.
+pub fn write_gap_ms(acks: &[Ack], fault_at: Instant) -> f64 {
+    let start = fault_at
+        .checked_sub(Duration::from_millis(500))
+        .unwrap_or(fault_at);
+    let times: Vec<Instant> = acks
+        .iter()
+        .filter(|a| !a.local && a.at >= start)
+        .map(|a| a.at)
+        .collect();
+    times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .fold(0.0, f64::max)
+}
+
+/// The split-brain writer: one writer on `host` (the old primary's
+/// machine) that only ever talks to that host's own PostgreSQL.
+pub struct LocalWriter {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<Ack>>,
+}
+
+impl LocalWriter {
+    pub fn start(host: &dash_netns::Host, pg: String, password: String) -> Option<LocalWriter> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = host
+            .spawn_in(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return Vec::new();
+                };
+                rt.block_on(async move {
+                    let w = Writers::start(&[pg], &password, 1, true);
+                    while !flag.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    w.finish().await
+                })
+            })
+            .ok()?;
+        Some(LocalWriter { stop, handle })
+    }
+
+    pub async fn finish(self) -> Vec<Ack> {
+        self.stop.store(true, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || self.handle.join().unwrap_or_default())
+            .await
+            .unwrap_or_default()
+    }
+}
