@@ -160,7 +160,16 @@ pub async fn check(
 ) -> Result<Verdict, String> {
     let db = Db::new(settings(hosts, password, 2), Arc::new(NoopObserver));
     let ids: Vec<Uuid> = acks.iter().map(|a| a.id).collect();
-    let mut conn = db.conn().await.map_err(|e| e.to_string())?;
+    // The cluster was highly available a moment ago; give a disturbance
+    // since then time to settle rather than reporting it as a check failure.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut conn = loop {
+        match db.conn().await {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > deadline => return Err(e.to_string()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
     let rows = conn
         .query(
             "SELECT id, count(*) FROM dash_chaos_writes WHERE id = ANY($1) GROUP BY id",

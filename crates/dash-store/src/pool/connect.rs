@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::observer::ConnErrorReason;
+
+/// How long the preferred host has to answer before the next one is tried
+/// as well (a healthy primary answers in a few milliseconds).
+const HEAD_START: Duration = Duration::from_millis(100);
 use crate::config::{DbSettings, HostPort};
 use crate::conn_failure::ConnFailure;
 
@@ -95,42 +99,75 @@ pub struct Found {
 }
 
 /// Tries every host, starting with `prefer` (the last known primary), and
-/// returns the first writable primary, or every attempt's failure.
+/// returns the first writable primary, or every attempt's failure. The next
+/// host is tried as soon as one says no, or after a short head start while
+/// one is silent, so a partitioned or frozen old primary costs ~100 ms
+/// instead of a whole connect timeout.
 pub async fn find_primary(
     s: &DbSettings,
     prefer: Option<usize>,
     mut on_error: impl FnMut(&AttemptError),
 ) -> Result<Found, Vec<AttemptError>> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+
     let started = Instant::now();
     let n = s.hosts.len();
     let first = prefer.filter(|i| *i < n).unwrap_or(0);
+    let order: Vec<usize> = (0..n).map(|k| (first + k) % n).collect();
+    let attempt = |i: usize| async move { (i, connect_one(s, &s.hosts[i]).await) };
+    let mut pending = FuturesUnordered::new();
+    let mut next = 0;
     let mut errors = Vec::new();
-    for k in 0..n {
-        let i = (first + k) % n;
-        match connect_one(s, &s.hosts[i]).await {
-            Ok((client, true)) => {
-                return Ok(Found {
-                    client,
-                    host_index: i,
-                    took: started.elapsed(),
-                })
+    loop {
+        if pending.is_empty() {
+            if next >= n {
+                return Err(errors);
             }
-            Ok((_client, false)) => {
-                let e = AttemptError {
-                    host: s.hosts[i].clone(),
-                    reason: ConnErrorReason::ReadOnly,
-                    detail: "node is a standby or read-only".into(),
-                };
-                on_error(&e);
-                errors.push(e);
+            pending.push(attempt(order[next]));
+            next += 1;
+        }
+        // Staggered, like happy eyeballs: a host that has not answered
+        // within the head start (hung, partitioned, slow) no longer holds
+        // up the next one; every attempt keeps its own deadline.
+        let head_start = tokio::time::sleep(HEAD_START);
+        tokio::pin!(head_start);
+        tokio::select! {
+            done = pending.next() => {
+                let Some((i, outcome)) = done else { continue };
+                match outcome {
+                    Ok((client, true)) => {
+                        return Ok(Found {
+                            client,
+                            host_index: i,
+                            took: started.elapsed(),
+                        })
+                    }
+                    Ok((_client, false)) => {
+                        let e = AttemptError {
+                            host: s.hosts[i].clone(),
+                            reason: ConnErrorReason::ReadOnly,
+                            detail: "node is a standby or read-only".into(),
+                        };
+                        on_error(&e);
+                        errors.push(e);
+                    }
+                    Err(e) => {
+                        on_error(&e);
+                        errors.push(e);
+                    }
+                }
+                // A host that answered no: try the next at once.
+                if next < n {
+                    pending.push(attempt(order[next]));
+                    next += 1;
+                }
             }
-            Err(e) => {
-                on_error(&e);
-                errors.push(e);
+            _ = &mut head_start, if next < n => {
+                pending.push(attempt(order[next]));
+                next += 1;
             }
         }
     }
-    Err(errors)
 }
 
 /// One line that names each host and why it was not usable.
