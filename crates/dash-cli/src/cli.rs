@@ -109,7 +109,7 @@ pub struct ChaosArgs {
     #[arg(long, value_name = "N")]
     pub hosts: Option<usize>,
     /// With --hosts: the leader lease TTL of every agent.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub ttl: std::time::Duration,
 }
 

@@ -454,12 +454,14 @@ fn parse<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, DcsError> {
 }
 
 impl Dcs {
-    /// When etcd's own leader runs on `host` (etcd co-located with the
-    /// primary), asks it to hand its leadership to another member. A crash
-    /// of that host would otherwise take etcd's leader with it, and etcd's
-    /// next leader extends every lease by a full TTL: the failover would
-    /// wait an election plus a TTL. Returns the new leader's id if it moved.
-    pub async fn move_etcd_leader_off(&self, host: &str) -> Result<Option<u64>, DcsError> {
+    /// When etcd's own leader runs on one of `avoid` (etcd co-located with
+    /// the primary or its synchronous standby), asks it to hand its
+    /// leadership to a member elsewhere. A crash of the primary's host would
+    /// otherwise take etcd's leader with it, and etcd's next leader extends
+    /// every lease by a full TTL (the failover waits an election plus a
+    /// TTL); a crash of the standby's host would stall the sync-set change
+    /// that lets writes go on. Returns the new leader's id if it moved.
+    pub async fn move_etcd_leader_off(&self, avoid: &[String]) -> Result<Option<u64>, DcsError> {
         for client in self.clients.iter() {
             let mut maintenance = client.maintenance_client();
             let Ok(Ok(status)) = tokio::time::timeout(self.timeout, maintenance.status()).await
@@ -474,18 +476,21 @@ impl Dcs {
             let members = tokio::time::timeout(self.timeout, client.cluster_client().member_list())
                 .await
                 .map_err(|_| DcsError::Timeout(self.timeout))??;
-            let on_host = |urls: &[String]| urls.iter().any(|u| url_host(u) == host);
-            let leader_here = members
+            let avoided = |urls: &[String]| {
+                urls.iter()
+                    .any(|u| avoid.iter().any(|h| url_host(u) == h.as_str()))
+            };
+            let leader_avoided = members
                 .members()
                 .iter()
-                .any(|m| m.id() == me && on_host(m.client_urls()));
-            if !leader_here {
+                .any(|m| m.id() == me && avoided(m.client_urls()));
+            if !leader_avoided {
                 return Ok(None);
             }
             let Some(target) = members
                 .members()
                 .iter()
-                .find(|m| m.id() != me && !on_host(m.client_urls()))
+                .find(|m| m.id() != me && !avoided(m.client_urls()))
             else {
                 return Ok(None);
             };

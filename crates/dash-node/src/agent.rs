@@ -33,11 +33,15 @@ pub struct Agent {
     sync_seen_at: Option<Instant>,
     grew_at_lsn: Option<u64>,
     published: Option<(Instant, MemberState)>,
+    /// Tells the watchdog the server may be writable.
+    armed: Arc<crate::watchdog::Armed>,
     /// The last decision written to the history (repeats within a minute are not).
     last_recorded: Option<(Instant, (String, bool, String))>,
     /// The last answer to `pg_is_in_recovery()` from the running server: a
     /// standby that misses one look is still a standby.
     last_in_recovery: Option<bool>,
+    /// The hosts of the recorded synchronous standbys (as last read).
+    sync_hosts: Vec<String>,
     /// When this leader last checked where etcd's own leader runs.
     etcd_leader_checked: Option<Instant>,
     /// The wanted pod label, when running in Kubernetes.
@@ -52,6 +56,7 @@ impl Agent {
         pg: LocalPg,
         status: Arc<RwLock<Status>>,
         metrics: Arc<NodeMetrics>,
+        armed: Arc<crate::watchdog::Armed>,
     ) -> Agent {
         Agent {
             opts,
@@ -66,8 +71,10 @@ impl Agent {
             sync_seen_at: None,
             grew_at_lsn: None,
             published: None,
+            armed,
             last_recorded: None,
             last_in_recovery: None,
+            sync_hosts: Vec::new(),
             etcd_leader_checked: None,
             label: None,
         }
@@ -126,6 +133,9 @@ impl Agent {
             (None, Some(true)) => Some(true),
             (None, _) => None,
         };
+        // The watchdog fences a server that may be writable the moment the
+        // lease lapses, without waiting for a tick.
+        self.armed.set(obs.running && in_recovery != Some(true));
         let local = Local {
             running: obs.running,
             in_recovery,
@@ -185,9 +195,11 @@ impl Agent {
             return;
         }
         self.etcd_leader_checked = Some(now);
-        let (dcs, host) = (self.dcs.clone(), self.opts.advertise.clone());
+        let mut avoid = vec![self.opts.advertise.clone()];
+        avoid.extend(self.sync_hosts.iter().cloned());
+        let dcs = self.dcs.clone();
         tokio::spawn(async move {
-            match dcs.move_etcd_leader_off(&host).await {
+            match dcs.move_etcd_leader_off(&avoid).await {
                 Ok(Some(id)) => {
                     tracing::info!(to = %format!("{id:x}"), "moved etcd's leader off this host")
                 }
@@ -366,6 +378,7 @@ impl Agent {
         }
         self.grew_at_lsn = None;
         self.sync_seen_at = None;
+        self.armed.set(true);
         match (obs.running, obs.in_recovery) {
             (true, Some(true)) => done(self.pg.step(|c| c.promote()).await),
             (true, _) => Ok(()),
@@ -473,7 +486,7 @@ impl Agent {
         }
     }
 
-    fn report(&self, obs: &Observed, view: Option<&ClusterView>, why: String) {
+    fn report(&mut self, obs: &Observed, view: Option<&ClusterView>, why: String) {
         let now = Instant::now();
         let lease = self.lease.current();
         let leader = view.and_then(|v| v.leader.clone());
@@ -516,6 +529,16 @@ impl Agent {
         st.holds_key = holds_key;
         st.lease_remaining_ms = lease.map(|l| l.remaining(now).as_millis() as u64);
         if let Some(v) = view {
+            let standbys = v
+                .sync
+                .as_ref()
+                .map(|s| s.value.standbys.clone())
+                .unwrap_or_default();
+            self.sync_hosts = standbys
+                .iter()
+                .filter_map(|n| v.member(n))
+                .map(|m| crate::local::split_host_port(&m.pg).0)
+                .collect();
             st.leader = leader.map(|l| l.name);
             st.sync_standbys = v
                 .sync

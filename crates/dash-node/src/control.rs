@@ -306,9 +306,11 @@ impl PgControl {
     /// directory: works on a frozen server too), and makes it start only as
     /// a standby that rewinds first. Durable before it returns.
     pub fn fence(&self) -> Result<(), PgError> {
+        // Stop acknowledging first; the marker follows (a former primary
+        // found stopped without it is rewound all the same).
+        kill_data_dir_processes(&self.cfg.data_dir);
         let io = |e| PgError::io("write the fence marker", e);
         std::fs::write(self.marker(), "demoted by dashctl node\n").map_err(io)?;
-        kill_data_dir_processes(&self.cfg.data_dir);
         if self.has_data() {
             std::fs::write(self.cfg.data_dir.join("standby.signal"), "").map_err(io)?;
         }

@@ -18,6 +18,7 @@ mod local;
 mod metrics;
 mod options;
 pub mod sync;
+mod watchdog;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -81,7 +82,14 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
     let lease = LeaseKeeperTask::start(dcs.clone(), LeaseTiming::for_ttl(opts.ttl));
     let tick = opts.tick;
     let kube_pod = opts.kube_pod.clone();
-    let mut agent = agent::Agent::new(opts, dcs, lease, pg, status, metrics);
+    let armed = Arc::new(watchdog::Armed::default());
+    let watchdog = watchdog::start(
+        pg.ctl.clone(),
+        lease.subscribe(),
+        armed.clone(),
+        metrics.clone(),
+    );
+    let mut agent = agent::Agent::new(opts, dcs, lease, pg, status, metrics, armed);
     if let Some((namespace, pod)) = kube_pod {
         agent.label_pod(namespace, pod);
     }
@@ -95,6 +103,7 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
         }
     }
     tracing::info!("node agent stopping");
+    watchdog.abort();
     agent.shutdown().await;
     server.abort();
     Ok(())

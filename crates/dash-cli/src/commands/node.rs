@@ -43,7 +43,7 @@ pub struct NodeArgs {
     #[arg(long, env = "DASH_NODE_BIND", default_value = "0.0.0.0")]
     pub node_bind: std::net::IpAddr,
     /// Leader lease TTL (at least 2s). A primary that cannot renew stops writing before it expires.
-    #[arg(long, env = "DASH_NODE_TTL", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DASH_NODE_TTL", default_value = "3s", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
     /// How often the agent looks at its PostgreSQL and at etcd.
     #[arg(long, env = "DASH_NODE_TICK", default_value = "100ms", value_parser = humantime::parse_duration)]
