@@ -108,6 +108,9 @@ pub struct ChaosArgs {
     /// Run on this many database hosts (3 to 5), each a network namespace with etcd and dashctl node, plus a client host (root only).
     #[arg(long, value_name = "N")]
     pub hosts: Option<usize>,
+    /// With --hosts, soak: how long writes run without a fault.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
     /// With --hosts: the leader lease TTL of every agent.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub ttl: std::time::Duration,
@@ -146,6 +149,8 @@ pub enum ScenarioArg {
     ReplicaLost,
     /// --hosts: every replica is lost, then the primary's PostgreSQL crashes (restarted in place).
     ReplicaThenPgCrash,
+    /// --hosts: no fault, writes for --duration; any failover counts as spurious.
+    Soak,
 }
 
 impl ScenarioArg {
@@ -175,6 +180,7 @@ impl ScenarioArg {
             ScenarioArg::EtcdQuorumLost => H::EtcdQuorumLost,
             ScenarioArg::ReplicaLost => H::ReplicaLost,
             ScenarioArg::ReplicaThenPgCrash => H::ReplicaThenPgCrash,
+            ScenarioArg::Soak => H::Soak,
             _ => return None,
         })
     }

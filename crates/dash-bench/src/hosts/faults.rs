@@ -33,6 +33,8 @@ pub enum HostScenario {
     ReplicaLost,
     /// Every replica's agent (and PostgreSQL) is lost, then the primary's PostgreSQL crashes: it is restarted in place.
     ReplicaThenPgCrash,
+    /// No fault: writes for `--duration`; any failover is a spurious one.
+    Soak,
 }
 
 impl HostScenario {
@@ -51,6 +53,7 @@ impl HostScenario {
                 | HostScenario::EtcdQuorumLost
                 | HostScenario::ReplicaLost
                 | HostScenario::ReplicaThenPgCrash
+                | HostScenario::Soak
         )
     }
 }
@@ -134,6 +137,7 @@ pub async fn inject(
             crate::chaos::crash(&dir);
             Undo::StartAgents(others)
         }
+        HostScenario::Soak => Undo::Nothing,
     })
 }
 

@@ -35,6 +35,8 @@ pub struct HostsOptions {
     pub members: usize,
     /// Leader lease TTL of every agent.
     pub ttl: Duration,
+    /// Soak: how long writes run without a fault.
+    pub duration: Duration,
     /// The `dashctl` binary the hosts run (normally this one).
     pub dashctl: std::path::PathBuf,
     pub keep: bool,
@@ -76,6 +78,8 @@ pub struct HostRound {
     pub superseded_writes: usize,
     /// From the fault until a standby streams from the leader again, ms.
     pub ha_restored_ms: Option<f64>,
+    /// Promotions recorded in etcd during the round (1 per failover; any in a soak is spurious).
+    pub promotions: usize,
 }
 
 /// The whole run.
@@ -92,6 +96,7 @@ pub struct HostsReport {
     pub lost: usize,
     pub duplicates: usize,
     pub superseded_writes: usize,
+    pub promotions: usize,
 }
 
 impl HostsReport {
@@ -109,6 +114,7 @@ impl HostsReport {
             lost: rounds.iter().map(|r| r.lost).sum(),
             duplicates: rounds.iter().map(|r| r.duplicates).sum(),
             superseded_writes: rounds.iter().map(|r| r.superseded_writes).sum(),
+            promotions: rounds.iter().map(|r| r.promotions).sum(),
             rounds,
         }
     }
@@ -151,6 +157,7 @@ impl HostsReport {
         let _ = writeln!(out, "  lost              {}", self.lost);
         let _ = writeln!(out, "  duplicates        {}", self.duplicates);
         let _ = writeln!(out, "  superseded writes {}", self.superseded_writes);
+        let _ = writeln!(out, "  promotions        {}", self.promotions);
         out
     }
 }
@@ -217,7 +224,7 @@ async fn drive(
         match round::round(n, bed, opts, &http).await {
             Ok(r) => {
                 progress(&format!(
-                    "round {n}/{}: {} -> {}, write gap {:.0} ms, {} acked ({} on the old primary's host), {} lost, {} duplicates, {} superseded, HA again after {}",
+                    "round {n}/{}: {} -> {}, write gap {:.0} ms, {} acked ({} on the old primary's host), {} lost, {} duplicates, {} superseded, {} promotion(s), HA again after {}",
                     opts.rounds,
                     r.old_primary,
                     r.new_primary,
@@ -227,6 +234,7 @@ async fn drive(
                     r.lost,
                     r.duplicates,
                     r.superseded_writes,
+                    r.promotions,
                     r.ha_restored_ms.map_or("never".into(), |v| format!("{v:.0} ms"))
                 ));
                 rounds.push(r);

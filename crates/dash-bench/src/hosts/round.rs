@@ -68,17 +68,19 @@ pub async fn wait_ha(
     None
 }
 
-/// The wall-clock time the member `name` took the key after `since_ms`.
-async fn promoted_at(bed: &Bed, name: &str, since_ms: i64) -> Option<i64> {
-    let dcs = dash_dcs::Dcs::connect(&bed.etcd_endpoints(), "dash", Duration::from_secs(2))
-        .await
-        .ok()?;
-    let history = dcs.history().await.ok()?;
+/// The promotions etcd's history records after `since_ms`: (member, ms).
+async fn promotions(bed: &Bed, since_ms: i64) -> Vec<(String, i64)> {
+    let Ok(dcs) =
+        dash_dcs::Dcs::connect(&bed.etcd_endpoints(), "dash", Duration::from_secs(2)).await
+    else {
+        return Vec::new();
+    };
+    let history = dcs.history().await.unwrap_or_default();
     history
-        .iter()
-        .filter(|e| e.member == name && e.decision == "promote" && e.at_ms >= since_ms)
-        .map(|e| e.at_ms)
-        .min()
+        .into_iter()
+        .filter(|e| e.decision == "promote" && e.at_ms >= since_ms && !e.detail.contains("failed"))
+        .map(|e| (e.member, e.at_ms))
+        .collect()
 }
 
 /// Runs round `n`.
@@ -129,6 +131,7 @@ pub async fn round(
             opts.ttl * 2 + Duration::from_secs(2)
         }
         HostScenario::EtcdQuorumLost => opts.ttl * 2,
+        HostScenario::Soak => opts.duration,
         _ => Duration::ZERO,
     };
     let quorum_lost = opts.scenario == HostScenario::EtcdQuorumLost;
@@ -169,11 +172,12 @@ pub async fn round(
     let (new_p, _, _) =
         ha.ok_or_else(|| fail("the cluster did not become highly available again".into()))?;
     let new_name = Bed::member_name(new_p);
-    let promoted = if new_p != p {
-        promoted_at(bed, &new_name, fault_wall).await
-    } else {
-        None
-    };
+    let promotions = promotions(bed, fault_wall).await;
+    let promoted = promotions
+        .iter()
+        .filter(|(m, _)| *m == new_name && new_p != p)
+        .map(|(_, at)| *at)
+        .min();
     let old_addr = bed.addr(p).to_string();
     let verdict = check(&hosts, bed.password(), &acks, &old_addr, promoted)
         .await
@@ -189,5 +193,6 @@ pub async fn round(
         duplicates: verdict.duplicates,
         superseded_writes: verdict.superseded,
         ha_restored_ms: ha.map(|(_, _, t)| (t - fault_at).as_secs_f64() * 1000.0),
+        promotions: promotions.len(),
     })
 }

@@ -65,6 +65,7 @@ async fn run_hosts(args: ChaosArgs, members: usize) -> anyhow::Result<u8> {
         synchronous: !args.asynchronous,
         members,
         ttl: args.ttl,
+        duration: args.duration,
         dashctl: std::env::current_exe()?,
         keep: args.keep,
     };
