@@ -17,17 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, SortOrder,
-    SortTarget, Txn, TxnOp,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::de::DeserializeOwned;
 
-use crate::records::{HistoryEntry, MemberState, Request, SyncState};
+use crate::records::{MemberState, Request, SyncState};
 use crate::DcsError;
-
-/// How many history entries etcd keeps.
-const HISTORY_KEEP: usize = 200;
 
 /// A connection to etcd, scoped to one cluster's keys. It talks to one
 /// member at a time and moves to the next when a call fails or times out
@@ -35,10 +29,10 @@ const HISTORY_KEEP: usize = 200;
 /// the deadline), so a lost member costs one call, not every third one.
 #[derive(Clone)]
 pub struct Dcs {
-    clients: Arc<Vec<Client>>,
+    pub(crate) clients: Arc<Vec<Client>>,
     current: Arc<AtomicUsize>,
     root: String,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// The leader key as read.
@@ -136,14 +130,14 @@ impl Dcs {
         self.current.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn key(&self, suffix: &str) -> String {
+    pub(crate) fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.root)
     }
 
     /// Runs one call on the member in use, under the deadline. A member
     /// that refuses at once is skipped for the next one within the same
     /// call; one that times out is skipped from the next call on.
-    async fn call<T, F, Fut>(&self, f: F) -> Result<T, DcsError>
+    pub(crate) async fn call<T, F, Fut>(&self, f: F) -> Result<T, DcsError>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -348,7 +342,7 @@ impl Dcs {
         .await
     }
 
-    async fn put(
+    pub(crate) async fn put(
         &self,
         key: String,
         value: String,
@@ -395,130 +389,15 @@ impl Dcs {
         )
         .await
     }
-
-    /// Appends a decision to the history, keeping the newest entries.
-    pub async fn record(&self, e: &HistoryEntry) -> Result<(), DcsError> {
-        let key = self.key(&format!("history/{:016}-{}", e.at_ms.max(0), e.member));
-        self.put(key, to_json(e), None).await?;
-        let prefix = self.key("history/");
-        let keys = self
-            .call(|c| {
-                let prefix = prefix.clone();
-                let opts = GetOptions::new()
-                    .with_prefix()
-                    .with_keys_only()
-                    .with_sort(SortTarget::Key, SortOrder::Descend);
-                async move { c.kv_client().get(prefix, Some(opts)).await }
-            })
-            .await?;
-        for old in keys.kvs().iter().skip(HISTORY_KEEP) {
-            let key = old.key().to_vec();
-            self.call(|c| {
-                let key = key.clone();
-                async move { c.kv_client().delete(key, None::<DeleteOptions>).await }
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// The recorded decisions, oldest first.
-    pub async fn history(&self) -> Result<Vec<HistoryEntry>, DcsError> {
-        let prefix = self.key("history/");
-        let resp = self
-            .call(|c| {
-                let prefix = prefix.clone();
-                async move {
-                    c.kv_client()
-                        .get(prefix, Some(GetOptions::new().with_prefix()))
-                        .await
-                }
-            })
-            .await?;
-        resp.kvs()
-            .iter()
-            .map(|item| parse(&String::from_utf8_lossy(item.key()), item.value()))
-            .collect()
-    }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("records serialize")
 }
 
-fn parse<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, DcsError> {
+pub(crate) fn parse<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, DcsError> {
     serde_json::from_slice(value).map_err(|e| DcsError::BadValue {
         key: key.to_string(),
         reason: e.to_string(),
     })
-}
-
-impl Dcs {
-    /// When etcd's own leader runs on one of `avoid` (etcd co-located with
-    /// the primary or its synchronous standby), asks it to hand its
-    /// leadership to a member elsewhere. A crash of the primary's host would
-    /// otherwise take etcd's leader with it, and etcd's next leader extends
-    /// every lease by a full TTL (the failover waits an election plus a
-    /// TTL); a crash of the standby's host would stall the sync-set change
-    /// that lets writes go on. Returns the new leader's id if it moved.
-    pub async fn move_etcd_leader_off(&self, avoid: &[String]) -> Result<Option<u64>, DcsError> {
-        for client in self.clients.iter() {
-            let mut maintenance = client.maintenance_client();
-            let Ok(Ok(status)) = tokio::time::timeout(self.timeout, maintenance.status()).await
-            else {
-                continue;
-            };
-            let me = status.header().map_or(0, |h| h.member_id());
-            if status.leader() != me || me == 0 {
-                continue;
-            }
-            // This client talks to etcd's leader.
-            let members = tokio::time::timeout(self.timeout, client.cluster_client().member_list())
-                .await
-                .map_err(|_| DcsError::Timeout(self.timeout))??;
-            let avoided = |urls: &[String]| {
-                urls.iter()
-                    .any(|u| avoid.iter().any(|h| url_host(u) == h.as_str()))
-            };
-            let leader_avoided = members
-                .members()
-                .iter()
-                .any(|m| m.id() == me && avoided(m.client_urls()));
-            if !leader_avoided {
-                return Ok(None);
-            }
-            let Some(target) = members
-                .members()
-                .iter()
-                .find(|m| m.id() != me && !avoided(m.client_urls()))
-            else {
-                return Ok(None);
-            };
-            tokio::time::timeout(self.timeout, maintenance.move_leader(target.id()))
-                .await
-                .map_err(|_| DcsError::Timeout(self.timeout))??;
-            return Ok(Some(target.id()));
-        }
-        Ok(None)
-    }
-}
-
-/// The host of `http://host:port`.
-fn url_host(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    match hostport.rsplit_once(':') {
-        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
-        None => hostport,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_the_host_of_a_client_url() {
-        assert_eq!(super::url_host("http://198.18.0.2:2379"), "198.18.0.2");
-        assert_eq!(super::url_host("http://[::1]:2379/"), "::1");
-        assert_eq!(super::url_host("etcd-0.etcd:2379"), "etcd-0.etcd");
-    }
 }

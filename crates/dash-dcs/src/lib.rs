@@ -7,6 +7,8 @@
 //! namespace test bed); `keyspace` and `lease` are what the agents do in it.
 
 mod error;
+mod etcd_leader;
+mod history;
 mod keyspace;
 mod lease;
 mod records;

@@ -1,6 +1,7 @@
 //! The agent's loop: every tick it looks at its PostgreSQL and at etcd,
 //! asks `decide` what to do, does it, keeps the sync set (as leader), and
-//! publishes its state to etcd, `/status` and the metrics.
+//! publishes its state to etcd, `/status` and the metrics (`report.rs`);
+//! the leader keeps the sync set (`sync_set.rs`).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -13,7 +14,9 @@ use crate::decide::{decide, Action, Facts, Local};
 use crate::local::{LocalPg, Observed};
 use crate::metrics::NodeMetrics;
 use crate::options::NodeOptions;
-use crate::sync::{next_step, SyncFacts, SyncStep};
+
+mod report;
+mod sync_set;
 
 /// A server that has not answered for this long counts as hung.
 const HANG_LIMIT: Duration = Duration::from_secs(2);
@@ -183,32 +186,6 @@ impl Agent {
         self.keep_etcd_leader_away(now);
     }
 
-    /// A leader keeps etcd's own leader off its host (when they share it),
-    /// so that one host crash never costs both: see
-    /// [`dash_dcs::Dcs::move_etcd_leader_off`]. In the background, every 2 s.
-    fn keep_etcd_leader_away(&mut self, now: Instant) {
-        let leads = self.status.read().map(|s| s.holds_key).unwrap_or(false);
-        let due = self
-            .etcd_leader_checked
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(2));
-        if !leads || !due {
-            return;
-        }
-        self.etcd_leader_checked = Some(now);
-        let mut avoid = vec![self.opts.advertise.clone()];
-        avoid.extend(self.sync_hosts.iter().cloned());
-        let dcs = self.dcs.clone();
-        tokio::spawn(async move {
-            match dcs.move_etcd_leader_off(&avoid).await {
-                Ok(Some(id)) => {
-                    tracing::info!(to = %format!("{id:x}"), "moved etcd's leader off this host")
-                }
-                Ok(None) => {}
-                Err(e) => tracing::debug!(error = %e, "could not check etcd's leader"),
-            }
-        });
-    }
-
     async fn act(&mut self, action: Action, view: Option<&ClusterView>, obs: &Observed) {
         let Some(label) = action.metric_label() else {
             return;
@@ -335,22 +312,6 @@ impl Agent {
         Ok(())
     }
 
-    async fn narrow_sync(&mut self, view: Option<&ClusterView>, to: &str) -> Result<(), String> {
-        let view = view.ok_or("etcd unreadable")?;
-        let lease = self.lease.current().ok_or("no lease")?;
-        let state = SyncState {
-            leader: self.opts.name.clone(),
-            standbys: vec![to.to_string()],
-        };
-        let ok = self
-            .dcs
-            .set_sync(self.me(), lease.id, view.sync_revision(), &state)
-            .await
-            .map_err(|e| e.to_string())?;
-        ok.then_some(())
-            .ok_or_else(|| "the sync key changed meanwhile".into())
-    }
-
     /// Takes the free key and becomes primary: promote a running standby,
     /// or start a stopped last leader.
     async fn acquire(&mut self, view: Option<&ClusterView>, obs: &Observed) -> Result<(), String> {
@@ -383,171 +344,6 @@ impl Agent {
             (true, Some(true)) => done(self.pg.step(|c| c.promote()).await),
             (true, _) => Ok(()),
             (false, _) => done(self.pg.step(|c| c.start_primary()).await),
-        }
-    }
-
-    /// As leader with a writable server: one step of the sync set.
-    async fn keep_sync(&mut self, view: &ClusterView, obs: &Observed) {
-        let now = Instant::now();
-        let Some(lease) = self.lease.current().filter(|l| l.valid_at(now)) else {
-            return;
-        };
-        let leads = view
-            .leader
-            .as_ref()
-            .is_some_and(|l| l.name == self.opts.name && l.lease == lease.id);
-        if !leads || obs.in_recovery != Some(false) {
-            return;
-        }
-        let server = quoted_names(&obs.sync_names);
-        let first_sync = server
-            .first()
-            .and_then(|n| obs.standbys.iter().find(|r| &r.name == n))
-            .is_some_and(|r| r.sync);
-        if first_sync {
-            let seen = *self.sync_seen_at.get_or_insert(now);
-            if self.grew_at_lsn.is_none() && now.duration_since(seen) >= Duration::from_millis(200)
-            {
-                self.grew_at_lsn = obs.lsn;
-            }
-        } else {
-            self.sync_seen_at = None;
-            self.grew_at_lsn = None;
-        }
-        let members: Vec<String> = view.members.iter().map(|m| m.name.clone()).collect();
-        let step = next_step(&SyncFacts {
-            me: &self.opts.name,
-            synchronous: self.opts.synchronous,
-            recorded: view.sync.as_ref().map(|s| &s.value),
-            server: &server,
-            standbys: &obs.standbys,
-            syncrep_wait_ms: obs.syncrep_wait_ms,
-            grew_at_lsn: self.grew_at_lsn,
-            members: &members,
-        });
-        let (label, result) = match &step {
-            SyncStep::None => return,
-            SyncStep::Record(standbys) => {
-                let state = SyncState {
-                    leader: self.opts.name.clone(),
-                    standbys: standbys.clone(),
-                };
-                let r = self
-                    .dcs
-                    .set_sync(self.me(), lease.id, view.sync_revision(), &state)
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|ok| {
-                        ok.then_some(())
-                            .ok_or("the sync key changed meanwhile".into())
-                    });
-                ("sync", r)
-            }
-            SyncStep::Server(names) => {
-                self.sync_seen_at = None;
-                self.grew_at_lsn = None;
-                ("sync", self.pg.set_sync_names(names).await)
-            }
-        };
-        self.metrics.decision(label, result.is_ok());
-        match result {
-            Ok(()) => tracing::info!(step = ?step, "synchronous standby set"),
-            Err(e) => tracing::warn!(step = ?step, error = %e, "synchronous standby set"),
-        }
-    }
-
-    async fn publish(&mut self, obs: &Observed, view: Option<&ClusterView>) {
-        let now = Instant::now();
-        let Some(lease) = self.lease.current() else {
-            return;
-        };
-        let state = MemberState {
-            name: self.opts.name.clone(),
-            pg: self.pg.address(),
-            api: self.api_url(),
-            role: role_of(obs, self.pg.needs_rewind()).to_string(),
-            timeline: obs.timeline,
-            lsn: obs.lsn,
-            streaming: obs.streaming,
-        };
-        let missing = view.is_some_and(|v| v.member(&self.opts.name).is_none());
-        let fresh = self.published.as_ref().is_some_and(|(at, last)| {
-            now.duration_since(*at) < PUBLISH_EVERY
-                && last.role == state.role
-                && last.streaming == state.streaming
-                && last.timeline == state.timeline
-        });
-        if fresh && !missing {
-            return;
-        }
-        match self.dcs.put_member(&state, lease.id).await {
-            Ok(()) => self.published = Some((now, state)),
-            Err(e) => tracing::debug!(error = %e, "publishing member state failed"),
-        }
-    }
-
-    fn report(&mut self, obs: &Observed, view: Option<&ClusterView>, why: String) {
-        let now = Instant::now();
-        let lease = self.lease.current();
-        let leader = view.and_then(|v| v.leader.clone());
-        let holds_key = lease.is_some_and(|l| {
-            l.valid_at(now)
-                && leader
-                    .as_ref()
-                    .is_some_and(|k| k.name == self.opts.name && k.lease == l.id)
-        });
-        let leader_lsn = view
-            .and_then(|v| leader.as_ref().and_then(|l| v.member(&l.name)))
-            .and_then(|m| m.lsn);
-        let lag = match (obs.in_recovery, leader_lsn, obs.lsn) {
-            (Some(true), Some(l), Some(mine)) => Some(l.saturating_sub(mine)),
-            _ => None,
-        };
-        let role = role_of(obs, self.pg.needs_rewind());
-        if let Some(label) = &self.label {
-            label.send_replace(crate::kube::wanted(role, holds_key, obs.streaming));
-        }
-        self.metrics.set_role(role);
-        self.metrics.leader.set(i64::from(holds_key));
-        self.metrics
-            .lease_remaining
-            .set(lease.map_or(0.0, |l| l.remaining(now).as_secs_f64()));
-        self.metrics.lag_bytes.set(lag.unwrap_or(0) as i64);
-        self.metrics.etcd_up.set(i64::from(view.is_some()));
-        let mut st = match self.status.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        st.name = self.opts.name.clone();
-        st.role = role.to_string();
-        st.postgres_up = obs.answered;
-        st.timeline = obs.timeline;
-        st.lsn = obs.lsn.map(dash_ha::decide::fmt_lsn);
-        st.streaming = obs.streaming;
-        st.lag_bytes = lag;
-        st.etcd_up = view.is_some();
-        st.holds_key = holds_key;
-        st.lease_remaining_ms = lease.map(|l| l.remaining(now).as_millis() as u64);
-        if let Some(v) = view {
-            let standbys = v
-                .sync
-                .as_ref()
-                .map(|s| s.value.standbys.clone())
-                .unwrap_or_default();
-            self.sync_hosts = standbys
-                .iter()
-                .filter_map(|n| v.member(n))
-                .map(|m| crate::local::split_host_port(&m.pg).0)
-                .collect();
-            st.leader = leader.map(|l| l.name);
-            st.sync_standbys = v
-                .sync
-                .as_ref()
-                .map(|s| s.value.standbys.clone())
-                .unwrap_or_default();
-        }
-        if !why.is_empty() {
-            st.last_action = why;
         }
     }
 
