@@ -39,6 +39,8 @@ pub struct Local {
     /// This agent released the key recently (a switchover or the fast path):
     /// it must not take it back before a standby had its chance.
     pub released_recently: bool,
+    /// A promotion was asked for moments ago and is still under way.
+    pub promoting: bool,
 }
 
 /// Everything a decision reads.
@@ -108,7 +110,8 @@ impl Action {
             Action::Clone(_) => "clone",
             Action::StartReplica(_) => "rejoin",
             Action::RestartPrimary => "restart",
-            Action::Acquire | Action::Reclaim { .. } | Action::Promote => "promote",
+            Action::Acquire | Action::Promote => "promote",
+            Action::Reclaim { .. } => "reclaim",
             Action::Follow(_) => "follow",
             Action::SwitchOver { .. } => "demote",
             Action::Refuse { .. } => "refuse",
@@ -214,7 +217,9 @@ pub fn decide(f: &Facts) -> Action {
     // Running as a standby.
     match leader {
         Some(l) if l.name == f.me => {
-            if lease_ok && Some(l.lease) == f.lease.map(|s| s.id) {
+            if local.promoting {
+                Action::Wait("promotion under way".into())
+            } else if lease_ok && Some(l.lease) == f.lease.map(|s| s.id) {
                 Action::Promote
             } else {
                 Action::Wait("our previous leader key has not expired yet".into())

@@ -20,6 +20,8 @@ mod sync_set;
 
 /// A server that has not answered for this long counts as hung.
 const HANG_LIMIT: Duration = Duration::from_secs(2);
+/// How long a promotion may take before it is asked for again.
+const PROMOTE_PATIENCE: Duration = Duration::from_secs(5);
 /// A member state is republished at least this often.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
@@ -40,6 +42,8 @@ pub struct Agent {
     armed: Arc<crate::watchdog::Armed>,
     /// The last decision written to the history (repeats within a minute are not).
     last_recorded: Option<(Instant, (String, bool, String))>,
+    /// When this agent last asked its server to promote.
+    promoted_at: Option<Instant>,
     /// The last answer to `pg_is_in_recovery()` from the running server: a
     /// standby that misses one look is still a standby.
     last_in_recovery: Option<bool>,
@@ -77,6 +81,7 @@ impl Agent {
             armed,
             last_recorded: None,
             last_in_recovery: None,
+            promoted_at: None,
             sync_hosts: Vec::new(),
             etcd_leader_checked: None,
             label: None,
@@ -160,6 +165,9 @@ impl Agent {
             released_recently: self
                 .released_at
                 .is_some_and(|t| now.duration_since(t) < self.opts.ttl * 2),
+            promoting: self
+                .promoted_at
+                .is_some_and(|t| now.duration_since(t) < PROMOTE_PATIENCE),
         };
         let facts = Facts {
             me: &self.opts.name,
@@ -239,7 +247,10 @@ impl Agent {
             }
             Action::Acquire => self.acquire(view, obs).await,
             Action::Reclaim { old_lease } => self.reclaim(old_lease).await,
-            Action::Promote => done(self.pg.step(|c| c.promote()).await),
+            Action::Promote => {
+                self.promoted_at = Some(now);
+                done(self.pg.step(|c| c.promote()).await)
+            }
             Action::Follow(leader) => self.pg.follow(&leader).await,
             Action::SwitchOver {
                 to,
@@ -340,6 +351,8 @@ impl Agent {
         self.grew_at_lsn = None;
         self.sync_seen_at = None;
         self.armed.set(true);
+        // Promoting a standby, or starting one that then promotes.
+        self.promoted_at = Some(now);
         match (obs.running, obs.in_recovery) {
             (true, Some(true)) => done(self.pg.step(|c| c.promote()).await),
             (true, _) => Ok(()),
