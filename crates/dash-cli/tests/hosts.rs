@@ -70,6 +70,10 @@ fn a_partitioned_primary_stops_and_its_local_writer_gets_nothing_acknowledged_af
     let round = &r.rounds[0];
     assert_ne!(round.old_primary, round.new_primary);
     assert_eq!(round.superseded_writes, 0);
+    assert!(
+        round.old_rejoined_ms.is_some(),
+        "the old primary never came back as a replica"
+    );
 }
 
 #[test]

@@ -80,6 +80,8 @@ pub struct HostRound {
     pub ha_restored_ms: Option<f64>,
     /// Promotions recorded in etcd during the round (1 per failover; any in a soak is spurious).
     pub promotions: usize,
+    /// After a failover: from the fault until the old primary streamed as a replica, ms.
+    pub old_rejoined_ms: Option<f64>,
 }
 
 /// The whole run.
@@ -92,6 +94,7 @@ pub struct HostsReport {
     pub rounds: Vec<HostRound>,
     pub write_gap_ms: Option<Spread>,
     pub ha_restored_ms: Option<Spread>,
+    pub old_rejoined_ms: Option<Spread>,
     pub acked_writes: usize,
     pub lost: usize,
     pub duplicates: usize,
@@ -110,6 +113,12 @@ impl HostsReport {
             ttl_ms: opts.ttl.as_millis() as u64,
             write_gap_ms: Spread::of(&gaps),
             ha_restored_ms: Spread::of(&ha),
+            old_rejoined_ms: Spread::of(
+                &rounds
+                    .iter()
+                    .filter_map(|r| r.old_rejoined_ms)
+                    .collect::<Vec<_>>(),
+            ),
             acked_writes: rounds.iter().map(|r| r.acked_writes).sum(),
             lost: rounds.iter().map(|r| r.lost).sum(),
             duplicates: rounds.iter().map(|r| r.duplicates).sum(),
@@ -144,6 +153,7 @@ impl HostsReport {
         for (label, spread) in [
             ("write gap ms", &self.write_gap_ms),
             ("HA restored ms", &self.ha_restored_ms),
+            ("old primary back", &self.old_rejoined_ms),
         ] {
             if let Some(s) = spread {
                 let _ = writeln!(
@@ -224,7 +234,7 @@ async fn drive(
         match round::round(n, bed, opts, &http).await {
             Ok(r) => {
                 progress(&format!(
-                    "round {n}/{}: {} -> {}, write gap {:.0} ms, {} acked ({} on the old primary's host), {} lost, {} duplicates, {} superseded, {} promotion(s), HA again after {}",
+                    "round {n}/{}: {} -> {}, write gap {:.0} ms, {} acked ({} on the old primary's host), {} lost, {} duplicates, {} superseded, {} promotion(s), HA again after {}, old primary back after {}",
                     opts.rounds,
                     r.old_primary,
                     r.new_primary,
@@ -235,7 +245,8 @@ async fn drive(
                     r.duplicates,
                     r.superseded_writes,
                     r.promotions,
-                    r.ha_restored_ms.map_or("never".into(), |v| format!("{v:.0} ms"))
+                    r.ha_restored_ms.map_or("never".into(), |v| format!("{v:.0} ms")),
+                    r.old_rejoined_ms.map_or("-".into(), |v| format!("{v:.0} ms"))
                 ));
                 rounds.push(r);
             }

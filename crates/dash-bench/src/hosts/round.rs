@@ -68,6 +68,28 @@ pub async fn wait_ha(
     None
 }
 
+/// When member `i` streams as a replica of `leader` (within `limit`).
+async fn rejoined(
+    bed: &Bed,
+    http: &reqwest::Client,
+    i: usize,
+    leader: &str,
+    limit: Duration,
+) -> Option<Instant> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let st = statuses(bed, http).await;
+        let back = st.iter().any(|(j, s)| {
+            *j == i && s.role == "replica" && s.streaming && s.leader.as_deref() == Some(leader)
+        });
+        if back {
+            return Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 /// The promotions etcd's history records after `since_ms`: (member, ms).
 async fn promotions(bed: &Bed, since_ms: i64) -> Vec<(String, i64)> {
     let Ok(dcs) =
@@ -171,6 +193,14 @@ pub async fn round(
     }
     let (new_p, _, _) =
         ha.ok_or_else(|| fail("the cluster did not become highly available again".into()))?;
+    // The old primary comes back as a streaming replica by itself.
+    let old_rejoined_ms = if new_p != p {
+        rejoined(bed, http, p, &Bed::member_name(new_p), HA_LIMIT)
+            .await
+            .map(|t| (t - fault_at).as_secs_f64() * 1000.0)
+    } else {
+        None
+    };
     let new_name = Bed::member_name(new_p);
     let promotions = promotions(bed, fault_wall).await;
     let promoted = promotions
@@ -194,5 +224,6 @@ pub async fn round(
         superseded_writes: verdict.superseded,
         ha_restored_ms: ha.map(|(_, _, t)| (t - fault_at).as_secs_f64() * 1000.0),
         promotions: promotions.len(),
+        old_rejoined_ms,
     })
 }
