@@ -1,5 +1,6 @@
 # Dash: one image for the API (`dashctl serve`, the default), the backup CronJob
-# (`dashctl db backup`) and the operator CLI (`kubectl exec ... -- dashctl db status`).
+# (`dashctl db backup`), the operator CLI (`kubectl exec ... -- dashctl db status`),
+# and the `dashctl` binary the database pods copy in to run `dashctl node`.
 #
 #   docker build -t dash:0.1.0 .
 #
@@ -8,6 +9,10 @@
 
 # --- build -------------------------------------------------------------------
 FROM rust:1-bookworm AS build
+# protoc: the etcd client crate generates its gRPC code at build time.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends protobuf-compiler \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates
@@ -17,7 +22,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p dash-cli \
-    && install -D -m 0755 target/release/dashctl /out/dash
+    && install -D -m 0755 target/release/dashctl /out/dashctl
 
 # --- runtime -----------------------------------------------------------------
 FROM debian:bookworm-slim
