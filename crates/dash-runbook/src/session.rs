@@ -58,7 +58,7 @@ pub async fn primary(target: &Target) -> Result<Primary, RunbookError> {
     match find_primary(&settings, None, |_| {}).await {
         Ok(found) => Ok(Primary {
             client: found.client,
-            host: settings.hosts[found.host_index].clone(),
+            host: found.host.clone(),
         }),
         Err(errors) => Err(RunbookError::NoPrimary(describe(&errors))),
     }

@@ -58,7 +58,7 @@ async fn listen_once(settings: &DbSettings, tx: &watch::Sender<u64>) -> Result<(
         .await
         .map_err(|e| crate::pool::describe(&e))?;
     drop(found.client);
-    let host = &settings.hosts[found.host_index];
+    let host = &found.host;
     let (client, mut conn) = tokio::time::timeout(
         settings.connect_timeout,
         driver_config(settings, host).connect(NoTls),

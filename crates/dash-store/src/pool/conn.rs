@@ -158,7 +158,7 @@ impl Conn {
 
     /// The host this connection is attached to.
     pub fn host(&self) -> &crate::config::HostPort {
-        &self.shared.settings.hosts[self.obj.host_index]
+        &self.obj.host
     }
 }
 

@@ -1,4 +1,5 @@
-//! Connecting to the writable primary: each candidate host is tried in turn,
+//! Connecting to the writable primary: the candidate hosts are tried in turn
+//! (staggered),
 //! each attempt under its own deadline that covers the TCP connect, the
 //! startup handshake and the read-write check (a frozen server accepts TCP
 //! and then hangs, so a driver-level connect timeout is not enough).
@@ -8,12 +9,12 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::observer::ConnErrorReason;
+use crate::config::{DbSettings, HostPort};
+use crate::conn_failure::ConnFailure;
 
 /// How long the preferred host has to answer before the next one is tried
 /// as well (a healthy primary answers in a few milliseconds).
 const HEAD_START: Duration = Duration::from_millis(100);
-use crate::config::{DbSettings, HostPort};
-use crate::conn_failure::ConnFailure;
 
 /// A connection attempt to one host that did not yield a writable primary.
 #[derive(Debug, Clone)]
@@ -50,8 +51,17 @@ pub fn driver_config(s: &DbSettings, host: &HostPort) -> Config {
     c
 }
 
-/// Connects to `host` and reports whether it is a writable primary.
-async fn connect_one(s: &DbSettings, host: &HostPort) -> Result<(Client, bool), AttemptError> {
+/// What one host said.
+struct Answer {
+    client: Client,
+    writable: bool,
+    /// A standby's upstream (`pg_stat_wal_receiver`), when it streams.
+    upstream: Option<HostPort>,
+}
+
+/// Connects to `host` and reports whether it is a writable primary, and, if
+/// it is a standby, which server it streams from.
+async fn connect_one(s: &DbSettings, host: &HostPort) -> Result<Answer, AttemptError> {
     let fail = |reason, detail: String| AttemptError {
         host: host.clone(),
         reason,
@@ -69,14 +79,33 @@ async fn connect_one(s: &DbSettings, host: &HostPort) -> Result<(Client, bool), 
         });
         let row = client
             .query_one(
-                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')",
+                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
+                 (SELECT sender_host FROM pg_stat_wal_receiver), \
+                 (SELECT sender_port FROM pg_stat_wal_receiver)",
                 &[],
             )
             .await
             .map_err(|e| fail(reason_of(&e), e.to_string()))?;
         let in_recovery: bool = row.get(0);
         let read_only: String = row.get(1);
-        Ok((client, !in_recovery && read_only == "off"))
+        let upstream = match (
+            row.get::<_, Option<String>>(2),
+            row.get::<_, Option<i32>>(3),
+        ) {
+            // A Unix socket path is this machine's, not a host to try.
+            (Some(h), Some(p)) if !h.starts_with('/') && (1..=65535).contains(&p) => {
+                Some(HostPort {
+                    host: h,
+                    port: p as u16,
+                })
+            }
+            _ => None,
+        };
+        Ok(Answer {
+            client,
+            writable: !in_recovery && read_only == "off",
+            upstream,
+        })
     };
     match tokio::time::timeout(s.connect_timeout, attempt).await {
         Ok(r) => r,
@@ -94,7 +123,10 @@ fn reason_of(e: &tokio_postgres::Error) -> ConnErrorReason {
 /// The result of a successful search for the primary.
 pub struct Found {
     pub client: Client,
+    /// Index into the listed hosts; `hosts.len()` and up for a host reached
+    /// by following a standby to its upstream.
     pub host_index: usize,
+    pub host: HostPort,
     pub took: Duration,
 }
 
@@ -102,7 +134,10 @@ pub struct Found {
 /// returns the first writable primary, or every attempt's failure. The next
 /// host is tried as soon as one says no, or after a short head start while
 /// one is silent, so a partitioned or frozen old primary costs ~100 ms
-/// instead of a whole connect timeout.
+/// instead of a whole connect timeout. A standby that names the server it
+/// streams from leads there too (index `hosts.len()` and up), so a list
+/// that holds only replicas — the runbook's `DATABASE_HOST=postgres-replica`
+/// patch — still reaches the primary.
 pub async fn find_primary(
     s: &DbSettings,
     prefer: Option<usize>,
@@ -113,17 +148,23 @@ pub async fn find_primary(
     let started = Instant::now();
     let n = s.hosts.len();
     let first = prefer.filter(|i| *i < n).unwrap_or(0);
-    let order: Vec<usize> = (0..n).map(|k| (first + k) % n).collect();
-    let attempt = |i: usize| async move { (i, connect_one(s, &s.hosts[i]).await) };
+    let mut candidates: Vec<(usize, HostPort)> = (0..n)
+        .map(|k| (first + k) % n)
+        .map(|i| (i, s.hosts[i].clone()))
+        .collect();
+    let attempt = |(i, host): (usize, HostPort)| async move {
+        let outcome = connect_one(s, &host).await;
+        (i, host, outcome)
+    };
     let mut pending = FuturesUnordered::new();
     let mut next = 0;
     let mut errors = Vec::new();
     loop {
         if pending.is_empty() {
-            if next >= n {
+            if next >= candidates.len() {
                 return Err(errors);
             }
-            pending.push(attempt(order[next]));
+            pending.push(attempt(candidates[next].clone()));
             next += 1;
         }
         // Staggered, like happy eyeballs: a host that has not answered
@@ -133,23 +174,32 @@ pub async fn find_primary(
         tokio::pin!(head_start);
         tokio::select! {
             done = pending.next() => {
-                let Some((i, outcome)) = done else { continue };
+                let Some((i, host, outcome)) = done else { continue };
                 match outcome {
-                    Ok((client, true)) => {
+                    Ok(a) if a.writable => {
                         return Ok(Found {
-                            client,
+                            client: a.client,
                             host_index: i,
+                            host,
                             took: started.elapsed(),
                         })
                     }
-                    Ok((_client, false)) => {
+                    Ok(a) => {
                         let e = AttemptError {
-                            host: s.hosts[i].clone(),
+                            host,
                             reason: ConnErrorReason::ReadOnly,
                             detail: "node is a standby or read-only".into(),
                         };
                         on_error(&e);
                         errors.push(e);
+                        let known = |h: &HostPort| candidates.iter().any(|(_, c)| c == h);
+                        if let Some(up) = a.upstream.filter(|u| !known(u)) {
+                            // Bounded: at most as many followed hosts as listed ones.
+                            if candidates.len() < 2 * n.max(1) {
+                                let index = candidates.len();
+                                candidates.push((index, up));
+                            }
+                        }
                     }
                     Err(e) => {
                         on_error(&e);
@@ -157,13 +207,13 @@ pub async fn find_primary(
                     }
                 }
                 // A host that answered no: try the next at once.
-                if next < n {
-                    pending.push(attempt(order[next]));
+                if next < candidates.len() {
+                    pending.push(attempt(candidates[next].clone()));
                     next += 1;
                 }
             }
-            _ = &mut head_start, if next < n => {
-                pending.push(attempt(order[next]));
+            _ = &mut head_start, if next < candidates.len() => {
+                pending.push(attempt(candidates[next].clone()));
                 next += 1;
             }
         }

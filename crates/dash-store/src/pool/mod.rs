@@ -26,7 +26,7 @@ const NO_PRIMARY: usize = usize::MAX;
 pub struct PgConn {
     pub(crate) client: tokio_postgres::Client,
     pub(crate) generation: u64,
-    pub(crate) host_index: usize,
+    pub(crate) host: HostPort,
     /// Set when a call on this connection failed in a way that makes it unusable.
     pub(crate) poisoned: bool,
     /// This connection's prepared statements.
@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     /// Connections from an older generation are discarded on return.
     generation: AtomicU64,
     primary: AtomicUsize,
+    /// The primary's address (also when it was reached through a standby).
+    primary_host: Mutex<Option<HostPort>>,
     pub(crate) observer: Arc<dyn StoreObserver>,
     last_error: Mutex<Option<String>>,
 }
@@ -79,16 +81,17 @@ impl managed::Manager for Manager {
             sh.retire_all();
             sh.observer.failover();
             tracing::warn!(
-                from = %sh.settings.hosts[previous],
-                to = %sh.settings.hosts[found.host_index],
+                from = %sh.settings.hosts.get(previous).map_or("a followed host".to_string(), |h| h.to_string()),
+                to = %found.host,
                 "the writable primary moved; following it"
             );
         }
         *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *sh.primary_host.lock().unwrap_or_else(|p| p.into_inner()) = Some(found.host.clone());
         Ok(PgConn {
             client: found.client,
             generation: sh.generation.load(Ordering::SeqCst),
-            host_index: found.host_index,
+            host: found.host,
             poisoned: false,
             stmts: conn::StmtCache::new(),
         })
@@ -136,6 +139,7 @@ impl Db {
         let shared = Arc::new(Shared {
             generation: AtomicU64::new(0),
             primary: AtomicUsize::new(NO_PRIMARY),
+            primary_host: Mutex::new(None),
             observer,
             last_error: Mutex::new(None),
             settings,
@@ -209,10 +213,15 @@ impl Db {
     }
 
     /// The host currently believed to be the primary, if any.
-    pub fn primary(&self) -> Option<&HostPort> {
+    pub fn primary(&self) -> Option<HostPort> {
         match self.shared.primary.load(Ordering::SeqCst) {
             NO_PRIMARY => None,
-            i => self.shared.settings.hosts.get(i),
+            _ => self
+                .shared
+                .primary_host
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 
