@@ -6,7 +6,7 @@ mod args;
 
 use clap::Subcommand;
 use dash_runbook::{
-    self, admin, backup, backups, connections, diagnose, exit, restore, status, verify_backup,
+    self, admin, backup, backups, connections, diagnose, exit, ha, restore, status, verify_backup,
     ApiFlags, RunbookError, Target,
 };
 use serde::Serialize;
@@ -19,22 +19,28 @@ pub use args::*;
 pub enum DbCommand {
     /// Scenario 3, unplanned: fence the primary (it can never take a write again until it rejoins as a replica), promote the most advanced replica, re-point the others. Exit 0 done, 4 refused (no healthy replica, it would lose writes, or no --yes without a terminal), 1 error.
     Failover(super::failover::FailoverArgs),
-    /// Scenario 3, planned and zero-loss: stop the primary cleanly, check the replica has all its WAL, promote it, restart the old primary as its replica. Exit 0 done, 4 refused (no healthy replica, lag over --max-lag, or no --yes without a terminal), 1 error.
-    Switchover(super::failover::FailoverArgs),
-    /// Initial Assessment: per node TCP, auth and SQL reachability, role, timeline, LSN, replication and lag, sessions by state; the API's pool from its metrics.
+    /// Scenario 3, planned and zero-loss: stop the primary cleanly, check the replica has all its WAL, promote it, restart the old primary as its replica. With --etcd (node agents): file the switchover in etcd, to --target or the recorded synchronous standby (--max-lag is not used: only a synchronous standby, which holds every acknowledged write, may take over), and wait until another member holds the leader key and answers /primary 200.
+    #[command(after_help = "Exit codes:
+  0  done (or --dry-run: checked and printed, nothing changed)
+  1  the command failed (error and causes printed; e.g. etcd unreachable)
+  2  bad usage or configuration
+  3  with --etcd: no new writable leader within --wait (a request nobody acted on is withdrawn)
+  4  refused: no healthy replica, lag over --max-lag; with --etcd no leader key, no recorded synchronous standby, a --target that is not one, a pending request, or the leader's agent refused (its reason printed); or no --yes without a terminal")]
+    Switchover(SwitchoverArgs),
+    /// Initial Assessment: per node TCP, auth and SQL reachability, role, timeline, LSN, replication and lag, sessions by state; the API's pool from its metrics. With --etcd: the HA view too (the leader key, the sync set, every member with what its node API /status says, the newest HA history), and the nodes probed are etcd's members.
     #[command(after_help = "Exit codes:
   0  healthy: a writable primary and every node answer
   1  the command failed (error and causes printed)
   2  bad usage or configuration
-  3  degraded: a node does not answer, a replica is not streaming, or checksum failures
+  3  degraded: a node does not answer, a replica is not streaming, or checksum failures; with --etcd also: etcd unreachable, no leader key, the leader's /primary not 200, no synchronous standby recorded
   5  no writable primary answers")]
-    Status(Common),
-    /// Name the situation (healthy or runbook scenario 1-4) with its evidence and the exact command that fixes it.
+    Status(StatusArgs),
+    /// Name the situation (healthy or runbook scenario 1-4) with its evidence and the exact command that fixes it. With --etcd, what etcd and the agents say is evidence too.
     #[command(after_help = "Exit codes:
   0   healthy
-  10  scenario 1: connection issue (a node refused and recovered, a node down, connection errors rising)
+  10  scenario 1: connection issue (a node refused and recovered, a node down, connection errors rising; with --etcd: etcd unreachable, no leader key, the leader's /primary not 200, no synchronous standby, a member not streaming)
   20  scenario 2: corruption (checksum failures in pg_stat_database; amcheck failures with --deep)
-  30  scenario 3: primary lost, a replica can be promoted (fix: dashctl db failover)
+  30  scenario 3: primary lost, a replica can be promoted (fix: dashctl db failover; with --etcd the agents promote the recorded synchronous standby themselves)
   40  scenario 4: pool exhaustion (clients waiting, acquire timeouts, old idle-in-transaction sessions, sessions near max_connections)
   1   the command failed
   2   bad usage or configuration")]
@@ -102,7 +108,10 @@ pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
     use dash_ha::control::RequestKind;
     match cmd {
         DbCommand::Failover(a) => super::failover::run(RequestKind::Failover, a).await,
-        DbCommand::Switchover(a) => super::failover::run(RequestKind::Switchover, a).await,
+        DbCommand::Switchover(a) => match a.etcd.target() {
+            Some(etcd) => finish(switchover_etcd(&etcd, &a).await),
+            None => super::failover::run(RequestKind::Switchover, a.base).await,
+        },
         other => finish(dispatch(other).await),
     }
 }
@@ -112,15 +121,20 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
         DbCommand::Failover(_) | DbCommand::Switchover(_) => {
             unreachable!("run() sends these to the supervisor")
         }
-        DbCommand::Status(c) => {
-            let r = status::gather(&target(&c)?).await;
-            Ok(emit(&c, &r, r.render(), r.exit_code()))
+        DbCommand::Status(a) => {
+            let t = target(&a.common)?;
+            let r = match a.etcd.target() {
+                Some(etcd) => status::gather_ha(&t, &etcd).await,
+                None => status::gather(&t).await,
+            };
+            Ok(emit(&a.common, &r, r.render(), r.exit_code()))
         }
         DbCommand::Diagnose(a) => {
             let opts = diagnose::DiagnoseOptions {
                 window: a.window,
                 deep: a.deep,
                 idle_threshold: a.idle_threshold,
+                etcd: a.etcd.target(),
                 ..Default::default()
             };
             let d = diagnose::diagnose(&target(&a.common)?, &opts).await;
@@ -185,6 +199,18 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
     }
 }
 
+/// The switchover through etcd: the leader's agent hands over.
+async fn switchover_etcd(etcd: &ha::EtcdTarget, a: &SwitchoverArgs) -> Result<u8, RunbookError> {
+    let opts = ha::switchover::SwitchoverOptions {
+        target: a.base.target.clone(),
+        dry_run: a.base.dry_run,
+        yes: a.base.yes,
+        wait: a.wait,
+    };
+    let r = ha::switchover::switchover(etcd, &opts).await?;
+    Ok(print(a.base.json, &r, r.render(), r.exit_code()))
+}
+
 /// Where the database and the API are (environment, topology, flags).
 pub fn target(c: &Common) -> Result<Target, RunbookError> {
     Target::from_env(&ApiFlags {
@@ -196,7 +222,12 @@ pub fn target(c: &Common) -> Result<Target, RunbookError> {
 
 /// Prints the report (JSON or table) and returns its exit code.
 pub fn emit(c: &Common, report: &impl Serialize, table: String, code: u8) -> u8 {
-    if c.json {
+    print(c.json, report, table, code)
+}
+
+/// [`emit`] for commands whose `--json` is their own.
+fn print(json: bool, report: &impl Serialize, table: String, code: u8) -> u8 {
+    if json {
         match serde_json::to_string_pretty(report) {
             Ok(text) => println!("{text}"),
             Err(e) => {

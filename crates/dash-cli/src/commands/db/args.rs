@@ -22,10 +22,59 @@ pub struct Common {
     pub token: Option<String>,
 }
 
+/// Where the node agents (`dashctl node`) keep leadership, when they are used.
+#[derive(Debug, Clone, Args)]
+pub struct EtcdArgs {
+    /// The node agents' etcd client URLs, comma-separated; adds what etcd and the agents say (see above). Without it, nothing is read from etcd.
+    #[arg(
+        long,
+        env = "DASH_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "URLS"
+    )]
+    pub etcd: Vec<String>,
+    /// The agents' cluster name (their etcd prefix /dash/<cluster>/).
+    #[arg(
+        long,
+        env = "DASH_CLUSTER",
+        default_value = "dash",
+        value_name = "NAME"
+    )]
+    pub cluster: String,
+}
+
+impl EtcdArgs {
+    /// `None` when etcd is not configured.
+    pub fn target(&self) -> Option<dash_runbook::ha::EtcdTarget> {
+        dash_runbook::ha::EtcdTarget::new(&self.etcd, &self.cluster)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchoverArgs {
+    #[command(flatten)]
+    pub base: crate::commands::failover::FailoverArgs,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// With --etcd: how long to wait for another member to hold the leader key and answer /primary 200.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub wait: Duration,
+}
+
 #[derive(Debug, Args)]
 pub struct DiagnoseArgs {
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
     /// Also run amcheck: bt_index_check on every index, verify_heapam on every table (reads all data).
     #[arg(long)]
     pub deep: bool,
