@@ -1,5 +1,6 @@
 //! Naming the situation from the signals `diagnose` gathered. Pure: every
-//! rule is unit-tested without a database.
+//! rule is unit-tested without a database. The HA tier's rules (etcd
+//! configured) are in `classify/ha.rs`.
 
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use dash_ha::Role;
 const SLOW_MILLIS: f64 = 1000.0;
 /// The runbook's own wait before re-checking a transient issue.
 const RUNBOOK_WAIT: &str = "sleep 30 && dashctl db status";
+/// Re-checking a transient issue.
+const RECHECK: &str = "dashctl db diagnose   # re-check; restart the database if it recurs";
 
 /// Every situation present, most important first; empty means healthy.
 pub fn classify(s: &Signals) -> Vec<Finding> {
@@ -26,7 +29,11 @@ pub fn classify(s: &Signals) -> Vec<Finding> {
         .collect();
 
     if primary.is_none() && exhausted.is_empty() {
-        out.push(no_primary(s, &down));
+        let mut f = no_primary(s, &down);
+        if let Some(view) = &s.ha {
+            ha::without_primary(&mut f, view);
+        }
+        out.push(f);
     }
     if let Some(f) = corruption(s) {
         out.push(f);
@@ -38,15 +45,19 @@ pub fn classify(s: &Signals) -> Vec<Finding> {
         if let Some(f) = transient(s, p, &down) {
             out.push(f);
         }
+        if let Some(f) = s.ha.as_ref().and_then(ha::with_primary) {
+            out.push(f);
+        }
     }
-    // Two findings of one situation (database down + a flapping node) become one.
+    // Two findings of one situation (database down + a flapping node) become
+    // one; a command two of them give (whatever its comment) is kept once.
     let mut merged: Vec<Finding> = Vec::new();
     for f in out {
         match merged.iter_mut().find(|m| m.situation == f.situation) {
             Some(m) => {
                 m.evidence.extend(f.evidence);
                 for c in f.fix {
-                    if !m.fix.contains(&c) {
+                    if !m.fix.iter().any(|k| command(k) == command(&c)) {
                         m.fix.push(c);
                     }
                 }
@@ -54,8 +65,18 @@ pub fn classify(s: &Signals) -> Vec<Finding> {
             None => merged.push(f),
         }
     }
+    if let Some(view) = &s.ha {
+        for f in &mut merged {
+            ha::name_etcd(f, view);
+        }
+    }
     merged.sort_by_key(|f| f.situation.rank());
     merged
+}
+
+/// A fix line without its `# comment`.
+fn command(line: &str) -> &str {
+    line.split_once('#').map_or(line, |(c, _)| c).trim()
 }
 
 fn active(n: &NodeProbe) -> bool {
@@ -357,7 +378,7 @@ fn transient(s: &Signals, primary: &NodeProbe, down: &[&NodeProbe]) -> Option<Fi
         ));
     }
     fix.push(RUNBOOK_WAIT.into());
-    fix.push("dashctl db diagnose   # re-check; restart the database if it recurs".into());
+    fix.push(RECHECK.into());
     Some(Finding {
         situation: Situation::TransientConnection,
         evidence,
@@ -365,5 +386,6 @@ fn transient(s: &Signals, primary: &NodeProbe, down: &[&NodeProbe]) -> Option<Fi
     })
 }
 
+mod ha;
 #[cfg(test)]
 mod tests;

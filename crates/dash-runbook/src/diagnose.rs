@@ -1,7 +1,9 @@
 //! `dashctl db diagnose`: reads the same signals as `status`, watches failing
 //! nodes for a short re-probe window, samples the API's metrics twice, and
 //! names the situation: healthy or one of the runbook's scenarios 1 to 4,
-//! with its evidence and the exact `dashctl` command that fixes it.
+//! with its evidence and the exact `dashctl` command that fixes it. With
+//! etcd configured, the HA view (leader key, sync set, agents) is evidence
+//! too, and the nodes are etcd's members.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,6 +14,7 @@ use super::amcheck::{amcheck, Amcheck};
 use super::api_client::ApiClient;
 use super::classify::classify;
 use super::connections::idle_in_transaction;
+use super::ha::{self, EtcdTarget};
 use super::output::duration;
 use super::probe::{probe, NodeRole};
 use super::session;
@@ -36,6 +39,8 @@ pub struct DiagnoseOptions {
     pub idle_threshold: Duration,
     /// Sessions above this share of `max_connections` are evidence of scenario 4.
     pub connection_ratio: f64,
+    /// The agents' etcd, when configured.
+    pub etcd: Option<EtcdTarget>,
 }
 
 impl Default for DiagnoseOptions {
@@ -45,6 +50,7 @@ impl Default for DiagnoseOptions {
             deep: false,
             idle_threshold: Duration::from_secs(300),
             connection_ratio: 0.8,
+            etcd: None,
         }
     }
 }
@@ -121,6 +127,14 @@ impl Diagnosis {
 /// Observes the target and names the situation.
 pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
     let started = Instant::now();
+    let (target, ha) = match &opts.etcd {
+        Some(etcd) => {
+            let (t, view) = ha::observe(target, etcd).await;
+            (t, Some(view))
+        }
+        None => (target.clone(), None),
+    };
+    let target = &target;
     let first = status::gather(target).await;
     let mut notes = Vec::new();
     let mut last = first.nodes.clone();
@@ -206,13 +220,17 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
         idle_threshold: opts.idle_threshold,
         connection_ratio: opts.connection_ratio,
         amcheck: deep.clone(),
+        ha: ha.clone(),
     };
     let mut findings = classify(&signals);
     let mut api_pool = first.api.clone();
     if let Some(m) = metrics_after {
         api_pool.metrics = Some(m);
     }
-    let status = status::judge(target, last, api_pool);
+    let mut status = status::judge(target, last, api_pool);
+    if let Some(view) = ha {
+        status.attach_ha(view);
+    }
     let observed_seconds = started.elapsed().as_secs_f64();
     if findings.is_empty() {
         return Diagnosis {

@@ -51,6 +51,14 @@ pub enum RunbookError {
     /// A guard rail: the situation makes the step unsafe.
     #[error("{0}")]
     Refused(String),
+    /// etcd (the agents' DCS) could not be read or written.
+    #[error("etcd at {endpoints} (cluster {cluster})")]
+    Etcd {
+        endpoints: String,
+        cluster: String,
+        #[source]
+        source: dash_dcs::DcsError,
+    },
 }
 
 impl RunbookError {
@@ -64,6 +72,14 @@ impl RunbookError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         RunbookError::Io {
             context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn etcd(target: &crate::ha::EtcdTarget, source: dash_dcs::DcsError) -> Self {
+        RunbookError::Etcd {
+            endpoints: target.endpoints.join(","),
+            cluster: target.cluster.clone(),
             source,
         }
     }

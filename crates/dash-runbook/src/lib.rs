@@ -5,10 +5,11 @@
 //!
 //! | runbook step | module |
 //! |---|---|
-//! | Initial Assessment | [`status`] ([`probe`] per node, [`metrics`] for the API's pool) |
+//! | Initial Assessment | [`status`] ([`probe`] per node, [`metrics`] for the API's pool, [`ha`] for etcd and the node agents) |
 //! | naming the scenario | [`diagnose`] (gathers [`situation::Signals`]), [`classify`] (pure rules) |
 //! | Scenario 4 | [`connections`] (list, terminate), [`api_client`] (live pool size) |
 //! | Scenario 2 | [`backup`], [`backups`], [`verify_backup`] (restore into a scratch database), [`restore`] |
+//! | Scenario 3 with node agents | [`ha::switchover`] (a request in etcd) |
 //! | Recovery Verification | [`recovery_check`] |
 
 pub mod admin;
@@ -21,6 +22,7 @@ pub mod confirm;
 pub mod connections;
 pub mod diagnose;
 mod error;
+pub mod ha;
 pub mod manifest;
 pub mod metrics;
 pub mod output;

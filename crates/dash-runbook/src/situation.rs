@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::amcheck::Amcheck;
 use super::connections::Session;
+use super::ha::HaView;
 use super::metrics::ApiMetrics;
 use super::probe::NodeProbe;
 
@@ -89,4 +90,6 @@ pub struct Signals {
     pub idle_threshold: Duration,
     pub connection_ratio: f64,
     pub amcheck: Option<Amcheck>,
+    /// etcd and the node agents, when etcd is configured.
+    pub ha: Option<HaView>,
 }

@@ -1,9 +1,11 @@
 //! Initial Assessment (`dashctl db status`): every node probed at once, plus the
-//! API's pool as its metrics report it, and a verdict.
+//! API's pool as its metrics report it, and a verdict. With etcd configured,
+//! also the HA tier ([`crate::ha`]): the nodes are then etcd's members.
 
 use serde::Serialize;
 
 use super::api_client::ApiClient;
+use super::ha::{self, EtcdTarget, HaView};
 use super::metrics::ApiMetrics;
 use super::output::{bytes, or_dash, seconds, Table};
 use super::probe::{probe, NodeProbe, NodeRole};
@@ -49,6 +51,9 @@ pub struct StatusReport {
     pub verdict: Verdict,
     /// Why the verdict is not healthy.
     pub problems: Vec<String>,
+    /// The leader key, sync set, members and agents (etcd configured only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha: Option<HaView>,
 }
 
 impl StatusReport {
@@ -61,6 +66,17 @@ impl StatusReport {
 
     pub fn exit_code(&self) -> u8 {
         self.verdict.exit_code()
+    }
+
+    /// Adds the HA view: its problems count against the verdict (a healthy
+    /// database without a leader key or a synchronous standby is degraded).
+    pub fn attach_ha(&mut self, ha: HaView) {
+        let problems = ha.problems();
+        if self.verdict == Verdict::Healthy && !problems.is_empty() {
+            self.verdict = Verdict::Degraded;
+        }
+        self.problems.extend(problems);
+        self.ha = Some(ha);
     }
 
     /// The report as tables.
@@ -136,6 +152,9 @@ impl StatusReport {
             (Some(_), _) => out.push_str("  no pg_pool_* metrics in the answer\n"),
             (None, Some(e)) => out.push_str(&format!("  unreachable: {e}\n")),
             (None, None) => out.push_str("  not read\n"),
+        }
+        if let Some(ha) = &self.ha {
+            out.push_str(&ha.render());
         }
         out.push_str(&format!(
             "\nVerdict: {}\n",
@@ -230,6 +249,15 @@ pub async fn gather(target: &Target) -> StatusReport {
     judge(target, nodes, api)
 }
 
+/// [`gather`] with the HA view: the nodes probed are etcd's members (when
+/// etcd names any), so this works from any host.
+pub async fn gather_ha(target: &Target, etcd: &EtcdTarget) -> StatusReport {
+    let (target, ha) = ha::observe(target, etcd).await;
+    let mut report = gather(&target).await;
+    report.attach_ha(ha);
+    report
+}
+
 /// Builds the report and its verdict from the probes.
 pub fn judge(target: &Target, nodes: Vec<NodeProbe>, api: ApiPool) -> StatusReport {
     let mut problems = Vec::new();
@@ -288,5 +316,6 @@ pub fn judge(target: &Target, nodes: Vec<NodeProbe>, api: ApiPool) -> StatusRepo
         api,
         verdict,
         problems,
+        ha: None,
     }
 }

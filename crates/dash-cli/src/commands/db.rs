@@ -1,39 +1,46 @@
-//! `dashctl db ...`: the runbook's database procedures. Arguments and exit codes
-//! live here; every step is done (and rendered) by `dash_runbook`.
+//! `dashctl db ...`: the runbook's database procedures. Commands and exit
+//! codes live here, their arguments in `db/args.rs`; every step is done (and
+//! rendered) by `dash_runbook`.
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod args;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::Subcommand;
 use dash_runbook::{
-    self, admin, backup, backups, connections, diagnose, exit, restore, status, verify_backup,
+    self, admin, backup, backups, connections, diagnose, exit, ha, restore, status, verify_backup,
     ApiFlags, RunbookError, Target,
 };
 use serde::Serialize;
 
 use super::UsageError;
+pub use args::*;
 
 /// `dashctl db` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Scenario 3, unplanned: fence the primary (it can never take a write again until it rejoins as a replica), promote the most advanced replica, re-point the others. Exit 0 done, 4 refused (no healthy replica, it would lose writes, or no --yes without a terminal), 1 error.
     Failover(super::failover::FailoverArgs),
-    /// Scenario 3, planned and zero-loss: stop the primary cleanly, check the replica has all its WAL, promote it, restart the old primary as its replica. Exit 0 done, 4 refused (no healthy replica, lag over --max-lag, or no --yes without a terminal), 1 error.
-    Switchover(super::failover::FailoverArgs),
-    /// Initial Assessment: per node TCP, auth and SQL reachability, role, timeline, LSN, replication and lag, sessions by state; the API's pool from its metrics.
+    /// Scenario 3, planned and zero-loss: stop the primary cleanly, check the replica has all its WAL, promote it, restart the old primary as its replica. With --etcd (node agents): file the switchover in etcd, to --target or the recorded synchronous standby (--max-lag is not used: only a synchronous standby, which holds every acknowledged write, may take over), and wait until another member holds the leader key and answers /primary 200.
+    #[command(after_help = "Exit codes:
+  0  done (or --dry-run: checked and printed, nothing changed)
+  1  the command failed (error and causes printed; e.g. etcd unreachable)
+  2  bad usage or configuration
+  3  with --etcd: no new writable leader within --wait (a request nobody acted on is withdrawn)
+  4  refused: no healthy replica, lag over --max-lag; with --etcd no leader key, no recorded synchronous standby, a --target that is not one, a pending request, or the leader's agent refused (its reason printed); or no --yes without a terminal")]
+    Switchover(SwitchoverArgs),
+    /// Initial Assessment: per node TCP, auth and SQL reachability, role, timeline, LSN, replication and lag, sessions by state; the API's pool from its metrics. With --etcd: the HA view too (the leader key, the sync set, every member with what its node API /status says, the newest HA history), and the nodes probed are etcd's members.
     #[command(after_help = "Exit codes:
   0  healthy: a writable primary and every node answer
   1  the command failed (error and causes printed)
   2  bad usage or configuration
-  3  degraded: a node does not answer, a replica is not streaming, or checksum failures
+  3  degraded: a node does not answer, a replica is not streaming, or checksum failures; with --etcd also: etcd unreachable, no leader key, the leader's /primary not 200, no synchronous standby recorded
   5  no writable primary answers")]
-    Status(Common),
-    /// Name the situation (healthy or runbook scenario 1-4) with its evidence and the exact command that fixes it.
+    Status(StatusArgs),
+    /// Name the situation (healthy or runbook scenario 1-4) with its evidence and the exact command that fixes it. With --etcd, what etcd and the agents say is evidence too.
     #[command(after_help = "Exit codes:
   0   healthy
-  10  scenario 1: connection issue (a node refused and recovered, a node down, connection errors rising)
+  10  scenario 1: connection issue (a node refused and recovered, a node down, connection errors rising; with --etcd: etcd unreachable, no leader key, the leader's /primary not 200, no synchronous standby, a member not streaming)
   20  scenario 2: corruption (checksum failures in pg_stat_database; amcheck failures with --deep)
-  30  scenario 3: primary lost, a replica can be promoted (fix: dashctl db failover)
+  30  scenario 3: primary lost, a replica can be promoted (fix: dashctl db failover; with --etcd the agents promote the recorded synchronous standby themselves)
   40  scenario 4: pool exhaustion (clients waiting, acquire timeouts, old idle-in-transaction sessions, sessions near max_connections)
   1   the command failed
   2   bad usage or configuration")]
@@ -97,168 +104,14 @@ pub enum DbCommand {
     Restore(RestoreArgs),
 }
 
-/// Options every `dashctl db` command takes.
-#[derive(Debug, Clone, Args)]
-pub struct Common {
-    /// Print JSON instead of tables.
-    #[arg(long)]
-    pub json: bool,
-    /// The API's base URL [default: DASH_API_URL, else the topology's, else http://127.0.0.1:3001].
-    #[arg(long, value_name = "URL")]
-    pub api: Option<String>,
-    /// The API's metrics URL [default: DASH_METRICS_URL, else the topology's, else http://127.0.0.1:9090/metrics].
-    #[arg(long, value_name = "URL")]
-    pub metrics: Option<String>,
-    /// Token for the API's admin endpoints [default: DASH_API_TOKEN, else the topology's].
-    #[arg(long, value_name = "TOKEN")]
-    pub token: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct DiagnoseArgs {
-    #[command(flatten)]
-    pub common: Common,
-    /// Also run amcheck: bt_index_check on every index, verify_heapam on every table (reads all data).
-    #[arg(long)]
-    pub deep: bool,
-    /// How long a failing node is re-probed before it counts as down.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    pub window: Duration,
-    /// Idle-in-transaction sessions older than this are scenario 4 evidence.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
-    pub idle_threshold: Duration,
-}
-
-#[derive(Debug, Args)]
-pub struct ConnectionsArgs {
-    #[command(flatten)]
-    pub common: Common,
-    /// Show query text (hidden by default: it may hold data).
-    #[arg(long)]
-    pub show_queries: bool,
-    /// At most this many long-running sessions.
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct TerminateArgs {
-    #[command(flatten)]
-    pub common: Common,
-    /// End sessions that are idle in transaction (required: the only kind this ends).
-    #[arg(long, required = true)]
-    pub idle_in_transaction: bool,
-    /// Only sessions whose last query started longer ago than this (the runbook uses 300s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub older_than: Duration,
-    /// List what would be ended, end nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub yes: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct PoolArgs {
-    #[command(flatten)]
-    pub common: Common,
-    /// The new maximum pool size (1-1000); without it the pool is only shown.
-    #[arg(long, value_name = "N")]
-    pub size: Option<usize>,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub yes: bool,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OnOff {
-    On,
-    Off,
-}
-
-#[derive(Debug, Args)]
-pub struct MaintenanceArgs {
-    #[command(flatten)]
-    pub common: Common,
-    /// Turn maintenance mode on or off; without it, show it.
-    #[arg(value_enum)]
-    pub state: Option<OnOff>,
-    /// Why (shown in the API's 503 answers).
-    #[arg(long, default_value = "dashctl db maintenance")]
-    pub reason: String,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub yes: bool,
-}
-
-/// `--dir` for the backup commands.
-#[derive(Debug, Clone, Args)]
-pub struct DirArg {
-    /// Backup directory [default: DASH_BACKUP_DIR, else /backups/dash/postgres].
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct BackupArgs {
-    #[command(flatten)]
-    pub common: Common,
-    #[command(flatten)]
-    pub dir: DirArg,
-    /// Keep only the newest N dumps made by `dashctl db backup` (older ones are deleted after a successful backup); default: keep all.
-    #[arg(long, value_name = "N")]
-    pub keep: Option<usize>,
-}
-
-#[derive(Debug, Args)]
-pub struct BackupsArgs {
-    #[command(flatten)]
-    pub common: Common,
-    #[command(flatten)]
-    pub dir: DirArg,
-}
-
-#[derive(Debug, Args)]
-pub struct VerifyBackupArgs {
-    #[command(flatten)]
-    pub common: Common,
-    #[command(flatten)]
-    pub dir: DirArg,
-    /// The dump [default: latest.dump in the backup directory].
-    pub file: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct RestoreArgs {
-    #[command(flatten)]
-    pub common: Common,
-    #[command(flatten)]
-    pub dir: DirArg,
-    /// The dump [default: latest.dump in the backup directory].
-    pub file: Option<PathBuf>,
-    /// Put the API into read-only maintenance mode for the restore (lifted afterwards, also on failure).
-    #[arg(long)]
-    pub stop_writes: bool,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub yes: bool,
-}
-
-/// `300s`, `5m`, `1h 30m`, or bare seconds.
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(v).map_err(|e| format!("{e} (use e.g. 300s, 5m, 500ms)"))
-}
-
 pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
     use dash_ha::control::RequestKind;
     match cmd {
         DbCommand::Failover(a) => super::failover::run(RequestKind::Failover, a).await,
-        DbCommand::Switchover(a) => super::failover::run(RequestKind::Switchover, a).await,
+        DbCommand::Switchover(a) => match a.etcd.target() {
+            Some(etcd) => finish(switchover_etcd(&etcd, &a).await),
+            None => super::failover::run(RequestKind::Switchover, a.base).await,
+        },
         other => finish(dispatch(other).await),
     }
 }
@@ -268,15 +121,20 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
         DbCommand::Failover(_) | DbCommand::Switchover(_) => {
             unreachable!("run() sends these to the supervisor")
         }
-        DbCommand::Status(c) => {
-            let r = status::gather(&target(&c)?).await;
-            Ok(emit(&c, &r, r.render(), r.exit_code()))
+        DbCommand::Status(a) => {
+            let t = target(&a.common)?;
+            let r = match a.etcd.target() {
+                Some(etcd) => status::gather_ha(&t, &etcd).await,
+                None => status::gather(&t).await,
+            };
+            Ok(emit(&a.common, &r, r.render(), r.exit_code()))
         }
         DbCommand::Diagnose(a) => {
             let opts = diagnose::DiagnoseOptions {
                 window: a.window,
                 deep: a.deep,
                 idle_threshold: a.idle_threshold,
+                etcd: a.etcd.target(),
                 ..Default::default()
             };
             let d = diagnose::diagnose(&target(&a.common)?, &opts).await;
@@ -341,6 +199,18 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
     }
 }
 
+/// The switchover through etcd: the leader's agent hands over.
+async fn switchover_etcd(etcd: &ha::EtcdTarget, a: &SwitchoverArgs) -> Result<u8, RunbookError> {
+    let opts = ha::switchover::SwitchoverOptions {
+        target: a.base.target.clone(),
+        dry_run: a.base.dry_run,
+        yes: a.base.yes,
+        wait: a.wait,
+    };
+    let r = ha::switchover::switchover(etcd, &opts).await?;
+    Ok(print(a.base.json, &r, r.render(), r.exit_code()))
+}
+
 /// Where the database and the API are (environment, topology, flags).
 pub fn target(c: &Common) -> Result<Target, RunbookError> {
     Target::from_env(&ApiFlags {
@@ -352,7 +222,12 @@ pub fn target(c: &Common) -> Result<Target, RunbookError> {
 
 /// Prints the report (JSON or table) and returns its exit code.
 pub fn emit(c: &Common, report: &impl Serialize, table: String, code: u8) -> u8 {
-    if c.json {
+    print(c.json, report, table, code)
+}
+
+/// [`emit`] for commands whose `--json` is their own.
+fn print(json: bool, report: &impl Serialize, table: String, code: u8) -> u8 {
+    if json {
         match serde_json::to_string_pretty(report) {
             Ok(text) => println!("{text}"),
             Err(e) => {
@@ -377,18 +252,5 @@ pub fn finish(result: Result<u8, RunbookError>) -> anyhow::Result<u8> {
         }
         Err(e) if e.is_usage() => Err(UsageError(e.to_string()).into()),
         Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_in_the_runbook_form() {
-        assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert!(parse_duration("soon").is_err());
     }
 }

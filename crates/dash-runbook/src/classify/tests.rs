@@ -9,7 +9,7 @@ use crate::probe::{NodeProbe, Step, WalReceiver};
 use crate::NodeTarget;
 use dash_store::HostPort;
 
-fn node(i: u16, role: Option<NodeRole>) -> NodeProbe {
+pub(super) fn node(i: u16, role: Option<NodeRole>) -> NodeProbe {
     let mut n = NodeProbe::new(&NodeTarget {
         name: format!("node{i}"),
         address: HostPort {
@@ -55,7 +55,7 @@ fn signals(first: Vec<NodeProbe>, last: Vec<NodeProbe>) -> Signals {
     }
 }
 
-fn steady(nodes: Vec<NodeProbe>) -> Signals {
+pub(super) fn steady(nodes: Vec<NodeProbe>) -> Signals {
     signals(nodes.clone(), nodes)
 }
 

@@ -1,0 +1,225 @@
+//! The arguments of the `dashctl db` commands, as `--help` shows them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Options every `dashctl db` command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// The API's base URL [default: DASH_API_URL, else the topology's, else http://127.0.0.1:3001].
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    /// The API's metrics URL [default: DASH_METRICS_URL, else the topology's, else http://127.0.0.1:9090/metrics].
+    #[arg(long, value_name = "URL")]
+    pub metrics: Option<String>,
+    /// Token for the API's admin endpoints [default: DASH_API_TOKEN, else the topology's].
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+/// Where the node agents (`dashctl node`) keep leadership, when they are used.
+#[derive(Debug, Clone, Args)]
+pub struct EtcdArgs {
+    /// The node agents' etcd client URLs, comma-separated; adds what etcd and the agents say (see above). Without it, nothing is read from etcd.
+    #[arg(
+        long,
+        env = "DASH_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "URLS"
+    )]
+    pub etcd: Vec<String>,
+    /// The agents' cluster name (their etcd prefix /dash/<cluster>/).
+    #[arg(
+        long,
+        env = "DASH_CLUSTER",
+        default_value = "dash",
+        value_name = "NAME"
+    )]
+    pub cluster: String,
+}
+
+impl EtcdArgs {
+    /// `None` when etcd is not configured.
+    pub fn target(&self) -> Option<dash_runbook::ha::EtcdTarget> {
+        dash_runbook::ha::EtcdTarget::new(&self.etcd, &self.cluster)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchoverArgs {
+    #[command(flatten)]
+    pub base: crate::commands::failover::FailoverArgs,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// With --etcd: how long to wait for another member to hold the leader key and answer /primary 200.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// Also run amcheck: bt_index_check on every index, verify_heapam on every table (reads all data).
+    #[arg(long)]
+    pub deep: bool,
+    /// How long a failing node is re-probed before it counts as down.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Idle-in-transaction sessions older than this are scenario 4 evidence.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    pub idle_threshold: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Show query text (hidden by default: it may hold data).
+    #[arg(long)]
+    pub show_queries: bool,
+    /// At most this many long-running sessions.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TerminateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// End sessions that are idle in transaction (required: the only kind this ends).
+    #[arg(long, required = true)]
+    pub idle_in_transaction: bool,
+    /// Only sessions whose last query started longer ago than this (the runbook uses 300s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// List what would be ended, end nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The new maximum pool size (1-1000); without it the pool is only shown.
+    #[arg(long, value_name = "N")]
+    pub size: Option<usize>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Turn maintenance mode on or off; without it, show it.
+    #[arg(value_enum)]
+    pub state: Option<OnOff>,
+    /// Why (shown in the API's 503 answers).
+    #[arg(long, default_value = "dashctl db maintenance")]
+    pub reason: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `--dir` for the backup commands.
+#[derive(Debug, Clone, Args)]
+pub struct DirArg {
+    /// Backup directory [default: DASH_BACKUP_DIR, else /backups/dash/postgres].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Keep only the newest N dumps made by `dashctl db backup` (older ones are deleted after a successful backup); default: keep all.
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub dir: DirArg,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyBackupArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// The dump [default: latest.dump in the backup directory].
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// The dump [default: latest.dump in the backup directory].
+    pub file: Option<PathBuf>,
+    /// Put the API into read-only maintenance mode for the restore (lifted afterwards, also on failure).
+    #[arg(long)]
+    pub stop_writes: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `300s`, `5m`, `1h 30m`, or bare seconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(v).map_err(|e| format!("{e} (use e.g. 300s, 5m, 500ms)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_the_runbook_form() {
+        assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").is_err());
+    }
+}
