@@ -34,6 +34,12 @@ pub enum Command {
   1  failed: the error and its causes are printed
   2  bad usage or configuration (an invalid flag or environment variable)")]
     Node(crate::commands::node::NodeArgs),
+    /// Internal: the fence guard `dashctl node` starts beside itself (it fences the server when the agent is frozen).
+    #[command(hide = true)]
+    NodeGuard {
+        #[arg(long)]
+        pg_data: std::path::PathBuf,
+    },
     /// Fault injection against a private local cluster, with a measured report.
     #[command(after_help = "Exit codes:
   0  every round ran; in synchronous mode no acknowledged write was lost or duplicated and no fenced node took a write

@@ -308,12 +308,8 @@ impl PgControl {
     pub fn fence(&self) -> Result<(), PgError> {
         // Stop acknowledging first; the marker follows (a former primary
         // found stopped without it is rewound all the same).
-        kill_data_dir_processes(&self.cfg.data_dir);
-        let io = |e| PgError::io("write the fence marker", e);
-        std::fs::write(self.marker(), "demoted by dashctl node\n").map_err(io)?;
-        if self.has_data() {
-            std::fs::write(self.cfg.data_dir.join("standby.signal"), "").map_err(io)?;
-        }
+        crate::guard::fence_data_dir(&self.cfg.data_dir)
+            .map_err(|e| PgError::io("write the fence marker", e))?;
         nix::unistd::sync();
         Ok(())
     }

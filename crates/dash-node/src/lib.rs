@@ -13,6 +13,7 @@ mod api;
 mod backoff;
 mod control;
 pub mod decide;
+pub mod guard;
 mod kube;
 mod local;
 mod metrics;
@@ -83,11 +84,19 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
     let tick = opts.tick;
     let kube_pod = opts.kube_pod.clone();
     let armed = Arc::new(watchdog::Armed::default());
+    let guard = match guard::Guard::start(&opts.pg_data) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!(error = %e, "no fence guard process: a frozen agent could not fence");
+            None
+        }
+    };
     let watchdog = watchdog::start(
         pg.ctl.clone(),
         lease.subscribe(),
         armed.clone(),
         metrics.clone(),
+        guard,
     );
     let mut agent = agent::Agent::new(opts, dcs, lease, pg, status, metrics, armed);
     if let Some((namespace, pod)) = kube_pod {

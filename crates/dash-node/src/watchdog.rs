@@ -32,18 +32,26 @@ impl Armed {
     }
 }
 
-/// Starts the watchdog for `ctl`'s server.
+/// Starts the watchdog for `ctl`'s server. It also keeps the out-of-process
+/// guard (`guard.rs`) told until when the server may stay writable, from
+/// this task rather than the tick, so a slow tick never starves it.
 pub fn start(
     ctl: PgControl,
     lease: watch::Receiver<Option<LeaseState>>,
     armed: Arc<Armed>,
     metrics: Arc<NodeMetrics>,
+    mut guard: Option<crate::guard::Guard>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(EVERY);
         loop {
             ticker.tick().await;
-            let valid = (*lease.borrow()).is_some_and(|l| l.valid_at(Instant::now()));
+            let current = *lease.borrow();
+            if let Some(g) = guard.as_mut() {
+                let until = current.map_or_else(Instant::now, |l| l.valid_until);
+                g.tell(armed.get().then_some(until));
+            }
+            let valid = current.is_some_and(|l| l.valid_at(Instant::now()));
             if valid || !armed.get() {
                 continue;
             }

@@ -36,6 +36,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Up(args) => up::run(args).await,
         Command::Supervise => supervise::run().await,
         Command::Node(args) => node::run(args).await,
+        Command::NodeGuard { pg_data } => {
+            tokio::task::spawn_blocking(move || dash_node::guard::run_guard(&pg_data)).await?;
+            Ok(EXIT_OK)
+        }
         Command::Chaos(args) => chaos::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Db { command } => db::run(command).await,
