@@ -128,6 +128,9 @@ pub async fn inject(
             Undo::Boot(s)
         }
         HostScenario::ReplicaThenPgCrash => {
+            // A server that crashed within 5 s of its last start is restarted
+            // with a backoff (a crash loop); rounds must not look like one.
+            tokio::time::sleep(Duration::from_secs(5)).await;
             for i in &others {
                 bed.kill_agent(*i);
             }
