@@ -3,183 +3,14 @@
 //! on network namespaces (`dash-bench/tests/hosts.rs`); these need no root
 //! beyond what PostgreSQL itself needs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dash_store::pool::NoopObserver;
-use dash_store::{Db, DbSettings, HostPort, Secret};
-use dash_testkit::TempEtcd;
-use serde_json::Value;
+use dash_store::Db;
+use dash_testkit::TempAgents;
 
-const PASSWORD: &str = "agents-test-password";
-const TTL: &str = "3s";
-
-/// Three agents on 127.0.0.1 and their etcd; every process killed (its
-/// PostgreSQL with it) and every file removed on drop.
-struct Agents {
-    etcd: TempEtcd,
-    dir: tempfile::TempDir,
-    ports: Vec<(u16, u16)>,
-    children: Vec<Option<Child>>,
-}
-
-impl Agents {
-    fn start() -> Agents {
-        let etcd = TempEtcd::start().expect("etcd");
-        let dir = tempfile::Builder::new()
-            .prefix("dash-agents-")
-            .tempdir()
-            .expect("temp dir");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let ports = (0..3)
-            .map(|_| (dash_pg::free_port(), dash_pg::free_port()))
-            .collect();
-        let mut a = Agents {
-            etcd,
-            dir,
-            ports,
-            children: vec![None, None, None],
-        };
-        for i in 0..3 {
-            a.start_agent(i);
-        }
-        a
-    }
-
-    fn name(i: usize) -> String {
-        format!("a{}", i + 1)
-    }
-
-    fn data(&self, i: usize) -> PathBuf {
-        self.dir.path().join(Agents::name(i)).join("data")
-    }
-
-    fn start_agent(&mut self, i: usize) {
-        let home = self.dir.path().join(Agents::name(i));
-        std::fs::create_dir_all(&home).unwrap();
-        let log = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(home.join("agent.log"))
-            .unwrap();
-        let (pg, api) = self.ports[i];
-        let child = Command::new(env!("CARGO_BIN_EXE_dashctl"))
-            .args(["node", "--name", &Agents::name(i)])
-            .args(["--etcd", &self.etcd.endpoints().join(",")])
-            .args(["--cluster", "agents-test"])
-            .arg("--pg-data")
-            .arg(self.data(i))
-            .args(["--pg-port", &pg.to_string(), "--pg-listen", "127.0.0.1"])
-            .args(["--advertise", "127.0.0.1", "--node-bind", "127.0.0.1"])
-            .args(["--node-port", &api.to_string(), "--ttl", TTL])
-            .env("DATABASE_PASSWORD", PASSWORD)
-            .env("DASH_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dashctl node");
-        self.children[i] = Some(child);
-    }
-
-    fn kill_agent(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    async fn status(&self, i: usize) -> Option<Value> {
-        let url = format!("http://127.0.0.1:{}/status", self.ports[i].1);
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .ok()?;
-        client.get(url).send().await.ok()?.json().await.ok()
-    }
-
-    /// The leader's index once one leads with a streaming, recorded standby.
-    async fn wait_ha(&self, limit: Duration, not: Option<usize>) -> usize {
-        let deadline = Instant::now() + limit;
-        loop {
-            let mut all = Vec::new();
-            for i in 0..3 {
-                all.push(self.status(i).await);
-            }
-            let leader = (0..3).find(|i| {
-                Some(*i) != not
-                    && all[*i]
-                        .as_ref()
-                        .is_some_and(|s| s["role"] == "primary" && s["holds_key"] == true)
-            });
-            if let Some(l) = leader {
-                let sync = all[l].as_ref().unwrap()["sync_standbys"].clone();
-                let streaming = (0..3).any(|i| {
-                    all[i].as_ref().is_some_and(|s| {
-                        s["role"] == "replica"
-                            && s["streaming"] == true
-                            && sync
-                                .as_array()
-                                .is_some_and(|a| a.iter().any(|n| *n == s["name"]))
-                    })
-                });
-                if streaming {
-                    return l;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no leader with a synchronous standby within {limit:?}: {all:?}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn db(&self) -> Db {
-        let settings = DbSettings {
-            hosts: self
-                .ports
-                .iter()
-                .map(|(pg, _)| HostPort {
-                    host: "127.0.0.1".into(),
-                    port: *pg,
-                })
-                .collect(),
-            password: Secret::new(PASSWORD),
-            query_timeout: Duration::from_secs(3),
-            ..DbSettings::default()
-        };
-        Db::new(settings, Arc::new(NoopObserver))
-    }
-
-    fn logs(&self) -> String {
-        (0..3)
-            .map(|i| {
-                let p = self.dir.path().join(Agents::name(i)).join("agent.log");
-                let text = std::fs::read_to_string(p).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "--- {}:\n{}",
-                    Agents::name(i),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        for i in 0..3 {
-            self.kill_agent(i);
-            dash_pg::kill_data_dir_processes(&self.data(i));
-        }
-    }
+fn agents() -> TempAgents {
+    TempAgents::start(env!("CARGO_BIN_EXE_dashctl"), "agents-test")
 }
 
 /// Writes `n` rows, each acknowledged, retrying through a failover.
@@ -215,9 +46,9 @@ async fn missing(db: &Db, ids: &[uuid::Uuid]) -> usize {
     ids.len() - n as usize
 }
 
-async fn setup() -> (Agents, Db, usize) {
-    let agents = Agents::start();
-    let leader = agents.wait_ha(Duration::from_secs(90), None).await;
+async fn setup() -> (TempAgents, Db, usize) {
+    let agents = agents();
+    let leader = agents.wait_ha(Duration::from_secs(90), None, false).await;
     let db = agents.db();
     let mut c = db.conn().await.expect("connect to the primary");
     c.batch_execute("CREATE TABLE t (id uuid PRIMARY KEY)")
@@ -245,7 +76,7 @@ async fn a_crashed_primary_hands_over_at_once_and_rejoins_with_nothing_lost() {
     let crashed = Instant::now();
     dash_pg::kill_data_dir_processes(&agents.data(old));
     acked.extend(write(&db, 200, Duration::from_secs(30)).await);
-    let new = agents.wait_ha(Duration::from_secs(60), None).await;
+    let new = agents.wait_ha(Duration::from_secs(60), None, false).await;
     assert_ne!(new, old, "the crashed primary kept the key");
     assert!(
         crashed.elapsed() < Duration::from_secs(60),
@@ -268,13 +99,13 @@ async fn a_crashed_primary_hands_over_at_once_and_rejoins_with_nothing_lost() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The node API and metrics say who leads.
-    let url = format!("http://127.0.0.1:{}/primary", agents.ports[new].1);
+    let url = format!("http://127.0.0.1:{}/primary", agents.api_port(new));
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
-    let url = format!("http://127.0.0.1:{}/primary", agents.ports[old].1);
+    let url = format!("http://127.0.0.1:{}/primary", agents.api_port(old));
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 503);
-    let url = format!("http://127.0.0.1:{}/replica", agents.ports[old].1);
+    let url = format!("http://127.0.0.1:{}/replica", agents.api_port(old));
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
-    let url = format!("http://127.0.0.1:{}/metrics", agents.ports[new].1);
+    let url = format!("http://127.0.0.1:{}/metrics", agents.api_port(new));
     let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
     assert!(text.contains("dash_node_leader 1"), "{text}");
     assert!(
@@ -293,13 +124,16 @@ async fn a_killed_agent_takes_its_postgres_with_it_and_a_standby_takes_the_key()
         "PostgreSQL outlived its agent"
     );
     acked.extend(write(&db, 100, Duration::from_secs(30)).await);
-    let new = agents.wait_ha(Duration::from_secs(60), Some(old)).await;
+    let new = agents
+        .wait_ha(Duration::from_secs(60), Some(old), false)
+        .await;
     assert_ne!(new, old);
     agents.start_agent(old);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let s = agents.status(old).await.unwrap_or_default();
-        if s["role"] == "replica" && s["streaming"] == true && s["leader"] == Agents::name(new) {
+        if s["role"] == "replica" && s["streaming"] == true && s["leader"] == TempAgents::name(new)
+        {
             break;
         }
         assert!(
@@ -344,6 +178,6 @@ async fn a_primary_that_cannot_renew_its_lease_stops_writing_before_it_expires()
     );
     // etcd back: a leader again, and nothing acknowledged is lost.
     agents.etcd.member = dash_dcs::EtcdMember::start(cfg).expect("etcd again");
-    agents.wait_ha(Duration::from_secs(90), None).await;
+    agents.wait_ha(Duration::from_secs(90), None, false).await;
     assert_eq!(missing(&db, &acked).await, 0);
 }

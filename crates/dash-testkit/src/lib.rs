@@ -3,11 +3,13 @@
 //! `dashctl` binary. What it starts is torn down on drop, even when a test
 //! panics.
 
+mod agents;
 mod app;
 mod etcd;
 mod metrics;
 mod runner;
 
+pub use agents::{TempAgents, AGENTS_PASSWORD};
 pub use app::{db_settings, items_field, split, TestApi, TestApp, TOKEN};
 /// A throwaway PostgreSQL node, stopped and deleted on drop.
 pub use dash_pg::ScratchNode as TempNode;
