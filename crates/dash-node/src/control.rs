@@ -149,11 +149,21 @@ impl PgControl {
 
     /// Writes Dash's role configuration: primary (no standby file, the given
     /// synchronous standbys) or standby (following `leader`, if known).
-    fn write_role(&self, primary: bool, leader: Option<&MemberState>) -> Result<(), PgError> {
+    fn write_role(
+        &self,
+        primary: bool,
+        leader: Option<&MemberState>,
+        sync: &[String],
+    ) -> Result<(), PgError> {
         let dir = &self.cfg.data_dir;
         let mut lines =
             vec!["# Managed by dashctl node: rewritten on every role change.".to_string()];
-        lines.push("synchronous_standby_names = ''".into());
+        // Read by a standby only once it is promoted: a server started to
+        // become primary waits for the recorded standbys from its first commit.
+        lines.push(format!(
+            "synchronous_standby_names = '{}'",
+            sync_names_value(sync).replace('\'', "''")
+        ));
         let signal = dir.join("standby.signal");
         let io = |e| PgError::io(format!("write role files in {}", dir.display()), e);
         if primary {
@@ -194,7 +204,7 @@ impl PgControl {
         );
         std::fs::write(&hba, text).map_err(|e| PgError::io("write pg_hba.conf", e))?;
         self.write_passfile()?;
-        self.write_role(true, None)?;
+        self.write_role(true, None, &[])?;
         node.start()?;
         if self.database != "postgres" {
             node.create_database(&self.database)?;
@@ -247,7 +257,7 @@ impl PgControl {
             let _ = std::fs::remove_file(self.marker());
         }
         self.clear_stale_lock();
-        self.write_role(false, leader)?;
+        self.write_role(false, leader, &[])?;
         self.node()?.start()
     }
 
@@ -287,18 +297,20 @@ impl PgControl {
     /// runs crash recovery and goes on. A server that was a standby (or was
     /// fenced) starts as a standby and is promoted, so it always moves to a
     /// new timeline: two histories never share one, and a rewind always sees
-    /// where they parted.
-    pub fn start_primary(&self) -> Result<(), PgError> {
+    /// where they parted. Either way it waits for the recorded `sync`
+    /// standbys from its first commit (they hold every write acknowledged
+    /// before, and must hold every one after).
+    pub fn start_primary(&self, sync: &[String]) -> Result<(), PgError> {
         self.clear_stale_lock();
         let _ = std::fs::remove_file(self.marker());
         self.write_passfile()?;
         if self.cfg.data_dir.join("standby.signal").exists() {
-            self.write_role(false, None)?;
+            self.write_role(false, None, sync)?;
             let node = self.node()?;
             node.start()?;
             return node.promote();
         }
-        self.write_role(true, None)?;
+        self.write_role(true, None, sync)?;
         self.node()?.start()
     }
 
@@ -351,4 +363,17 @@ impl PgControl {
     pub fn address(&self) -> String {
         format!("{}:{}", self.cfg.host, self.cfg.port)
     }
+}
+
+/// The value of `synchronous_standby_names` for these standbys (empty:
+/// asynchronous): the first listed one must acknowledge each commit.
+pub fn sync_names_value(standbys: &[String]) -> String {
+    if standbys.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = standbys
+        .iter()
+        .map(|s| format!("\"{}\"", s.replace('"', "")))
+        .collect();
+    format!("FIRST 1 ({})", quoted.join(", "))
 }

@@ -141,15 +141,7 @@ impl LocalPg {
 
     /// Sets `synchronous_standby_names` (empty: asynchronous) and reloads.
     pub async fn set_sync_names(&mut self, standbys: &[String]) -> Result<(), String> {
-        let value = if standbys.is_empty() {
-            String::new()
-        } else {
-            let quoted: Vec<String> = standbys
-                .iter()
-                .map(|s| format!("\"{}\"", s.replace('"', "")))
-                .collect();
-            format!("FIRST 1 ({})", quoted.join(", "))
-        };
+        let value = crate::control::sync_names_value(standbys);
         let set = format!(
             "ALTER SYSTEM SET synchronous_standby_names = '{}'",
             value.replace('\'', "''")

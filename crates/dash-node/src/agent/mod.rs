@@ -243,7 +243,8 @@ impl Agent {
             }
             Action::RestartPrimary => {
                 self.backoff.attempted(now);
-                done(self.pg.step(|c| c.start_primary()).await)
+                let sync = own_sync_standbys(view, &self.opts.name);
+                done(self.pg.step(move |c| c.start_primary(&sync)).await)
             }
             Action::Acquire => self.acquire(view, obs).await,
             Action::Reclaim { old_lease } => self.reclaim(old_lease).await,
@@ -333,11 +334,15 @@ impl Agent {
         let Some(view) = view else {
             return Err("etcd unreadable".into());
         };
-        let sync = match &view.sync {
-            Some(s) if s.value.leader == self.opts.name => s.value.clone(),
-            _ => SyncState {
-                leader: self.opts.name.clone(),
-                standbys: Vec::new(),
+        // A stopped last leader keeps its recorded standbys (and its server
+        // waits for them from the start); a promoted standby starts with none.
+        let standby_now = obs.running && obs.in_recovery == Some(true);
+        let sync = SyncState {
+            leader: self.opts.name.clone(),
+            standbys: if standby_now {
+                Vec::new()
+            } else {
+                own_sync_standbys(Some(view), &self.opts.name)
             },
         };
         let won = self
@@ -356,7 +361,10 @@ impl Agent {
         match (obs.running, obs.in_recovery) {
             (true, Some(true)) => done(self.pg.step(|c| c.promote()).await),
             (true, _) => Ok(()),
-            (false, _) => done(self.pg.step(|c| c.start_primary()).await),
+            (false, _) => {
+                let standbys = sync.standbys.clone();
+                done(self.pg.step(move |c| c.start_primary(&standbys)).await)
+            }
         }
     }
 
@@ -377,6 +385,14 @@ impl Agent {
             let _ = self.dcs.revoke(l.id).await;
         }
     }
+}
+
+/// The standbys recorded for `me` as leader (none if another led last).
+fn own_sync_standbys(view: Option<&ClusterView>, me: &str) -> Vec<String> {
+    view.and_then(|v| v.sync.as_ref())
+        .filter(|s| s.value.leader == me)
+        .map(|s| s.value.standbys.clone())
+        .unwrap_or_default()
 }
 
 fn role_of(obs: &Observed, needs_rewind: bool) -> &'static str {
@@ -441,5 +457,11 @@ mod tests {
             vec!["b", "c-1"]
         );
         assert!(super::quoted_names("").is_empty());
+        // What the agent writes, it reads back.
+        let names = vec!["m1".to_string(), "postgres-replica-0".to_string()];
+        let value = crate::control::sync_names_value(&names);
+        assert_eq!(value, "FIRST 1 (\"m1\", \"postgres-replica-0\")");
+        assert_eq!(super::quoted_names(&value), names);
+        assert_eq!(crate::control::sync_names_value(&[]), "");
     }
 }
