@@ -158,7 +158,11 @@ pub async fn check(
     old: &str,
     promoted_ms: Option<i64>,
 ) -> Result<Verdict, String> {
-    let db = Db::new(settings(hosts, password, 2), Arc::new(NoopObserver));
+    // Long runs (a soak) check millions of ids: generous deadlines, in batches.
+    let mut check_settings = settings(hosts, password, 2);
+    check_settings.query_timeout = Duration::from_secs(120);
+    check_settings.statement_timeout = Duration::from_secs(100);
+    let db = Db::new(check_settings, Arc::new(NoopObserver));
     let ids: Vec<Uuid> = acks.iter().map(|a| a.id).collect();
     // The cluster was highly available a moment ago; give a disturbance
     // since then time to settle rather than reporting it as a check failure.
@@ -170,15 +174,19 @@ pub async fn check(
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
-    let rows = conn
-        .query(
-            "SELECT id, count(*) FROM dash_chaos_writes WHERE id = ANY($1) GROUP BY id",
-            &[&ids],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let found = rows.len();
-    let duplicates = rows.iter().filter(|r| r.get::<_, i64>(1) > 1).count();
+    let mut found = 0;
+    let mut duplicates = 0;
+    for batch in ids.chunks(50_000) {
+        let rows = conn
+            .query(
+                "SELECT id, count(*) FROM dash_chaos_writes WHERE id = ANY($1) GROUP BY id",
+                &[&batch],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        found += rows.len();
+        duplicates += rows.iter().filter(|r| r.get::<_, i64>(1) > 1).count();
+    }
     let superseded = match promoted_ms {
         Some(t) => acks
             .iter()
