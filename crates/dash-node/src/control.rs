@@ -235,10 +235,32 @@ impl PgControl {
     /// Starts as a standby following `leader` (rewinding first when this
     /// node was demoted; re-cloning when the rewind cannot work).
     pub fn start_standby(&self, leader: Option<&MemberState>) -> Result<(), PgError> {
+        self.start_standby_with(leader, false)
+    }
+
+    /// A running standby whose leader changed: it may have received WAL
+    /// from the old leader that the new one never had, so it is stopped
+    /// and rewound (pg_rewind finds nothing to do when it had not), then
+    /// started following the new leader.
+    pub fn refollow(&self, leader: &MemberState) -> Result<(), PgError> {
+        // Whatever happens next, this server starts again only rewound.
+        std::fs::write(self.marker(), "following a new leader\n")
+            .map_err(|e| PgError::io("write the rewind marker", e))?;
+        if self.running() {
+            self.node()?.stop(StopMode::Fast)?;
+        }
+        self.start_standby_with(Some(leader), true)
+    }
+
+    fn start_standby_with(
+        &self,
+        leader: Option<&MemberState>,
+        rewind: bool,
+    ) -> Result<(), PgError> {
         self.write_passfile()?;
         // A server stopped as a primary (a crash, no fence) may hold WAL the
         // leader never had: it is rewound like a fenced one.
-        if self.needs_rewind() || self.was_primary() {
+        if rewind || self.needs_rewind() || self.was_primary() {
             let Some(l) = leader else {
                 return Err(PgError::io(
                     "rewind",
@@ -265,11 +287,27 @@ impl PgControl {
     /// checkpoint; before that pg_rewind sees one timeline and rewinds
     /// nothing. A leader that cannot be reached is an error to retry, not a
     /// reason to re-clone.
+    ///
+    /// The leader must have finished its promotion (`pg_ctl promote` returns
+    /// at once): rewound against a leader still in recovery, on the old
+    /// timeline, pg_rewind finds nothing to do, and the new timeline then
+    /// forks off before this node's recovery point.
     fn checkpoint_leader(&self, leader: &MemberState) -> Result<(), PgError> {
         let mut checkpoint = server_command(&self.bins.path("psql"));
-        checkpoint.args(["-X", "-q", "-w", "-c", "CHECKPOINT"]);
+        checkpoint.args(["-X", "-q", "-t", "-A", "-w"]);
+        checkpoint.args(["-c", "SELECT pg_is_in_recovery()", "-c", "CHECKPOINT"]);
         checkpoint.arg(self.conninfo(leader));
-        dash_pg::run_command(checkpoint).map(drop)
+        let out = dash_pg::run_command(checkpoint)?;
+        if String::from_utf8_lossy(&out.stdout)
+            .trim_start()
+            .starts_with('t')
+        {
+            return Err(PgError::io(
+                "rewind",
+                std::io::Error::other(format!("{} is still promoting; retrying", leader.name)),
+            ));
+        }
+        Ok(())
     }
 
     /// After a crash, `postmaster.pid` may name a PID that another process

@@ -84,7 +84,8 @@ pub enum Action {
     Reclaim { old_lease: i64 },
     /// We hold the key and run as a standby: promote.
     Promote,
-    /// Re-point `primary_conninfo` at the leader.
+    /// Follow a new leader: stop, rewind against it (nothing to do unless
+    /// this standby received WAL the new leader never had), start.
     Follow(MemberState),
     /// Planned hand-over to a recorded standby: clean stop, release the key.
     SwitchOver { to: String, request_revision: i64 },
@@ -226,6 +227,7 @@ pub fn decide(f: &Facts) -> Action {
             }
         }
         Some(l) => match leader_member {
+            Some(_) if !local.may_start => Action::Wait("waiting out the restart backoff".into()),
             Some(m) if local.following.as_deref() != Some(m.name.as_str()) => Action::Follow(m),
             Some(_) => Action::Steady,
             None => Action::Wait(format!("leader {} has not published its address", l.name)),

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use dash_dcs::MemberState;
 use dash_pg::PgError;
 use tokio_postgres::{Client, NoTls};
 
@@ -145,15 +144,6 @@ impl LocalPg {
         let set = format!(
             "ALTER SYSTEM SET synchronous_standby_names = '{}'",
             value.replace('\'', "''")
-        );
-        self.execute(&[&set, "SELECT pg_reload_conf()"]).await
-    }
-
-    /// Re-points a running standby at `leader` (applied on reload).
-    pub async fn follow(&mut self, leader: &MemberState) -> Result<(), String> {
-        let set = format!(
-            "ALTER SYSTEM SET primary_conninfo = '{}'",
-            self.ctl.conninfo(leader).replace('\'', "''")
         );
         self.execute(&[&set, "SELECT pg_reload_conf()"]).await
     }

@@ -252,7 +252,10 @@ impl Agent {
                 self.promoted_at = Some(now);
                 done(self.pg.step(|c| c.promote()).await)
             }
-            Action::Follow(leader) => self.pg.follow(&leader).await,
+            Action::Follow(leader) => {
+                self.backoff.attempted(now);
+                done(self.pg.step(move |c| c.refollow(&leader)).await)
+            }
             Action::SwitchOver {
                 to,
                 request_revision,
