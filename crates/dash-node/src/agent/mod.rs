@@ -17,6 +17,9 @@ use crate::options::NodeOptions;
 
 mod report;
 mod sync_set;
+mod words;
+
+use words::{describe, done, own_sync_standbys, quoted_names, role_of, unix_ms};
 
 /// A server that has not answered for this long counts as hung.
 const HANG_LIMIT: Duration = Duration::from_secs(2);
@@ -387,84 +390,5 @@ impl Agent {
         if let Some(l) = self.lease.current() {
             let _ = self.dcs.revoke(l.id).await;
         }
-    }
-}
-
-/// The standbys recorded for `me` as leader (none if another led last).
-fn own_sync_standbys(view: Option<&ClusterView>, me: &str) -> Vec<String> {
-    view.and_then(|v| v.sync.as_ref())
-        .filter(|s| s.value.leader == me)
-        .map(|s| s.value.standbys.clone())
-        .unwrap_or_default()
-}
-
-fn role_of(obs: &Observed, needs_rewind: bool) -> &'static str {
-    match (obs.running, obs.in_recovery) {
-        (true, Some(false)) => "primary",
-        (true, Some(true)) => "replica",
-        (true, None) => "starting",
-        (false, _) if needs_rewind => "fenced",
-        (false, _) => "stopped",
-    }
-}
-
-fn describe(action: &Action) -> String {
-    match action {
-        Action::Fence(why) => format!("fence: {why}"),
-        Action::Release(why) => format!("release the leader key: {why}"),
-        Action::ClaimInitialize => "claim the initialization of a new cluster".into(),
-        Action::Bootstrap => "initialize a new cluster".into(),
-        Action::Clone(m) => format!("clone from {}", m.name),
-        Action::StartReplica(Some(m)) => format!("start as a standby of {}", m.name),
-        Action::StartReplica(None) => "start as a standby (no leader yet)".into(),
-        Action::RestartPrimary => "restart postgres as primary".into(),
-        Action::Acquire => "take the leader key".into(),
-        Action::Reclaim { old_lease } => {
-            format!("move the leader key from our old lease {old_lease:x}")
-        }
-        Action::Promote => "promote".into(),
-        Action::Follow(m) => format!("follow {}", m.name),
-        Action::SwitchOver { to, .. } => format!("switch over to {to}"),
-        Action::Refuse { reason, .. } => format!("refuse the request: {reason}"),
-        Action::Wait(_) | Action::Steady => String::new(),
-    }
-}
-
-/// Names in `FIRST 1 ("a", "b")`.
-fn quoted_names(setting: &str) -> Vec<String> {
-    setting
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect()
-}
-
-fn done<T>(r: Result<T, dash_pg::PgError>) -> Result<(), String> {
-    r.map(drop).map_err(|e| dash_core::error_chain(&e))
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_the_names_of_the_synchronous_setting() {
-        assert_eq!(
-            super::quoted_names("FIRST 1 (\"b\", \"c-1\")"),
-            vec!["b", "c-1"]
-        );
-        assert!(super::quoted_names("").is_empty());
-        // What the agent writes, it reads back.
-        let names = vec!["m1".to_string(), "postgres-replica-0".to_string()];
-        let value = crate::control::sync_names_value(&names);
-        assert_eq!(value, "FIRST 1 (\"m1\", \"postgres-replica-0\")");
-        assert_eq!(super::quoted_names(&value), names);
-        assert_eq!(crate::control::sync_names_value(&[]), "");
     }
 }
