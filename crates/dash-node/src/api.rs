@@ -11,12 +11,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::NodeMetrics;
 
-/// What the agent knows, as `/status` shows it.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What the agent knows, as `/status` shows it (and as its clients read
+/// it back: `dashctl db status`, the chaos drills).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Status {
     pub name: String,
     /// `primary`, `replica`, `stopped`, `fenced`, `starting`.

@@ -11,7 +11,7 @@ pub mod switchover;
 use std::time::Duration;
 
 use dash_dcs::{ClusterView, Dcs, HistoryEntry, MemberState, Request, SyncState};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{NodeTarget, Target};
 use dash_ha::Role;
@@ -112,24 +112,8 @@ pub struct NodeApi {
     pub primary_error: Option<String>,
 }
 
-/// The fields of an agent's `GET /status` this view shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct NodeStatus {
-    pub name: String,
-    pub role: String,
-    pub postgres_up: bool,
-    pub timeline: Option<u32>,
-    pub lsn: Option<String>,
-    pub streaming: bool,
-    pub lag_bytes: Option<u64>,
-    pub leader: Option<String>,
-    pub holds_key: bool,
-    pub lease_remaining_ms: Option<u64>,
-    pub sync_standbys: Vec<String>,
-    pub etcd_up: bool,
-    pub last_action: String,
-}
+/// An agent's `GET /status`, as the agent serves it.
+pub use dash_node::Status as NodeStatus;
 
 /// One recorded HA decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,8 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 use super::bed::Bed;
 use super::faults::{inject, undo, HostScenario};
 use super::writers::{check, unix_ms, write_gap_ms, LocalWriter, Writers, TABLE_SQL};
@@ -15,16 +13,8 @@ use super::{HostRound, HostsError, HostsOptions};
 /// How long a round waits for the cluster to be highly available.
 pub const HA_LIMIT: Duration = Duration::from_secs(90);
 
-/// The part of a node's `/status` a round reads.
-#[derive(Debug, Clone, Deserialize, Default)]
-pub struct NodeStatus {
-    pub name: String,
-    pub role: String,
-    pub streaming: bool,
-    pub leader: Option<String>,
-    pub holds_key: bool,
-    pub sync_standbys: Vec<String>,
-}
+/// A node's `/status`, as the agent serves it.
+pub use dash_node::Status as NodeStatus;
 
 /// Every member's `/status` (unreachable members are left out).
 pub async fn statuses(bed: &Bed, http: &reqwest::Client) -> Vec<(usize, NodeStatus)> {
