@@ -34,20 +34,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
         other => other?,
     };
     let report = &run.report;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else {
-        print!("{}", report.render());
-    }
-    if let Some(e) = run.stopped_early {
-        return Err(anyhow::Error::new(e).context("chaos run stopped early"));
-    }
     let clean = report.lost == 0 && report.duplicates == 0 && report.fenced_writes == 0;
-    Ok(if clean || args.asynchronous {
-        EXIT_OK
-    } else {
-        EXIT_FAILURE
-    })
+    finish(&args, report, report.render(), run.stopped_early, clean)
 }
 
 async fn run_hosts(args: ChaosArgs, members: usize) -> anyhow::Result<u8> {
@@ -76,15 +64,33 @@ async fn run_hosts(args: ChaosArgs, members: usize) -> anyhow::Result<u8> {
         other => other?,
     };
     let report = &run.report;
+    finish(
+        &args,
+        report,
+        report.render(),
+        run.stopped_early,
+        report.clean(),
+    )
+}
+
+/// Prints the report (JSON or text); a run that stopped early is an error,
+/// an unclean synchronous one exits 1.
+fn finish<E: std::error::Error + Send + Sync + 'static>(
+    args: &ChaosArgs,
+    report: &impl serde::Serialize,
+    text: String,
+    stopped_early: Option<E>,
+    clean: bool,
+) -> anyhow::Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print!("{}", report.render());
+        print!("{text}");
     }
-    if let Some(e) = run.stopped_early {
+    if let Some(e) = stopped_early {
         return Err(anyhow::Error::new(e).context("chaos run stopped early"));
     }
-    Ok(if report.clean() || args.asynchronous {
+    Ok(if clean || args.asynchronous {
         EXIT_OK
     } else {
         EXIT_FAILURE
