@@ -32,8 +32,6 @@ pub struct Local {
     pub needs_rewind: bool,
     /// The member its `primary_conninfo` points at.
     pub following: Option<String>,
-    /// Its WAL receiver streams.
-    pub streaming: bool,
     /// A restart is allowed now (the crash backoff elapsed).
     pub may_start: bool,
     /// This agent released the key recently (a switchover or the fast path):
@@ -63,10 +61,9 @@ pub enum Action {
     Fence(String),
     /// Fence, then delete the leader key so a standby takes over now.
     Release(String),
-    /// Claim the one-time right to run `initdb`.
+    /// Claim the one-time right to run `initdb`, and run it: start as
+    /// primary (the key follows on the next tick).
     ClaimInitialize,
-    /// `initdb`, start as primary, take the key.
-    Bootstrap,
     /// Copy the leader's data directory (`pg_basebackup`).
     Clone(MemberState),
     /// Start as a standby following `leader` (rewinding first if needed), or
@@ -107,7 +104,7 @@ impl Action {
         Some(match self {
             Action::Fence(_) => "fence",
             Action::Release(_) => "release",
-            Action::ClaimInitialize | Action::Bootstrap => "bootstrap",
+            Action::ClaimInitialize => "bootstrap",
             Action::Clone(_) => "clone",
             Action::StartReplica(_) => "rejoin",
             Action::RestartPrimary => "restart",

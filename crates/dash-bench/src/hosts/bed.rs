@@ -271,12 +271,6 @@ impl Bed {
         }
         Ok(())
     }
-
-    /// Stops everything: agents (their servers die with them), etcd, then
-    /// the namespaces.
-    pub fn stop(self) {
-        drop(self)
-    }
 }
 
 impl Drop for Bed {

@@ -163,7 +163,6 @@ impl Agent {
                         v.leader.as_ref().is_some_and(|l| l.name == self.opts.name)
                     })),
             following,
-            streaming: obs.streaming,
             may_start: self.backoff.ready(now),
             released_recently: self
                 .released_at
@@ -231,7 +230,6 @@ impl Agent {
                     Err(e) => Err(e.to_string()),
                 }
             }
-            Action::Bootstrap => done(self.pg.step(|c| c.bootstrap()).await),
             Action::Clone(leader) => {
                 self.backoff.attempted(now);
                 done(self.pg.step(move |c| c.clone_from(&leader)).await)

@@ -29,7 +29,6 @@ pub(super) fn describe(action: &Action) -> String {
         Action::Fence(why) => format!("fence: {why}"),
         Action::Release(why) => format!("release the leader key: {why}"),
         Action::ClaimInitialize => "claim the initialization of a new cluster".into(),
-        Action::Bootstrap => "initialize a new cluster".into(),
         Action::Clone(m) => format!("clone from {}", m.name),
         Action::StartReplica(Some(m)) => format!("start as a standby of {}", m.name),
         Action::StartReplica(None) => "start as a standby (no leader yet)".into(),

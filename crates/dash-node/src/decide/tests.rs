@@ -136,7 +136,7 @@ fn primary() -> Local {
 fn standby(following: &str) -> Local {
     let following = Some(following.to_string());
     with(primary(), |l| {
-        (l.in_recovery, l.following, l.streaming) = (Some(true), following, true)
+        (l.in_recovery, l.following) = (Some(true), following)
     })
 }
 
