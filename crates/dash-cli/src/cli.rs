@@ -16,18 +16,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole platform locally: a PostgreSQL primary and streaming replica(s) under $DASH_HOME (default ./.dash), the API, and the failover supervisor. Ctrl-C stops everything; a second `dashctl up` reuses the data.
+    /// Run the whole platform locally, on the same engine as across machines: a local etcd member, one `dashctl node` agent per PostgreSQL node (a primary and streaming replica(s) under $DASH_HOME, default ./.dash; the agents fail over, fence and rejoin), and the API. Ctrl-C stops everything; a second `dashctl up` reuses the data.
     #[command(after_help = "Exit codes:
   0  stopped cleanly (Ctrl-C or SIGTERM)
-  1  failed: the error and its causes are printed
-  2  bad usage or configuration (an invalid environment variable)")]
+  1  failed: the error and its causes are printed (e.g. a port in use, no PostgreSQL or etcd installed)
+  2  bad usage or configuration (an invalid flag or environment variable)
+
+Logs: $DASH_HOME/nodeN.agent.log (each agent), $DASH_HOME/nodeN.log (its PostgreSQL), $DASH_HOME/etcd.log.")]
     Up(UpArgs),
-    /// Run the automatic failover supervisor alone against the cluster recorded in $DASH_HOME.
-    #[command(after_help = "Exit codes:
-  0  stopped cleanly (Ctrl-C or SIGTERM)
-  1  failed: the error and its causes are printed
-  2  bad usage or configuration (an invalid environment variable)")]
-    Supervise,
     /// The HA agent of one PostgreSQL host: owns its PostgreSQL (init or clone, start, restart with backoff, promote, demote, rewind), holds or follows the leader key in etcd, fences itself when it cannot renew its lease, and serves the node API (/primary, /replica, /health, /status, /metrics) on DASH_NODE_PORT (8008).
     #[command(after_help = "Exit codes:
   0  stopped cleanly (Ctrl-C or SIGTERM); a leader stops its PostgreSQL cleanly and hands the key over
@@ -80,15 +76,21 @@ pub enum ConfigCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
-    /// Number of streaming replicas (first run only; later runs reuse the recorded topology).
-    #[arg(long, default_value_t = 1)]
-    pub replicas: usize,
+    /// Number of streaming replicas, 0 to 8 (first run only; later runs reuse the recorded cluster).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=8))]
+    pub replicas: u16,
     /// Asynchronous replication: faster commits, but a failover may lose the last acknowledged writes (first run only).
     #[arg(long = "async")]
     pub asynchronous: bool,
     /// Port of the first PostgreSQL node; node N uses PORT+N (first run only).
     #[arg(long, default_value_t = 54320)]
     pub pg_port: u16,
+    /// Node API port of the first node's agent; node N uses PORT+N (first run only).
+    #[arg(long, default_value_t = 8008)]
+    pub node_port: u16,
+    /// Client port of the local etcd; its peer port is PORT+1 (first run only).
+    #[arg(long, default_value_t = 2379)]
+    pub etcd_port: u16,
 }
 
 #[derive(Debug, clap::Args)]

@@ -119,6 +119,19 @@ impl EtcdMember {
     /// start every member of a new cluster, then [`EtcdMember::wait_ready`]
     /// on each (none is ready before a quorum runs).
     pub fn spawn(cfg: EtcdConfig) -> Result<EtcdMember, EtcdError> {
+        Self::spawn_inner(cfg, false)
+    }
+
+    /// As [`EtcdMember::spawn`], but the member also gets SIGKILL when the
+    /// thread that calls this exits (`setpriv --pdeathsig KILL`; not with a
+    /// network namespace): a platform that dies leaves no etcd behind. Call
+    /// it from a thread that lives as long as the member should
+    /// (`dash_pg::ParentThread`).
+    pub fn spawn_dying_with_parent(cfg: EtcdConfig) -> Result<EtcdMember, EtcdError> {
+        Self::spawn_inner(cfg, true)
+    }
+
+    fn spawn_inner(cfg: EtcdConfig, pdeathsig: bool) -> Result<EtcdMember, EtcdError> {
         let etcd = locate_binary(std::env::var_os("DASH_ETCD_BIN"), std::env::var_os("PATH"))?;
         let log_path = cfg.log_path();
         let io = |context: String| move |source: std::io::Error| EtcdError::Io { context, source };
@@ -140,6 +153,11 @@ impl EtcdMember {
             Some(ns) => {
                 let mut cmd = Command::new("ip");
                 cmd.args(["netns", "exec", ns]).arg(&etcd);
+                cmd
+            }
+            None if pdeathsig => {
+                let mut cmd = Command::new("setpriv");
+                cmd.args(["--pdeathsig", "KILL", "--"]).arg(&etcd);
                 cmd
             }
             None => Command::new(&etcd),

@@ -98,3 +98,71 @@ async fn metrics_text(State(s): State<ApiState>) -> Response {
     )
         .into_response()
 }
+
+impl Status {
+    /// Is the cluster highly available, by what its members' `/status`
+    /// say? `Ok((leader, standby))` indexes into `all`: the member holding
+    /// the key as a writable primary, and a replica streaming from it (in
+    /// synchronous mode, one the leader records as its synchronous standby).
+    /// Otherwise why not, in words.
+    pub fn ha_pair(all: &[Status], synchronous: bool) -> Result<(usize, usize), String> {
+        let Some(l) = all.iter().position(|s| s.role == "primary" && s.holds_key) else {
+            return Err("no member holds the leader key as a writable primary yet".into());
+        };
+        let leader = &all[l];
+        let follows = |s: &Status| {
+            s.role == "replica" && s.streaming && s.leader.as_deref() == Some(leader.name.as_str())
+        };
+        let standby = all
+            .iter()
+            .position(|s| follows(s) && (!synchronous || leader.sync_standbys.contains(&s.name)));
+        match standby {
+            Some(s) => Ok((l, s)),
+            None if all.iter().any(follows) => Err(format!(
+                "{} leads; a replica streams, not yet its recorded synchronous standby",
+                leader.name
+            )),
+            None => Err(format!(
+                "{} leads; no replica streams from it yet",
+                leader.name
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, role: &str, leader: &str) -> Status {
+        Status {
+            name: name.into(),
+            role: role.into(),
+            holds_key: role == "primary",
+            streaming: role == "replica",
+            leader: Some(leader.into()),
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn ha_needs_a_key_holding_primary_and_a_recorded_streaming_standby() {
+        let mut all = vec![member("a", "replica", "b"), member("b", "primary", "b")];
+        let e = Status::ha_pair(&all, true).unwrap_err();
+        assert!(
+            e.contains("not yet its recorded synchronous standby"),
+            "{e}"
+        );
+        assert_eq!(Status::ha_pair(&all, false), Ok((1, 0)));
+        all[1].sync_standbys = vec!["a".into()];
+        assert_eq!(Status::ha_pair(&all, true), Ok((1, 0)));
+        all[0].leader = Some("c".into());
+        assert!(
+            Status::ha_pair(&all, true).is_err(),
+            "it follows someone else"
+        );
+        all[1].holds_key = false;
+        let e = Status::ha_pair(&all, true).unwrap_err();
+        assert!(e.contains("no member holds the leader key"), "{e}");
+    }
+}

@@ -7,7 +7,9 @@
 
 mod binaries;
 mod init;
+mod lsn;
 mod node;
+mod parent;
 mod process;
 mod scratch;
 mod user;
@@ -16,7 +18,9 @@ use std::path::PathBuf;
 
 pub use binaries::PgBinaries;
 pub use init::run as run_command;
+pub use lsn::{fmt_lsn, parse_lsn};
 pub use node::{CloneSource, NodeConfig, PgNode};
+pub use parent::ParentThread;
 pub use process::{data_dir_pids, kill_data_dir_processes};
 pub use scratch::ScratchNode;
 pub use user::{give_to_server_user, server_command, SERVER_USER};

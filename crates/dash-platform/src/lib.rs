@@ -1,9 +1,17 @@
-//! The local platform: a cluster on this machine, its failover engine and
-//! the API, started and stopped as one. `dashctl up`, the chaos engine's
-//! private platforms and the test kit's clusters all start it the same way.
+//! The local platform: a cluster on this machine run by the same engine as
+//! across machines (a local etcd, one `dashctl node` agent per node) and the
+//! API, started and stopped as one. `dashctl up`, the local chaos drills and
+//! the tests start it the same way; `cluster.json` records it.
 
+mod agents;
+mod create;
+pub mod ha;
 mod platform;
 mod scratch;
+mod topology;
 
-pub use platform::{Platform, PlatformError};
+pub use agents::log_path as agent_log_path;
+pub use create::ClusterOptions;
+pub use platform::{agent_logs, api_ready, Platform, PlatformError, PlatformOptions};
 pub use scratch::ScratchCluster;
+pub use topology::{NodeInfo, Topology, TopologyError, VERSION};

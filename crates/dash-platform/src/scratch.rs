@@ -1,30 +1,32 @@
 //! A private cluster in a temp dir on free loopback ports: chaos drills and
 //! tests. Every node's processes are killed and the dir removed on drop,
-//! whatever happened.
+//! whatever happened (the agents and etcd also die with the platform).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use dash_ha::{ClusterOptions, LocalCluster};
 use dash_pg::kill_data_dir_processes;
 
+use crate::create::ClusterOptions;
+use crate::topology::Topology;
 use crate::PlatformError;
 
-/// A throwaway [`LocalCluster`]: its home is a temp dir, its nodes listen on
-/// free ports, and nothing of it survives the drop.
+/// A throwaway cluster record: its home is a temp dir, every port is free,
+/// and nothing of it survives the drop.
 pub struct ScratchCluster {
     home: Option<tempfile::TempDir>,
-    dirs: Vec<PathBuf>,
+    topo: Topology,
     keep: bool,
 }
 
 impl ScratchCluster {
-    /// A primary and `replicas` streaming replicas, created and started.
-    /// The options' `base_port` and `ports` are replaced by free ports.
+    /// Records a cluster of a leader and `replicas` replicas on free ports
+    /// (start it with [`crate::Platform::start`] on [`ScratchCluster::home`]).
     pub fn create(
-        mut opts: ClusterOptions,
-        progress: &dyn Fn(&str),
-    ) -> Result<(ScratchCluster, LocalCluster), PlatformError> {
+        replicas: usize,
+        synchronous: bool,
+        api_token: Option<String>,
+    ) -> Result<ScratchCluster, PlatformError> {
         let home = tempfile::Builder::new()
             .prefix("dash-cluster-")
             .tempdir()
@@ -33,30 +35,34 @@ impl ScratchCluster {
         std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755))
             .map_err(|e| PlatformError::io("open the temp dir to the server user", e))?;
         let mut ports: Vec<u16> = Vec::new();
-        while ports.len() <= opts.replicas {
+        while ports.len() < 2 * (replicas + 1) + 2 {
             let p = dash_pg::free_port();
             if !ports.contains(&p) {
                 ports.push(p);
             }
         }
-        opts.base_port = ports[0];
-        opts.ports = Some(ports);
-        let mut scratch = ScratchCluster {
-            home: Some(home),
-            dirs: Vec::new(),
-            keep: false,
+        let (pg_ports, rest) = ports.split_at(replicas + 1);
+        let (node_ports, etcd) = rest.split_at(replicas + 1);
+        let opts = ClusterOptions {
+            replicas,
+            synchronous,
+            pg_ports: pg_ports.to_vec(),
+            node_ports: node_ports.to_vec(),
+            etcd_client_port: etcd[0],
+            etcd_peer_port: etcd[1],
+            api_url: String::new(),
+            metrics_url: String::new(),
+            api_token,
         };
-        let cluster = LocalCluster::create(scratch.home(), &opts, progress)?;
-        scratch.dirs = cluster
-            .topo
-            .nodes
-            .iter()
-            .map(|n| n.data_dir.clone())
-            .collect();
-        Ok((scratch, cluster))
+        let topo = Topology::create(home.path(), &opts)?;
+        Ok(ScratchCluster {
+            home: Some(home),
+            topo,
+            keep: false,
+        })
     }
 
-    /// Where the cluster lives (`cluster.json` and a directory per node).
+    /// Where the cluster lives (`cluster.json`, etcd, a directory per node).
     pub fn home(&self) -> &Path {
         self.home
             .as_ref()
@@ -64,7 +70,11 @@ impl ScratchCluster {
             .path()
     }
 
-    /// Keeps the directory (nodes stopped, server logs kept) after the drop.
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    /// Keeps the directory (nodes stopped, logs kept) after the drop.
     pub fn keep(&mut self) {
         self.keep = true;
     }
@@ -72,8 +82,8 @@ impl ScratchCluster {
 
 impl Drop for ScratchCluster {
     fn drop(&mut self) {
-        for d in &self.dirs {
-            kill_data_dir_processes(d);
+        for n in &self.topo.nodes {
+            kill_data_dir_processes(&n.data_dir);
         }
         if let Some(h) = self.home.take() {
             if self.keep {

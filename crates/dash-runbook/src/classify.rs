@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::output::{duration, or_dash, seconds};
 use super::probe::{NodeProbe, NodeRole};
 use super::situation::{Finding, Signals, Situation};
-use dash_ha::Role;
+use crate::probe::Role;
 
 /// A node slower than this to connect and answer one query is a transient issue.
 const SLOW_MILLIS: f64 = 1000.0;

@@ -21,7 +21,7 @@ use super::session;
 use super::situation::{Finding, Signals, Situation};
 use super::status::{self, StatusReport};
 use super::Target;
-use dash_ha::Role;
+use crate::probe::Role;
 
 /// How often failing nodes are re-probed inside the window.
 const REPROBE_EVERY: Duration = Duration::from_millis(250);

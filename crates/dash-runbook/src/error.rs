@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dash_ha::TopologyError;
+use dash_platform::TopologyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunbookError {

@@ -14,7 +14,7 @@ use dash_dcs::{ClusterView, Dcs, HistoryEntry, MemberState, Request, SyncState};
 use serde::Serialize;
 
 use super::{NodeTarget, Target};
-use dash_ha::Role;
+use crate::probe::Role;
 
 /// Deadline of every etcd call (and of the connect).
 pub const ETCD_TIMEOUT: Duration = Duration::from_secs(2);

@@ -14,7 +14,17 @@ use tokio_postgres::{Client, NoTls};
 
 use super::session::{within, QUERY_DEADLINE};
 use super::{NodeTarget, RunbookError};
-use dash_ha::Role;
+
+/// The role a node's agent last recorded in etcd (a fenced node is not
+/// judged: it is down or a standby on purpose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Replica,
+    /// Stopped and barred from accepting writes until it rejoins as a replica.
+    Fenced,
+}
 
 /// Deadline of each probe step.
 pub const STEP_DEADLINE: Duration = Duration::from_secs(3);

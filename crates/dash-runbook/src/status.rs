@@ -10,7 +10,7 @@ use super::metrics::ApiMetrics;
 use super::output::{bytes, or_dash, seconds, Table};
 use super::probe::{probe, NodeProbe, NodeRole};
 use super::{exit, Target};
-use dash_ha::Role;
+use crate::probe::Role;
 
 /// What `GET metrics` gave.
 #[derive(Debug, Clone, Serialize)]

@@ -1,7 +1,7 @@
 //! Where the database and the API are: from `DATABASE_*` / `DATABASE_URL`
-//! (as `dashctl serve` reads them) or, beside `dashctl up`, from the topology in
-//! `$DASH_HOME/cluster.json`; the API from flags, `DASH_API_*`, the topology,
-//! or the defaults.
+//! (as `dashctl serve` reads them) or, beside `dashctl up`, from the record in
+//! `$DASH_HOME/cluster.json` (which also names the local etcd the agents
+//! use); the API from flags, `DASH_API_*`, the record, or the defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +10,9 @@ use dash_store::{DbSettings, HostPort, Secret};
 use serde::Serialize;
 
 use super::RunbookError;
-use dash_ha::{Role, Topology};
+use crate::ha::EtcdTarget;
+use crate::probe::Role;
+use dash_platform::Topology;
 
 /// Default API base URL.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:3001";
@@ -35,7 +37,7 @@ pub struct NodeTarget {
     /// `node0`... from the topology, else the address.
     pub name: String,
     pub address: HostPort,
-    /// The role `cluster.json` records, when there is one.
+    /// The role its agent last recorded in etcd, when etcd was read.
     pub recorded_role: Option<Role>,
 }
 
@@ -80,6 +82,8 @@ pub struct Target {
     /// Where the database settings came from, for the report header.
     pub source: String,
     pub api: ApiEndpoint,
+    /// The agents' etcd, when `cluster.json` names one (beside `dashctl up`).
+    pub etcd: Option<EtcdTarget>,
 }
 
 impl Target {
@@ -101,7 +105,6 @@ impl Target {
         };
         let (settings, nodes, source) = match &topology {
             Some(t) => {
-                // Every node, fenced ones too: status reports them all.
                 let settings = t.db_settings();
                 let nodes = t
                     .nodes
@@ -109,7 +112,7 @@ impl Target {
                     .map(|n| NodeTarget {
                         name: n.name.clone(),
                         address: n.host_port(),
-                        recorded_role: Some(n.role),
+                        recorded_role: None,
                     })
                     .collect();
                 let source = format!("topology {}", Topology::path(&home).display());
@@ -154,7 +157,10 @@ impl Target {
                 .filter(|t| !t.trim().is_empty())
                 .map(Secret::new),
         };
-        Ok(Target::new(settings, nodes, source, api))
+        let mut target = Target::new(settings, nodes, source, api);
+        target.etcd =
+            (topology.as_ref()).and_then(|t| EtcdTarget::new(&t.etcd_endpoints(), &t.cluster));
+        Ok(target)
     }
 
     /// A target for explicit settings (tests, embedding).
@@ -169,6 +175,7 @@ impl Target {
             nodes,
             source,
             api,
+            etcd: None,
         }
     }
 
@@ -255,23 +262,22 @@ mod tests {
     }
 
     #[test]
-    fn beside_dash_up_the_topology_names_every_node_and_the_api() {
-        use dash_ha::{NodeInfo, Topology};
+    fn beside_dash_up_the_record_names_every_node_the_api_and_etcd() {
+        use dash_platform::{NodeInfo, Topology, VERSION};
         let dir = tempfile::tempdir().unwrap();
-        let node = |name: &str, port, role| NodeInfo {
-            name: name.into(),
+        let node = |i: u16| NodeInfo {
+            name: format!("node{i}"),
             host: "127.0.0.1".into(),
-            port,
-            data_dir: dir.path().join(name),
-            role,
+            port: 5500 + i,
+            node_port: 8100 + i,
+            data_dir: dir.path().join(format!("node{i}")),
         };
         Topology {
-            version: 1,
-            nodes: vec![
-                node("node0", 5500, Role::Fenced),
-                node("node1", 5501, Role::Primary),
-                node("node2", 5502, Role::Replica),
-            ],
+            version: VERSION,
+            cluster: "local".into(),
+            nodes: vec![node(0), node(1), node(2)],
+            etcd_client_port: 2479,
+            etcd_peer_port: 2480,
             synchronous: true,
             dbname: "dash".into(),
             user: "dash_user".into(),
@@ -279,7 +285,6 @@ mod tests {
             api_url: "http://127.0.0.1:3101".into(),
             metrics_url: "http://127.0.0.1:9190/metrics".into(),
             api_token: "topo-token".into(),
-            epoch: 2,
         }
         .save(dir.path())
         .unwrap();
@@ -287,18 +292,13 @@ mod tests {
         let t = resolve(&[("DASH_HOME", home)], &ApiFlags::default());
         let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["node0", "node1", "node2"]);
-        assert_eq!(t.nodes[0].recorded_role, Some(Role::Fenced));
-        let candidates: Vec<u16> = t
-            .candidate_settings()
-            .hosts
-            .iter()
+        let candidates: Vec<u16> = (t.candidate_settings().hosts.iter())
             .map(|h| h.port)
             .collect();
-        assert_eq!(
-            candidates,
-            [5501, 5502],
-            "a fenced node is never a candidate"
-        );
+        assert_eq!(candidates, [5500, 5501, 5502]);
+        let etcd = t.etcd.as_ref().expect("the record names its etcd");
+        assert_eq!(etcd.endpoints, ["http://127.0.0.1:2479"]);
+        assert_eq!(etcd.cluster, "local");
         assert_eq!(t.api.api_url, "http://127.0.0.1:3101");
         assert_eq!(t.api.token.as_ref().unwrap().expose(), "topo-token");
         assert!(t.source.contains("cluster.json"));
@@ -308,5 +308,6 @@ mod tests {
             &ApiFlags::default(),
         );
         assert_eq!(t.nodes[0].name, "db:6000");
+        assert!(t.etcd.is_none(), "nor is the record's etcd used then");
     }
 }

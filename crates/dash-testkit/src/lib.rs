@@ -13,8 +13,6 @@ pub use agents::{TempAgents, AGENTS_PASSWORD};
 pub use app::{db_settings, items_field, split, TestApi, TestApp, TOKEN};
 /// A throwaway PostgreSQL node, stopped and deleted on drop.
 pub use dash_pg::ScratchNode as TempNode;
-/// A private local cluster in a temp dir, killed and removed on drop.
-pub use dash_platform::ScratchCluster as TempCluster;
 /// A throwaway single etcd member on free ports, killed and deleted on drop.
 pub use etcd::TempEtcd;
 pub use metrics::{assert_error, metric, metric_sum};

@@ -1,7 +1,7 @@
 //! The chaos engine behind `dashctl chaos`: builds a private platform
-//! (cluster, supervisor, API) in a temp dir on loopback, drives writes
-//! through the API, injects the fault, and measures each round. Everything
-//! is torn down at the end, even on error.
+//! (etcd, a `dashctl node` agent per node, the API) in a temp dir on
+//! loopback, drives writes through the API, injects the fault, and measures
+//! each round. Everything is torn down at the end, even on error.
 
 mod faults;
 mod render;
@@ -10,8 +10,7 @@ mod round;
 
 use std::time::Duration;
 
-use dash_ha::{ClusterOptions, LocalCluster};
-use dash_platform::{Platform, PlatformError, ScratchCluster};
+use dash_platform::{Platform, PlatformError, PlatformOptions, ScratchCluster};
 use dash_store::Secret;
 use serde::Serialize;
 use uuid::Uuid;
@@ -27,7 +26,7 @@ pub enum Scenario {
     KillPrimary,
     /// The primary freezes (SIGSTOP); after the failover it is woken (SIGCONT) to prove the fence held.
     HangPrimary,
-    /// Immediate stop then start of the primary (runbook scenario 1, a transient restart).
+    /// Immediate stop of the primary's PostgreSQL (runbook scenario 1, a transient restart): its agent restarts it or hands over.
     RestartPrimary,
     /// Every free server connection held idle in transaction from outside the API.
     ExhaustPool,
@@ -45,6 +44,8 @@ pub struct ChaosOptions {
     pub synchronous: bool,
     /// Keep the private cluster's directory (nodes stopped, logs kept).
     pub keep: bool,
+    /// The `dashctl` binary the node agents run (normally this one).
+    pub dashctl: std::path::PathBuf,
 }
 
 /// Why a chaos run could not start or stopped early.
@@ -52,18 +53,12 @@ pub struct ChaosOptions {
 pub enum ChaosError {
     #[error("{0}")]
     Usage(String),
-    #[error("the private platform's API was not ready: {0}")]
-    NotReady(String),
     #[error("round {round}: {reason}")]
     Round { round: u32, reason: String },
     #[error("cannot connect to {node}: {reason}")]
     Connect { node: String, reason: String },
     #[error(transparent)]
     Platform(#[from] PlatformError),
-    #[error(transparent)]
-    Cluster(#[from] dash_ha::ClusterError),
-    #[error(transparent)]
-    Topology(#[from] dash_ha::TopologyError),
     #[error("database: {0}")]
     Db(#[from] tokio_postgres::Error),
     #[error(transparent)]
@@ -82,18 +77,8 @@ pub async fn run(opts: &ChaosOptions, progress: &dyn Fn(&str)) -> Result<ChaosRu
         return Err(ChaosError::Usage("--rounds must be from 1 to 1000".into()));
     }
     let token = Uuid::new_v4().simple().to_string();
-    let cluster_opts = ClusterOptions {
-        replicas: 1,
-        synchronous: opts.synchronous,
-        base_port: 0,
-        ports: None,
-        api_url: String::new(),
-        metrics_url: String::new(),
-        api_token: Some(token.clone()),
-    };
     progress("building a private cluster");
-    let (mut scratch, cluster) =
-        tokio::task::block_in_place(|| ScratchCluster::create(cluster_opts, progress))?;
+    let mut scratch = ScratchCluster::create(1, opts.synchronous, Some(token.clone()))?;
     if opts.keep {
         scratch.keep();
     }
@@ -107,19 +92,17 @@ pub async fn run(opts: &ChaosOptions, progress: &dyn Fn(&str)) -> Result<ChaosRu
         ..dash_api::ApiSettings::default()
     };
     api.database.pool_size = (opts.concurrency + 4).max(20);
-    let platform = Platform::start(cluster, api).await?;
+    let platform_opts = PlatformOptions {
+        dashctl: opts.dashctl.clone(),
+        ha_limit: HA_LIMIT,
+    };
+    let platform = Platform::start(&home, api, &platform_opts, progress).await?;
+    let topo = platform.topology().clone();
     let base_url = platform.base_url().to_string();
-    // Writes before the schema is migrated would fail as errors, not outages.
-    if !crate::load::wait_ready(&base_url, HA_LIMIT).await {
-        platform.stop().await?;
-        return Err(ChaosError::NotReady(format!(
-            "{base_url} within {HA_LIMIT:?}"
-        )));
-    }
     let mut rounds = Vec::new();
     let mut stopped_early = None;
     for n in 1..=opts.rounds {
-        match round::round(n, opts, &home, &base_url, &token).await {
+        match round::round(n, opts, &topo, &base_url, &token).await {
             Ok(r) => {
                 progress(&format!(
                     "round {n}/{}: {} -> {}, write gap {:.0} ms, {} acked, {} lost, {} duplicates, {} fenced writes, HA again after {}",
@@ -141,9 +124,7 @@ pub async fn run(opts: &ChaosOptions, progress: &dyn Fn(&str)) -> Result<ChaosRu
             }
         }
     }
-    platform.stop().await?;
-    let final_cluster = LocalCluster::open(&home)?;
-    tokio::task::block_in_place(|| final_cluster.stop_all(&|_| {}));
+    platform.stop(&|_| {}).await?;
     drop(scratch);
     Ok(ChaosRun {
         report: ChaosReport::new(opts.scenario, opts.synchronous, rounds),

@@ -1,10 +1,9 @@
 //! One chaos round and the probes it uses: is the cluster highly available,
 //! does the fenced node still take writes.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dash_ha::{LocalCluster, Topology};
+use dash_platform::{ha, Topology};
 use dash_store::Secret;
 use nix::sys::signal::Signal;
 use uuid::Uuid;
@@ -26,27 +25,11 @@ async fn client(
         })
 }
 
-/// Waits until the recorded primary has a streaming replica; returns when.
-pub(super) async fn wait_ha(home: &Path, limit: Duration) -> Option<Instant> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(t) = Topology::load(home) {
-            if let Some(p) = t.primary() {
-                if let Ok(c) = client(&t, &p.name, "postgres").await {
-                    let q = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'";
-                    if let Ok(Ok(row)) =
-                        tokio::time::timeout(Duration::from_millis(500), c.query_one(q, &[])).await
-                    {
-                        if row.get::<_, i64>(0) > 0 {
-                            return Some(Instant::now());
-                        }
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
+/// Waits until a leader has a streaming (synchronous) standby; returns the
+/// leader and when.
+pub(super) async fn wait_ha(topo: &Topology, limit: Duration) -> Option<(String, Instant)> {
+    let pair = ha::wait_ha(topo, limit, &|_| {}, &mut || None).await.ok()?;
+    Some((pair.leader, Instant::now()))
 }
 
 /// Tries a write on the fenced node for `window`; counts the ones it accepted.
@@ -70,22 +53,21 @@ async fn fence_probe(topo: &Topology, name: &str, window: Duration) -> usize {
 pub(super) async fn round(
     n: u32,
     opts: &ChaosOptions,
-    home: &Path,
+    topo: &Topology,
     base_url: &str,
     token: &str,
 ) -> Result<RoundReport, ChaosError> {
     let fail = |reason: String| ChaosError::Round { round: n, reason };
-    if wait_ha(home, super::HA_LIMIT).await.is_none() {
+    let Some((leader, _)) = wait_ha(topo, super::HA_LIMIT).await else {
         return Err(fail(format!(
             "the cluster did not become highly available within {:?}",
             super::HA_LIMIT
         )));
-    }
-    let topo = Topology::load(home)?;
-    let old = (topo.primary())
-        .ok_or_else(|| fail("no primary recorded".into()))?
+    };
+    let old = (topo.node(&leader))
+        .ok_or_else(|| fail(format!("{leader} leads, but the record has no such node")))?
         .clone();
-    client(&topo, &old.name, "postgres")
+    client(topo, &old.name, "postgres")
         .await?
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS dash_chaos_probe (at timestamptz NOT NULL DEFAULT now())",
@@ -119,19 +101,17 @@ pub(super) async fn round(
             }
         }
         Scenario::RestartPrimary => {
-            let cluster = LocalCluster::open(home)?;
-            let pg = cluster.pg(&old.name)?;
-            tokio::task::spawn_blocking(move || {
-                let _ = pg.stop(dash_pg::StopMode::Immediate);
-                // Started as it was; if the supervisor fenced it meanwhile, it comes up read-only.
-                let _ = pg.start();
-            })
-            .await
-            .map_err(|e| fail(format!("restart task: {e}")))?;
+            // An immediate shutdown: SIGQUIT to the postmaster. Its agent
+            // restarts it in place or hands over to the standby.
+            let pid = std::fs::read_to_string(old.data_dir.join("postmaster.pid"))
+                .ok()
+                .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+                .ok_or_else(|| fail(format!("{} has no postmaster to stop", old.name)))?;
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGQUIT);
         }
         Scenario::ExhaustPool => {
             for _ in 0..200 {
-                match client(&topo, &old.name, "dash").await {
+                match client(topo, &old.name, "dash").await {
                     Ok(c) => {
                         let _ = c.batch_execute("BEGIN; SELECT 1").await;
                         held.push(c);
@@ -166,24 +146,25 @@ pub(super) async fn round(
     let fenced_writes = if matches!(opts.scenario, Scenario::ExhaustPool) {
         0
     } else {
-        let now = Topology::load(home)?;
-        if now.primary().is_some_and(|p| p.name != old.name) {
-            fence_probe(&now, &old.name, Duration::from_secs(1)).await
-        } else {
-            0
+        match ha::leader(topo).await {
+            Some(now) if now != old.name => {
+                fence_probe(topo, &old.name, Duration::from_secs(1)).await
+            }
+            _ => 0,
         }
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     load.stop();
     let report = load.join().await?;
-    let ha = wait_ha(home, super::HA_LIMIT).await;
-    let topo = Topology::load(home)?;
-    let new = topo
-        .primary()
-        .ok_or_else(|| fail("no primary after the fault".into()))?
-        .clone();
+    let ha = wait_ha(topo, super::HA_LIMIT).await;
+    let new = match &ha {
+        Some((leader, _)) => leader.clone(),
+        None => ha::leader(topo)
+            .await
+            .ok_or_else(|| fail("no primary after the fault".into()))?,
+    };
     let acked: Vec<Uuid> = report.acked_ids().collect();
-    let db = client(&topo, &new.name, "dash").await?;
+    let db = client(topo, &new, "dash").await?;
     let found: i64 = db
         .query_one("SELECT count(*) FROM agents WHERE id = ANY($1)", &[&acked])
         .await?
@@ -214,7 +195,7 @@ pub(super) async fn round(
     Ok(RoundReport {
         round: n,
         old_primary: old.name,
-        new_primary: new.name,
+        new_primary: new,
         write_gap_ms: gap,
         acked_writes: acked.len(),
         lost: acked.len() - found as usize,
@@ -224,7 +205,7 @@ pub(super) async fn round(
         ha_restored_ms: if opts.scenario == Scenario::ExhaustPool {
             None
         } else {
-            ha.map(|t| (t - fault_at).as_secs_f64() * 1000.0)
+            ha.map(|(_, t)| (t - fault_at).as_secs_f64() * 1000.0)
         },
         failed_requests: report.summary.requests - report.summary.ok,
         held_sessions,

@@ -25,24 +25,9 @@ pub use report::{Ack, LoadReport, LoadSummary, Op, OpSummary, Outcome, RequestRe
 pub use serve::{ServeError, ServeProcess};
 pub use stats::{percentile, LatencySummary};
 
-/// Polls `{base}/ready` every 50 ms until it answers 200 (true) or `limit`
+/// Polls `{base}/ready` every 50 ms until it answers 200 (true) or a limit
 /// passes (false).
-pub async fn wait_ready(base: &str, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    let Ok(client) = reqwest::Client::builder().no_proxy().build() else {
-        return false;
-    };
-    loop {
-        let ready = client.get(format!("{base}/ready")).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use dash_platform::api_ready as wait_ready;
 
 /// What each worker does in a loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -28,6 +28,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
         concurrency: args.concurrency,
         synchronous: !args.asynchronous,
         keep: args.keep,
+        dashctl: std::env::current_exe()?,
     };
     let run = match chaos::run(&opts, &|m| eprintln!("dashctl chaos: {m}")).await {
         Err(ChaosError::Usage(m)) => return Err(UsageError(m).into()),

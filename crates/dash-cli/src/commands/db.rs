@@ -108,7 +108,7 @@ pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
     use dash_ha::control::RequestKind;
     match cmd {
         DbCommand::Failover(a) => super::failover::run(RequestKind::Failover, a).await,
-        DbCommand::Switchover(a) => match a.etcd.target() {
+        DbCommand::Switchover(a) => match a.etcd.target().or_else(recorded_etcd) {
             Some(etcd) => finish(switchover_etcd(&etcd, &a).await),
             None => super::failover::run(RequestKind::Switchover, a.base).await,
         },
@@ -123,21 +123,22 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
         }
         DbCommand::Status(a) => {
             let t = target(&a.common)?;
-            let r = match a.etcd.target() {
+            let r = match a.etcd.target().or_else(|| t.etcd.clone()) {
                 Some(etcd) => status::gather_ha(&t, &etcd).await,
                 None => status::gather(&t).await,
             };
             Ok(emit(&a.common, &r, r.render(), r.exit_code()))
         }
         DbCommand::Diagnose(a) => {
+            let t = target(&a.common)?;
             let opts = diagnose::DiagnoseOptions {
                 window: a.window,
                 deep: a.deep,
                 idle_threshold: a.idle_threshold,
-                etcd: a.etcd.target(),
+                etcd: a.etcd.target().or_else(|| t.etcd.clone()),
                 ..Default::default()
             };
-            let d = diagnose::diagnose(&target(&a.common)?, &opts).await;
+            let d = diagnose::diagnose(&t, &opts).await;
             Ok(emit(&a.common, &d, d.render(), d.exit_code))
         }
         DbCommand::Connections(a) => {
@@ -218,6 +219,11 @@ pub fn target(c: &Common) -> Result<Target, RunbookError> {
         metrics: c.metrics.clone(),
         token: c.token.clone(),
     })
+}
+
+/// The local etcd that `$DASH_HOME/cluster.json` records (beside `dashctl up`).
+fn recorded_etcd() -> Option<ha::EtcdTarget> {
+    Target::from_env(&ApiFlags::default()).ok()?.etcd
 }
 
 /// Prints the report (JSON or table) and returns its exit code.

@@ -7,7 +7,6 @@ pub(crate) mod db;
 mod failover;
 pub(crate) mod node;
 mod serve;
-mod supervise;
 mod up;
 pub(crate) mod verify;
 
@@ -34,7 +33,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Serve => serve::run().await,
         Command::Up(args) => up::run(args).await,
-        Command::Supervise => supervise::run().await,
         Command::Node(args) => node::run(args).await,
         Command::NodeGuard { pg_data } => {
             tokio::task::spawn_blocking(move || dash_node::guard::run_guard(&pg_data)).await?;

@@ -1,13 +1,17 @@
-//! `dashctl up`: the whole platform on this machine. Creates (or reuses) the
-//! cluster under `$DASH_HOME`, starts it, the API and the supervisor, prints
-//! the URLs, and on Ctrl-C stops them in order: supervisor, API, nodes.
+//! `dashctl up`: the whole platform on this machine, on the same engine as
+//! across machines. Records a new cluster under `$DASH_HOME` (or reuses the
+//! recorded one), starts etcd, one `dashctl node` agent per node and the
+//! API, prints the URLs, and on Ctrl-C stops them in order: API, the
+//! replicas' agents, the leader's agent, etcd.
 
 use anyhow::Context;
-use dash_ha::{ClusterOptions, LocalCluster, Topology};
-use dash_platform::Platform;
+use dash_platform::{ClusterOptions, Platform, PlatformOptions, Topology};
 
 use super::{dash_home, serve::shutdown_signal, settings, EXIT_OK};
 use crate::cli::UpArgs;
+
+/// How long the first start (initdb, clones) may take to become highly available.
+const HA_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
 
 fn say(m: &str) {
     eprintln!("dashctl up: {m}");
@@ -24,55 +28,58 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     };
     let api_url = format!("http://{host}:{}", api.api_port);
     let metrics_url = format!("http://{host}:{}/metrics", api.metrics_port);
-    let exists = Topology::path(&home).exists();
-    let cluster = tokio::task::block_in_place(|| -> anyhow::Result<LocalCluster> {
-        if exists {
-            say(&format!(
-                "reusing the cluster recorded in {}",
-                home.display()
-            ));
-            let mut c = LocalCluster::open(&home)?;
-            c.topo.api_url = api_url.clone();
-            c.topo.metrics_url = metrics_url.clone();
-            if let Some(t) = api.tokens.first() {
-                c.topo.api_token = t.clone();
-            }
-            c.topo.save(&c.home)?;
-            c.start_all(&say)?;
-            Ok(c)
-        } else {
-            say(&format!("creating a new cluster in {}", home.display()));
-            let opts = ClusterOptions {
-                replicas: args.replicas,
-                synchronous: !args.asynchronous,
-                base_port: args.pg_port,
-                ports: None,
-                api_url: api_url.clone(),
-                metrics_url: metrics_url.clone(),
-                api_token: api.tokens.first().map(|t| t.expose().to_string()),
-            };
-            Ok(LocalCluster::create(&home, &opts, &say).context("creating the local cluster")?)
+    if Topology::path(&home).exists() {
+        say(&format!(
+            "reusing the cluster recorded in {}",
+            home.display()
+        ));
+        let mut topo = Topology::load(&home)?;
+        topo.api_url = api_url.clone();
+        topo.metrics_url = metrics_url.clone();
+        if let Some(t) = api.tokens.first() {
+            topo.api_token = t.clone();
         }
-    })?;
-    let result = run_platform(cluster, api, api_url, metrics_url).await;
-    // Whatever happened above, the nodes stop: the supervisor may have
-    // changed roles, so stop what the record says now.
-    let final_cluster = LocalCluster::open(&home)?;
-    tokio::task::block_in_place(|| final_cluster.stop_all(&say));
+        topo.save(&home)?;
+    } else {
+        say(&format!("recording a new cluster in {}", home.display()));
+        let replicas = usize::from(args.replicas);
+        let (pg_ports, node_ports) =
+            ClusterOptions::consecutive(replicas, args.pg_port, args.node_port);
+        let opts = ClusterOptions {
+            replicas,
+            synchronous: !args.asynchronous,
+            pg_ports,
+            node_ports,
+            etcd_client_port: args.etcd_port,
+            etcd_peer_port: args.etcd_port.saturating_add(1),
+            api_url: api_url.clone(),
+            metrics_url: metrics_url.clone(),
+            api_token: api.tokens.first().map(|t| t.expose().to_string()),
+        };
+        Topology::create(&home, &opts).context("recording the local cluster")?;
+    }
+    let opts = PlatformOptions {
+        dashctl: std::env::current_exe().context("finding this dashctl binary")?,
+        ha_limit: HA_LIMIT,
+    };
+    let platform = tokio::select! {
+        p = Platform::start(&home, api, &opts, &say) => p.context("starting the platform")?,
+        _ = shutdown_signal() => {
+            // Dropping the half-started platform kills its agents and etcd.
+            say("interrupted while starting; stopped");
+            return Ok(EXIT_OK);
+        }
+    };
+    print_urls(&platform, &api_url, &metrics_url).await;
+    shutdown_signal().await;
+    say("stopping: API, the replicas' agents, the leader's agent, etcd");
+    platform.stop(&say).await.context("stopping the platform")?;
     say("stopped");
-    result
+    Ok(EXIT_OK)
 }
 
-async fn run_platform(
-    cluster: LocalCluster,
-    api: dash_api::ApiSettings,
-    api_url: String,
-    metrics_url: String,
-) -> anyhow::Result<u8> {
-    let topo = cluster.topo.clone();
-    let platform = Platform::start(cluster, api)
-        .await
-        .context("starting the supervisor and the API")?;
+async fn print_urls(platform: &Platform, api_url: &str, metrics_url: &str) {
+    let topo = platform.topology();
     let mode = if topo.synchronous {
         "synchronous"
     } else {
@@ -86,17 +93,19 @@ async fn run_platform(
     println!("  Dashboard  {api_url}/");
     println!("  Metrics    {metrics_url}");
     println!("  API token  {}", topo.api_token.expose());
-    for n in &topo.nodes {
+    println!("  etcd       {}", topo.etcd_endpoints().join(","));
+    let statuses = dash_platform::ha::statuses(topo).await;
+    for (n, st) in topo.nodes.iter().zip(statuses) {
+        let role = st.map_or_else(|| "not answering".to_string(), |s| s.role);
         println!(
-            "  {:<10} postgresql://{}@{}:{}/{} ({:?})",
-            n.name, topo.user, n.host, n.port, topo.dbname, n.role
+            "  {:<10} postgresql://{}@{}:{}/{} ({role}; node API {})",
+            n.name,
+            topo.user,
+            n.host,
+            n.port,
+            topo.dbname,
+            n.node_url()
         );
     }
     println!("Press Ctrl-C to stop.");
-    shutdown_signal().await;
-    say("stopping: supervisor, API, then the database nodes");
-    if let Err(e) = platform.stop().await {
-        say(&format!("API stopped with an error: {e}"));
-    }
-    Ok(EXIT_OK)
 }

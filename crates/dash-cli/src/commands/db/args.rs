@@ -25,7 +25,7 @@ pub struct Common {
 /// Where the node agents (`dashctl node`) keep leadership, when they are used.
 #[derive(Debug, Clone, Args)]
 pub struct EtcdArgs {
-    /// The node agents' etcd client URLs, comma-separated; adds what etcd and the agents say (see above). Without it, nothing is read from etcd.
+    /// The node agents' etcd client URLs, comma-separated; adds what etcd and the agents say (see above). Beside `dashctl up` the local etcd recorded in $DASH_HOME/cluster.json is used without it; otherwise, without it, nothing is read from etcd.
     #[arg(
         long,
         env = "DASH_ETCD_ENDPOINTS",

@@ -1,0 +1,299 @@
+//! `dashctl up` as a user runs it: the whole platform on the agent engine
+//! (a local etcd, one `dashctl node` per node, the API), a crash of the
+//! primary's PostgreSQL healed by the agents with nothing lost, the old
+//! node back as a streaming replica, Ctrl-C stopping everything, and a
+//! second `dashctl up` reusing the data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dash_platform::Topology;
+use dash_testkit::Runner;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+/// Two consecutive free ports (PORT and PORT+1, as `dashctl up` uses them).
+fn free_pair() -> u16 {
+    loop {
+        let p = dash_pg::free_port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// One `dashctl up` process; SIGKILLed on drop (its agents, their
+/// PostgreSQL and etcd die with it), every node's leftovers killed too.
+struct Up {
+    child: Option<Child>,
+    home: PathBuf,
+    out: PathBuf,
+    args: Vec<String>,
+    api_port: u16,
+    metrics_port: u16,
+}
+
+impl Up {
+    fn start(home: &Path, args: Vec<String>, api_port: u16, metrics_port: u16) -> Up {
+        let out = home.with_extension(format!("up{}.out", dash_pg::free_port()));
+        let mut up = Up {
+            child: None,
+            home: home.to_path_buf(),
+            out,
+            args,
+            api_port,
+            metrics_port,
+        };
+        up.spawn();
+        up
+    }
+
+    fn spawn(&mut self) {
+        let file = std::fs::File::create(&self.out).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_dashctl"))
+            .arg("up")
+            .args(&self.args)
+            .env("DASH_HOME", &self.home)
+            .env("DASH_API_PORT", self.api_port.to_string())
+            .env("METRICS_PORT", self.metrics_port.to_string())
+            .env("DASH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("run dashctl up");
+        self.child = Some(child);
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Waits for "Press Ctrl-C" (the platform is highly available).
+    fn wait_up(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.output().contains("Press Ctrl-C") {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("dashctl up exited ({status}):\n{}", self.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not up within {limit:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Ctrl-C; returns the exit code and how long the stop took.
+    fn interrupt(&mut self) -> (i32, Duration) {
+        let mut child = self.child.take().unwrap();
+        let started = Instant::now();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.code().unwrap_or(-1), started.elapsed());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "dashctl up did not stop within 60 s of Ctrl-C:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn topo(&self) -> Topology {
+        Topology::load(&self.home).unwrap()
+    }
+
+    fn api(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/api/v1{path}", self.api_port)
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Ok(t) = Topology::load(&self.home) {
+            for n in &t.nodes {
+                dash_pg::kill_data_dir_processes(&n.data_dir);
+            }
+        }
+    }
+}
+
+async fn statuses(topo: &Topology) -> Vec<dash_node::Status> {
+    dash_platform::ha::statuses(topo)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Does `GET /swarms/{id}` answer 200?
+async fn swarm_found(up: &Up, token: &str, id: &str) -> bool {
+    let got = reqwest::Client::new()
+        .get(up.api(&format!("/swarms/{id}")))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    got.is_ok_and(|r| r.status().is_success())
+}
+
+/// Polls `f` every 100 ms until it is `Some`, or panics after `limit` with `what`.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    limit: Duration,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_the_agent_engine_heals_a_crash_stops_on_ctrl_c_and_reuses_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.path().join("dash");
+    let args: Vec<String> = vec![
+        "--pg-port".into(),
+        free_pair().to_string(),
+        "--node-port".into(),
+        free_pair().to_string(),
+        "--etcd-port".into(),
+        free_pair().to_string(),
+    ];
+    let (api_port, metrics_port) = (dash_pg::free_port(), dash_pg::free_port());
+    let mut up = Up::start(&home, args, api_port, metrics_port);
+    up.wait_up(Duration::from_secs(180));
+    let out = up.output();
+    assert!(out.contains("recording a new cluster"), "{out}");
+    assert!(out.contains("synchronous replication"), "{out}");
+    let topo = up.topo();
+
+    // The runbook's commands find everything from the record, etcd included.
+    let cli = Runner::new(env!("CARGO_BIN_EXE_dashctl"))
+        .env("DASH_HOME", &home)
+        .env("DASH_LOG", "error");
+    let status = cli.run(&["db", "status"]).await;
+    status.expect_code(0);
+    assert!(status.stdout.contains("leader key:"), "{}", status.show());
+
+    let http = reqwest::Client::new();
+    let token = topo.api_token.expose().to_string();
+    let create = |name: &str| {
+        http.post(up.api("/swarms"))
+            .bearer_auth(&token)
+            .json(&json!({"name": name, "strategy": "parallel"}))
+            .timeout(Duration::from_secs(5))
+            .send()
+    };
+    let before: Value = create("before-the-crash")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = (before["id"].as_str())
+        .unwrap_or_else(|| panic!("no swarm id in {before}"))
+        .to_string();
+
+    // Crash the leader's PostgreSQL (every process, frozen first).
+    let all = statuses(&topo).await;
+    let old = all
+        .iter()
+        .find(|s| s.holds_key)
+        .expect("a leader")
+        .name
+        .clone();
+    let data_dir = topo.node(&old).unwrap().data_dir.clone();
+    assert!(
+        dash_bench::chaos::crash(&data_dir) > 0,
+        "no process to kill"
+    );
+
+    // Writes continue on the other node, and the swarm written before is there.
+    eventually(
+        Duration::from_secs(30),
+        "a write after the crash",
+        || async {
+            let r = create("after-the-crash").await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    assert!(
+        swarm_found(&up, &token, &id).await,
+        "the swarm written before was lost"
+    );
+    let new = eventually(Duration::from_secs(30), "a new leader", || async {
+        let all = statuses(&topo).await;
+        let l = all.iter().find(|s| s.holds_key && s.role == "primary")?;
+        (l.name != old).then(|| l.name.clone())
+    })
+    .await;
+
+    // The old node comes back as a streaming replica of the new leader.
+    eventually(
+        Duration::from_secs(60),
+        "the old node streaming again",
+        || async {
+            let all = statuses(&topo).await;
+            all.iter()
+                .any(|s| s.name == old && s.streaming && s.leader.as_deref() == Some(new.as_str()))
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Ctrl-C stops everything: no server of any node, no etcd left.
+    let (code, took) = up.interrupt();
+    assert_eq!(code, 0, "{}", up.output());
+    assert!(
+        up.output().contains("dashctl up: stopped"),
+        "{}",
+        up.output()
+    );
+    eprintln!("dashctl up stopped in {took:?}");
+    for n in &topo.nodes {
+        assert!(
+            dash_pg::data_dir_pids(&n.data_dir).is_empty(),
+            "a process of {} outlived dashctl up",
+            n.name
+        );
+    }
+    let etcd = ("127.0.0.1", topo.etcd_client_port);
+    assert!(
+        std::net::TcpStream::connect(etcd).is_err(),
+        "etcd still listens"
+    );
+
+    // A second `dashctl up` reuses the cluster and its data.
+    up.spawn();
+    up.wait_up(Duration::from_secs(120));
+    assert!(
+        up.output().contains("reusing the cluster"),
+        "{}",
+        up.output()
+    );
+    assert!(
+        swarm_found(&up, &token, &id).await,
+        "the data did not survive a restart"
+    );
+    let (code, _) = up.interrupt();
+    assert_eq!(code, 0, "{}", up.output());
+}

@@ -1,0 +1,91 @@
+//! What the local agents say, read from their node APIs: every node's
+//! `/status`, who leads, and when the cluster is highly available again.
+
+use std::time::{Duration, Instant};
+
+use dash_node::Status;
+
+use crate::topology::Topology;
+
+/// How long one `/status` may take.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Every node's `/status` in the record's order (`None`: no answer).
+pub async fn statuses(topo: &Topology) -> Vec<Option<Status>> {
+    let http = reqwest::Client::builder()
+        .timeout(STATUS_TIMEOUT)
+        .no_proxy()
+        .build()
+        .expect("a plain HTTP client builds");
+    let asks = topo.nodes.iter().map(|n| {
+        let http = http.clone();
+        let url = format!("{}/status", n.node_url());
+        async move {
+            let resp = http.get(url).send().await.ok()?;
+            resp.json::<Status>().await.ok()
+        }
+    });
+    futures::future::join_all(asks).await
+}
+
+/// The leader and a standby that makes the cluster highly available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaPair {
+    pub leader: String,
+    /// `None` only in a one-node cluster.
+    pub standby: Option<String>,
+}
+
+/// The node that holds the key as a writable primary, if one does now.
+pub async fn leader(topo: &Topology) -> Option<String> {
+    statuses(topo)
+        .await
+        .into_iter()
+        .flatten()
+        .find(|s| s.role == "primary" && s.holds_key)
+        .map(|s| s.name)
+}
+
+/// Polls until the cluster is highly available (see
+/// [`dash_node::Status::ha_pair`]; a one-node cluster only needs its
+/// leader); `progress` gets each new reason it is not yet. Stops early
+/// with the reason `give_up` returns, or after `limit` with the last reason.
+pub async fn wait_ha(
+    topo: &Topology,
+    limit: Duration,
+    progress: &dyn Fn(&str),
+    give_up: &mut dyn FnMut() -> Option<String>,
+) -> Result<HaPair, String> {
+    let deadline = Instant::now() + limit;
+    let mut said = String::new();
+    loop {
+        let all: Vec<Status> = statuses(topo).await.into_iter().flatten().collect();
+        let why = match Status::ha_pair(&all, topo.synchronous) {
+            Ok((l, s)) => {
+                return Ok(HaPair {
+                    leader: all[l].name.clone(),
+                    standby: Some(all[s].name.clone()),
+                })
+            }
+            Err(why) => why,
+        };
+        let lone = all.iter().find(|s| s.role == "primary" && s.holds_key);
+        if let (1, Some(l)) = (topo.nodes.len(), lone) {
+            return Ok(HaPair {
+                leader: l.name.clone(),
+                standby: None,
+            });
+        }
+        if why != said {
+            progress(&why);
+            said = why;
+        }
+        if let Some(reason) = give_up() {
+            return Err(reason);
+        }
+        if Instant::now() > deadline {
+            return Err(said);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
