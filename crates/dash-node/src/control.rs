@@ -1,6 +1,6 @@
 //! The blocking steps on the agent's own PostgreSQL: init, clone, start as
 //! primary or standby, fence, promote, rewind. They run on one long-lived
-//! control thread ([`ControlThread`]), because every server is started with
+//! control thread (a [`dash_pg::ParentThread`]), because every server is started with
 //! a parent-death signal: if the agent dies, so does its PostgreSQL, and a
 //! primary can never outlive the agent that fences it.
 //!
@@ -10,7 +10,6 @@
 //! node was demoted and must be rewound before it follows anyone.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
 
 use dash_dcs::MemberState;
 use dash_pg::{
@@ -21,38 +20,17 @@ use dash_pg::{
 use crate::local::{field, split_host_port};
 use crate::options::NodeOptions;
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// One thread that lives as long as the agent and runs every blocking step;
-/// servers it starts die with it.
-pub struct ControlThread {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl ControlThread {
-    pub fn start() -> ControlThread {
-        let (jobs, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("pg-control".into())
-            .spawn(move || {
-                for job in rx {
-                    job();
-                }
-            })
-            .expect("spawn the PostgreSQL control thread");
-        ControlThread { jobs }
-    }
-
-    /// Runs `f` on the control thread and waits for it without blocking the runtime.
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = tx.send(f());
-            }))
-            .expect("the control thread lives as long as the agent");
-        rx.await.expect("the control thread finishes every job")
-    }
+/// Settings every server gets on its command line (never copied by a rewind
+/// or a clone): fast WAL retrieval retries and replication timeouts short
+/// enough that a dead peer is noticed within seconds.
+fn node_settings(name: &str) -> Vec<(String, String)> {
+    vec![
+        ("cluster_name".into(), name.into()),
+        ("wal_retrieve_retry_interval".into(), "10ms".into()),
+        ("wal_receiver_status_interval".into(), "1s".into()),
+        ("wal_sender_timeout".into(), "5s".into()),
+        ("wal_receiver_timeout".into(), "5s".into()),
+    ]
 }
 
 /// The blocking steps on one agent's PostgreSQL. Cloned into each job of
@@ -71,7 +49,7 @@ impl PgControl {
         let mut cfg = NodeConfig::new(&opts.pg_data, opts.pg_port, opts.password.clone());
         cfg.host = opts.advertise.clone();
         cfg.superuser = opts.superuser.clone();
-        cfg.settings = dash_ha::local::node_settings(&opts.name);
+        cfg.settings = node_settings(&opts.name);
         cfg.settings
             .push(("listen_addresses".into(), opts.pg_listen.clone()));
         cfg.die_with_parent = true;

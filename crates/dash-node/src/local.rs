@@ -8,8 +8,9 @@ use std::time::Duration;
 use dash_pg::PgError;
 use tokio_postgres::{Client, NoTls};
 
-use crate::control::{ControlThread, PgControl};
+use crate::control::PgControl;
 use crate::options::NodeOptions;
+use dash_pg::ParentThread;
 
 /// Every query of an observation runs under this deadline.
 const QUERY_DEADLINE: Duration = Duration::from_millis(500);
@@ -46,7 +47,7 @@ pub struct StandbyRow {
 /// The local PostgreSQL of one agent.
 pub struct LocalPg {
     pub ctl: PgControl,
-    thread: ControlThread,
+    thread: ParentThread,
     conn: Option<Client>,
 }
 
@@ -54,7 +55,7 @@ impl LocalPg {
     pub fn new(opts: &NodeOptions) -> Result<LocalPg, PgError> {
         Ok(LocalPg {
             ctl: PgControl::new(opts)?,
-            thread: ControlThread::start(),
+            thread: ParentThread::start("pg-control"),
             conn: None,
         })
     }
@@ -211,7 +212,7 @@ async fn read(pg: &mut LocalPg) -> Option<Reading> {
             timeline: received_tli.or(checkpoint_tli).map(|t| t as u32),
             lsn: row
                 .get::<_, Option<String>>(3)
-                .and_then(|s| dash_ha::decide::parse_lsn(&s)),
+                .and_then(|s| dash_pg::parse_lsn(&s)),
             standbys: Vec::new(),
             syncrep_wait_ms: 0,
             sync_names: String::new(),
@@ -241,7 +242,7 @@ async fn read(pg: &mut LocalPg) -> Option<Reading> {
     Some(Reading {
         in_recovery,
         timeline: u32::from_str_radix(&tli_hex, 16).ok(),
-        lsn: dash_ha::decide::parse_lsn(&row.get::<_, String>(1)),
+        lsn: dash_pg::parse_lsn(&row.get::<_, String>(1)),
         streaming: false,
         sync_names: row.get(2),
         syncrep_wait_ms: row.get::<_, i64>(3).max(0) as u64,
@@ -251,7 +252,7 @@ async fn read(pg: &mut LocalPg) -> Option<Reading> {
                 name: r.get(0),
                 streaming: r.get::<_, Option<bool>>(1).unwrap_or(false),
                 sync: r.get::<_, Option<bool>>(2).unwrap_or(false),
-                flush_lsn: dash_ha::decide::parse_lsn(&r.get::<_, String>(3)).unwrap_or(0),
+                flush_lsn: dash_pg::parse_lsn(&r.get::<_, String>(3)).unwrap_or(0),
                 reply_age_ms: r.get::<_, i64>(4).max(0) as u64,
             })
             .collect(),

@@ -76,7 +76,7 @@ impl Agent {
         st.role = role.to_string();
         st.postgres_up = obs.answered;
         st.timeline = obs.timeline;
-        st.lsn = obs.lsn.map(dash_ha::decide::fmt_lsn);
+        st.lsn = obs.lsn.map(dash_pg::fmt_lsn);
         st.streaming = obs.streaming;
         st.lag_bytes = lag;
         st.etcd_up = view.is_some();
