@@ -17,8 +17,14 @@ pub use args::*;
 /// `dashctl db` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Scenario 3, unplanned: fence the primary (it can never take a write again until it rejoins as a replica), promote the most advanced replica, re-point the others. Exit 0 done, 4 refused (no healthy replica, it would lose writes, or no --yes without a terminal), 1 error.
-    Failover(super::failover::FailoverArgs),
+    /// Scenario 3, unplanned: fence the primary (it can never take a write again until it rejoins as a replica), promote the most advanced replica, re-point the others. With --etcd (node agents, from any host): file the failover in etcd and wait until another member holds the leader key and answers /primary 200. With a leader, its agent kills its PostgreSQL at once (no clean shutdown) and releases the key to --target or the recorded synchronous standby (--target must be one; --max-lag is not used), which holds every acknowledged write; a leader whose node API does not answer keeps its key until its agent acts or its lease expires (nothing deletes it). With the key free and no recorded synchronous standby running, --target X --accept-data-loss lets exactly X take the key.
+    #[command(after_help = "Exit codes:
+  0  done (or --dry-run: checked and printed, nothing changed)
+  1  the command failed (error and causes printed; e.g. etcd unreachable)
+  2  bad usage or configuration (e.g. --accept-data-loss without --target or without --etcd)
+  3  with --etcd: no new writable leader within --wait (a request nobody acted on is withdrawn)
+  4  refused: no healthy replica, it would lose writes; with --etcd a --target that is not a recorded synchronous standby (without --accept-data-loss when the key is free), no recorded synchronous standby, a target whose agent or standby is not running, --accept-data-loss while a leader holds the key or a recorded standby runs, a pending request, or an agent refused (its reason printed); or no --yes without a terminal")]
+    Failover(DbFailoverArgs),
     /// Scenario 3, planned and zero-loss: stop the primary cleanly, check the replica has all its WAL, promote it, restart the old primary as its replica. With --etcd (node agents): file the switchover in etcd, to --target or the recorded synchronous standby (--max-lag is not used: only a synchronous standby, which holds every acknowledged write, may take over), and wait until another member holds the leader key and answers /primary 200.
     #[command(after_help = "Exit codes:
   0  done (or --dry-run: checked and printed, nothing changed)
@@ -107,8 +113,14 @@ pub enum DbCommand {
 pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
     use dash_ha::control::RequestKind;
     match cmd {
-        DbCommand::Failover(a) => super::failover::run(RequestKind::Failover, a).await,
-        DbCommand::Switchover(a) => match a.etcd.target() {
+        DbCommand::Failover(a) => match a.etcd.etcd.target() {
+            Some(etcd) => finish(failover_etcd(&etcd, &a).await),
+            None if a.accept_data_loss => {
+                Err(UsageError("--accept-data-loss needs --etcd (the node agents)".into()).into())
+            }
+            None => super::failover::run(RequestKind::Failover, a.base).await,
+        },
+        DbCommand::Switchover(a) => match a.etcd.etcd.target() {
             Some(etcd) => finish(switchover_etcd(&etcd, &a).await),
             None => super::failover::run(RequestKind::Switchover, a.base).await,
         },
@@ -205,9 +217,23 @@ async fn switchover_etcd(etcd: &ha::EtcdTarget, a: &SwitchoverArgs) -> Result<u8
         target: a.base.target.clone(),
         dry_run: a.base.dry_run,
         yes: a.base.yes,
-        wait: a.wait,
+        wait: a.etcd.wait,
     };
     let r = ha::switchover::switchover(etcd, &opts).await?;
+    Ok(print(a.base.json, &r, r.render(), r.exit_code()))
+}
+
+/// The failover through etcd: the leader's agent fences and hands over, or
+/// the target takes a free key.
+async fn failover_etcd(etcd: &ha::EtcdTarget, a: &DbFailoverArgs) -> Result<u8, RunbookError> {
+    let opts = ha::failover::FailoverOptions {
+        target: a.base.target.clone(),
+        accept_data_loss: a.accept_data_loss,
+        dry_run: a.base.dry_run,
+        yes: a.base.yes,
+        wait: a.etcd.wait,
+    };
+    let r = ha::failover::failover(etcd, &opts).await?;
     Ok(print(a.base.json, &r, r.render(), r.exit_code()))
 }
 

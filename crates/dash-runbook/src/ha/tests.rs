@@ -342,3 +342,5 @@ fn switchover_plan_and_report() {
     r.outcome = Outcome::NotDone;
     assert_eq!(r.exit_code(), 3);
 }
+
+mod failover;

@@ -63,10 +63,28 @@ pub struct SwitchoverArgs {
     #[command(flatten)]
     pub base: crate::commands::failover::FailoverArgs,
     #[command(flatten)]
+    pub etcd: EtcdRequestArgs,
+}
+
+/// Where and how long a request through etcd (switchover, failover) goes.
+#[derive(Debug, Args)]
+pub struct EtcdRequestArgs {
+    #[command(flatten)]
     pub etcd: EtcdArgs,
-    /// With --etcd: how long to wait for another member to hold the leader key and answer /primary 200.
+    /// With --etcd: how long to wait for another member to hold the leader key and answer /primary 200; a request nobody acted on is then withdrawn.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DbFailoverArgs {
+    #[command(flatten)]
+    pub base: crate::commands::failover::FailoverArgs,
+    #[command(flatten)]
+    pub etcd: EtcdRequestArgs,
+    /// With --etcd, only when no member holds the leader key and no recorded synchronous standby runs: let --target take the key and promote although it is not a recorded synchronous standby. It may lack writes the last primary acknowledged, and those are then lost for good; the choice is recorded in the HA history. Asked for confirmation like every failover (--yes without a terminal).
+    #[arg(long, requires = "target")]
+    pub accept_data_loss: bool,
 }
 
 #[derive(Debug, Args)]
