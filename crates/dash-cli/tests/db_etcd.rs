@@ -5,18 +5,9 @@
 use std::time::{Duration, Instant};
 
 use dash_store::Db;
-use dash_testkit::{Run, Runner, TempAgents, AGENTS_PASSWORD};
+use dash_testkit::{Run, Runner, TempAgents};
 
 const CLUSTER: &str = "db-etcd-test";
-
-/// The real binary with the database credentials and etcd in its
-/// environment only as the test passes them (no $DASH_HOME topology).
-fn runner(agents: &TempAgents) -> Runner {
-    Runner::new(env!("CARGO_BIN_EXE_dashctl"))
-        .env("DATABASE_PASSWORD", AGENTS_PASSWORD)
-        .env("DASH_HOME", agents.dir())
-        .env("DASH_METRICS_URL", "http://127.0.0.1:1/metrics")
-}
 
 /// Runs `args` until it exits 0 (member records follow the agents by a
 /// tick), panicking with the last run after `limit`.
@@ -67,7 +58,7 @@ async fn status_shows_the_ha_tier_and_switchover_hands_the_key_over_through_etcd
         .expect("a row written before the switchover");
     drop(c);
 
-    let runner = runner(&agents);
+    let runner = agents.runner();
     let etcd = agents.endpoints();
     let with_etcd = |cmd: &[&'static str]| -> Vec<String> {
         let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();

@@ -49,12 +49,7 @@ async fn missing(db: &Db, ids: &[uuid::Uuid]) -> usize {
 async fn setup() -> (TempAgents, Db, usize) {
     let agents = agents();
     let leader = agents.wait_ha(Duration::from_secs(90), None, false).await;
-    let db = agents.db();
-    let mut c = db.conn().await.expect("connect to the primary");
-    c.batch_execute("CREATE TABLE t (id uuid PRIMARY KEY)")
-        .await
-        .expect("table");
-    drop(c);
+    let db = agents.db_with_table().await;
     (agents, db, leader)
 }
 
@@ -85,19 +80,10 @@ async fn a_crashed_primary_hands_over_at_once_and_rejoins_with_nothing_lost() {
     );
     assert_eq!(missing(&db, &acked).await, 0, "acknowledged writes lost");
     // The old primary comes back as a streaming replica of the new one.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = agents.status(old).await.unwrap_or_default();
-        if s["role"] == "replica" && s["streaming"] == true {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "old primary never rejoined: {s}\n{}",
-            agents.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let rejoined = |s: &serde_json::Value| s["role"] == "replica" && s["streaming"] == true;
+    agents
+        .wait_status(old, Duration::from_secs(60), rejoined)
+        .await;
     // The node API and metrics say who leads.
     let url = format!("http://127.0.0.1:{}/primary", agents.api_port(new));
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
@@ -129,20 +115,12 @@ async fn a_killed_agent_takes_its_postgres_with_it_and_a_standby_takes_the_key()
         .await;
     assert_ne!(new, old);
     agents.start_agent(old);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = agents.status(old).await.unwrap_or_default();
-        if s["role"] == "replica" && s["streaming"] == true && s["leader"] == TempAgents::name(new)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "restarted agent never rejoined: {s}\n{}",
-            agents.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let rejoined = |s: &serde_json::Value| {
+        s["role"] == "replica" && s["streaming"] == true && s["leader"] == TempAgents::name(new)
+    };
+    agents
+        .wait_status(old, Duration::from_secs(60), rejoined)
+        .await;
     assert_eq!(missing(&db, &acked).await, 0, "acknowledged writes lost");
 }
 

@@ -8,7 +8,7 @@
 //! | `leader` | the primary's member name | the primary agent's |
 //! | `sync` | [`SyncState`] JSON | none |
 //! | `members/<name>` | [`MemberState`] JSON | that agent's |
-//! | `request` | [`Request`] JSON | none |
+//! | `request` | [`Request`] JSON | its own, ending when the request times out |
 //! | `initialize` | the member that ran `initdb` | none |
 //! | `history/<ms>-<name>` | [`HistoryEntry`] JSON (the newest 200) | none |
 
@@ -241,7 +241,7 @@ impl Dcs {
             .map(|_| ())
     }
 
-    async fn txn(&self, txn: Txn) -> Result<bool, DcsError> {
+    pub(crate) async fn txn(&self, txn: Txn) -> Result<bool, DcsError> {
         let resp = self
             .call(|c| {
                 let txn = txn.clone();
@@ -362,32 +362,6 @@ impl Dcs {
         let value = to_json(m);
         self.put(key, value, Some(PutOptions::new().with_lease(lease)))
             .await
-    }
-
-    /// Files an operator request unless one is pending.
-    pub async fn file_request(&self, r: &Request) -> Result<bool, DcsError> {
-        let key = self.key("request");
-        self.txn(
-            Txn::new()
-                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(key, to_json(r), None)]),
-        )
-        .await
-    }
-
-    /// Removes the request read at `revision` (done, or refused).
-    pub async fn clear_request(&self, revision: i64) -> Result<bool, DcsError> {
-        let key = self.key("request");
-        self.txn(
-            Txn::new()
-                .when([Compare::mod_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    revision,
-                )])
-                .and_then([TxnOp::delete(key, None)]),
-        )
-        .await
     }
 }
 

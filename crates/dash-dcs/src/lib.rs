@@ -12,6 +12,7 @@ mod history;
 mod keyspace;
 mod lease;
 mod records;
+mod requests;
 mod server;
 
 pub use error::DcsError;

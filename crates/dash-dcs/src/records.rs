@@ -51,6 +51,45 @@ pub enum Request {
     /// Planned, zero-loss hand-over from `from` (the current leader) to `to`
     /// (a recorded synchronous standby), or to the standby when `to` is unset.
     Switchover { from: String, to: Option<String> },
+    /// Operator failover. With a leader (`from`), its agent fences its
+    /// PostgreSQL at once (no clean shutdown) and releases the key, and `to`
+    /// (a recorded synchronous standby, or the standby when unset) takes it.
+    /// Filed while the key is free (`from` unset), only `to` may take it:
+    /// a recorded synchronous standby, or any standby when the operator
+    /// accepted that it may lack acknowledged writes.
+    Failover {
+        from: Option<String>,
+        to: Option<String>,
+        #[serde(default)]
+        accept_data_loss: bool,
+    },
+}
+
+impl std::fmt::Display for Request {
+    /// How the request reads in `dashctl db status` and refusals.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let to = |t: &Option<String>| {
+            t.clone()
+                .unwrap_or_else(|| "its synchronous standby".into())
+        };
+        match self {
+            Request::Switchover { from, to: t } => write!(f, "switchover from {from} to {}", to(t)),
+            Request::Failover {
+                from,
+                to: t,
+                accept_data_loss,
+            } => {
+                match from {
+                    Some(from) => write!(f, "failover from {from} to {}", to(t))?,
+                    None => write!(f, "failover to {} (the leader key was free)", to(t))?,
+                }
+                match accept_data_loss {
+                    true => write!(f, ", accepting data loss"),
+                    false => Ok(()),
+                }
+            }
+        }
+    }
 }
 
 /// One HA decision, kept in etcd so an incident's timeline survives the

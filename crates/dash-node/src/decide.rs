@@ -12,10 +12,17 @@
 //! 3. A leader whose PostgreSQL died releases the key at once when a
 //!    recorded standby is there to take over (the fast path); otherwise it
 //!    restarts PostgreSQL in place.
+//! 4. Operator requests (`requests.rs`) never bend 1 and 2, except that a
+//!    failover filed while the key is free may let exactly its target take
+//!    it when the operator accepted the loss of acknowledged writes.
 
 use std::time::Instant;
 
-use dash_dcs::{ClusterView, LeaseState, MemberState, Request};
+use dash_dcs::{ClusterView, LeaseState, MemberState};
+
+use requests::{free_key, holder_failover_now, leader_request, Standing};
+
+mod requests;
 
 /// What the agent knows of its own PostgreSQL this tick.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,6 +93,13 @@ pub enum Action {
     Follow(MemberState),
     /// Planned hand-over to a recorded standby: clean stop, release the key.
     SwitchOver { to: String, request_revision: i64 },
+    /// Operator failover from this leader: fence at once (no clean stop),
+    /// release the key to `to`, a recorded standby.
+    FailOver { to: String, request_revision: i64 },
+    /// Operator failover to this standby while the key is free: take it
+    /// (the sync record rewritten for us) and promote; `why` goes to the
+    /// history (it says when acknowledged writes may be lost).
+    TakeOver { request_revision: i64, why: String },
     /// A request that cannot be carried out: drop it, saying why.
     Refuse {
         request_revision: i64,
@@ -112,6 +126,8 @@ impl Action {
             Action::Reclaim { .. } => "reclaim",
             Action::Follow(_) => "follow",
             Action::SwitchOver { .. } => "demote",
+            Action::FailOver { .. } => "fence",
+            Action::TakeOver { .. } => "promote",
             Action::Refuse { .. } => "refuse",
             Action::Wait(_) | Action::Steady => return None,
         })
@@ -139,11 +155,18 @@ pub fn decide(f: &Facts) -> Action {
             Some(l) if Some(l.lease) != f.lease.map(|s| s.id) => {
                 return Action::Reclaim { old_lease: l.lease }
             }
-            None if was_last_leader(f, view) => return Action::Acquire,
             None => {
-                return Action::Fence("the leader key is free but another member led last".into())
+                return match free_key(f, view) {
+                    Some(Standing::Act(a)) => a,
+                    Some(Standing::HoldBack(why)) => Action::Fence(why),
+                    _ if was_last_leader(f, view) => Action::Acquire,
+                    _ => Action::Fence("the leader key is free but another member led last".into()),
+                }
             }
             Some(_) => {}
+        }
+        if let Some(failover) = holder_failover_now(f, view) {
+            return failover;
         }
         if local.hung {
             return release_or_restart(f, view, "postgres stopped answering");
@@ -168,6 +191,13 @@ pub fn decide(f: &Facts) -> Action {
 
     // The key under this member's current, certainly valid lease.
     let certain = lease_ok && leader.is_some_and(|l| Some(l.lease) == f.lease.map(|s| s.id));
+    // A failover filed while the key is free: its target acts, others hold back.
+    let mut hold_back = None;
+    match leader.is_none().then(|| free_key(f, view)).flatten() {
+        Some(Standing::Act(a)) => return a,
+        Some(Standing::HoldBack(why)) => hold_back = Some(why),
+        Some(Standing::Prepare) | None => {}
+    }
 
     if !local.running {
         if !local.has_data {
@@ -183,6 +213,11 @@ pub fn decide(f: &Facts) -> Action {
                 (Some(_), Some(m)) => Action::Clone(m),
                 (Some(_), None) => Action::Wait("no leader to clone from".into()),
             };
+        }
+        if i_hold && !local.needs_rewind {
+            if let Some(failover) = holder_failover_now(f, view) {
+                return failover;
+            }
         }
         return match leader {
             Some(_) if i_hold && local.needs_rewind => {
@@ -206,7 +241,9 @@ pub fn decide(f: &Facts) -> Action {
                 Some(m) => Action::StartReplica(Some(m)),
                 None => Action::Wait(format!("leader {} has not published its address", l.name)),
             },
-            None if eligible(f, view) && was_last_leader(f, view) => Action::Acquire,
+            None if eligible(f, view) && was_last_leader(f, view) => {
+                hold_back.map_or(Action::Acquire, Action::Wait)
+            }
             None if local.needs_rewind => Action::Wait("no leader to rewind from".into()),
             None => Action::StartReplica(None),
         };
@@ -229,7 +266,9 @@ pub fn decide(f: &Facts) -> Action {
             Some(_) => Action::Steady,
             None => Action::Wait(format!("leader {} has not published its address", l.name)),
         },
-        None if eligible(f, view) && lease_ok && best_candidate(f, view) => Action::Acquire,
+        None if eligible(f, view) && lease_ok && best_candidate(f, view) => {
+            hold_back.map_or(Action::Acquire, Action::Wait)
+        }
         None => Action::Wait("no leader, and this member may not take over".into()),
     }
 }
@@ -250,58 +289,6 @@ fn release_or_restart(f: &Facts, view: &ClusterView, why: &str) -> Action {
         Action::RestartPrimary
     } else {
         Action::Wait(format!("{why}; waiting out the restart backoff"))
-    }
-}
-
-/// The key holder's planned work: operator requests.
-fn leader_request(f: &Facts, view: &ClusterView) -> Action {
-    let Some(req) = &view.request else {
-        return Action::Steady;
-    };
-    let Request::Switchover { from, to } = &req.value;
-    let revision = req.mod_revision;
-    if from != f.me {
-        return Action::Refuse {
-            request_revision: revision,
-            reason: format!("switchover from {from}, but {} is the primary", f.me),
-        };
-    }
-    let standbys = view
-        .sync
-        .as_ref()
-        .filter(|s| s.value.leader == f.me)
-        .map(|s| s.value.standbys.clone())
-        .unwrap_or_default();
-    let target = match to {
-        Some(t) if standbys.contains(t) => t.clone(),
-        Some(t) => {
-            return Action::Refuse {
-                request_revision: revision,
-                reason: format!(
-                    "{t} is not a synchronous standby (recorded: {})",
-                    list(&standbys)
-                ),
-            }
-        }
-        None => match standbys.first() {
-            Some(t) => t.clone(),
-            None => {
-                return Action::Refuse {
-                    request_revision: revision,
-                    reason: "no synchronous standby is recorded to take over".into(),
-                }
-            }
-        },
-    };
-    let ready = view
-        .member(&target)
-        .is_some_and(|m| m.role == "replica" && m.streaming);
-    if !ready {
-        return Action::Wait(format!("switchover: {target} is not streaming yet"));
-    }
-    Action::SwitchOver {
-        to: target,
-        request_revision: revision,
     }
 }
 

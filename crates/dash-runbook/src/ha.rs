@@ -2,10 +2,12 @@
 //! leader key, the synchronous standby set, every member's record, what each
 //! agent's node API says, and the newest HA decisions. Gathering is here
 //! (every call bounded: etcd 2 s, a node API 1 s); rendering and the problems
-//! it shows are pure ([`render`]); the switchover through etcd is
-//! [`switchover`].
+//! it shows are pure ([`render`]); the switchover and the failover through
+//! etcd are [`switchover`] and [`failover`], sharing [`request`].
 
+pub mod failover;
 mod render;
+pub mod request;
 pub mod switchover;
 
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! | naming the scenario | [`diagnose`] (gathers [`situation::Signals`]), [`classify`] (pure rules) |
 //! | Scenario 4 | [`connections`] (list, terminate), [`api_client`] (live pool size) |
 //! | Scenario 2 | [`backup`], [`backups`], [`verify_backup`] (restore into a scratch database), [`restore`] |
-//! | Scenario 3 with node agents | [`ha::switchover`] (a request in etcd) |
+//! | Scenario 3 with node agents | [`ha::switchover`], [`ha::failover`] (a request in etcd) |
 //! | Recovery Verification | [`recovery_check`] |
 
 pub mod admin;

@@ -128,6 +128,25 @@ impl TempAgents {
         client.get(url).send().await.ok()?.json().await.ok()
     }
 
+    /// Waits until agent `i`'s `/status` satisfies `ok`; panics with it
+    /// and the agents' logs after `limit`.
+    pub async fn wait_status(&self, i: usize, limit: Duration, ok: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = self.status(i).await.unwrap_or_default();
+            if ok(&s) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent {} not there within {limit:?}: {s}\n{}",
+                TempAgents::name(i),
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The leader's index once one (other than `not`) leads with a
     /// streaming, recorded synchronous standby; with `all_stream`, once every
     /// other agent streams from it too. Panics with the agents' logs after `limit`.
@@ -162,6 +181,15 @@ impl TempAgents {
         }
     }
 
+    /// The real `dashctl` with the agents' database password and etcd only
+    /// as a test passes them (no `$DASH_HOME` topology, no API metrics).
+    pub fn runner(&self) -> crate::Runner {
+        crate::Runner::new(&self.dashctl)
+            .env("DATABASE_PASSWORD", AGENTS_PASSWORD)
+            .env("DASH_HOME", self.dir())
+            .env("DASH_METRICS_URL", "http://127.0.0.1:1/metrics")
+    }
+
     /// A pool over the three servers, as the API would have.
     pub fn db(&self) -> Db {
         let settings = DbSettings {
@@ -176,6 +204,18 @@ impl TempAgents {
             ..DbSettings::default()
         };
         Db::new(settings, Arc::new(NoopObserver))
+    }
+
+    /// [`TempAgents::db`], with the table `t (id uuid PRIMARY KEY)` that
+    /// tests write to created on the primary.
+    pub async fn db_with_table(&self) -> Db {
+        let db = self.db();
+        let mut c = db.conn().await.expect("connect to the primary");
+        c.batch_execute("CREATE TABLE t (id uuid PRIMARY KEY)")
+            .await
+            .expect("create table t");
+        drop(c);
+        db
     }
 
     /// The last lines of every agent's log (for assertion messages).

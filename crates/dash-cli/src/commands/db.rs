@@ -17,15 +17,21 @@ pub use args::*;
 /// `dashctl db` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Scenario 3, unplanned: fence the primary (it can never take a write again until it rejoins as a replica), promote the most advanced replica, re-point the others. Exit 0 done, 4 refused (no healthy replica, it would lose writes, or no --yes without a terminal), 1 error.
-    Failover(super::failover::FailoverArgs),
-    /// Scenario 3, planned and zero-loss: stop the primary cleanly, check the replica has all its WAL, promote it, restart the old primary as its replica. With --etcd (node agents): file the switchover in etcd, to --target or the recorded synchronous standby (--max-lag is not used: only a synchronous standby, which holds every acknowledged write, may take over), and wait until another member holds the leader key and answers /primary 200.
+    /// Scenario 3, unplanned, through etcd from any host (--etcd, DASH_ETCD_ENDPOINTS, or beside `dashctl up` the etcd its cluster.json records): files the failover and waits until another member holds the leader key and answers /primary 200. With a leader, its agent kills its PostgreSQL at once (no clean shutdown) and releases the key to --target or the recorded synchronous standby (--target must be one), which holds every acknowledged write; a leader whose node API does not answer keeps its key until its agent acts or its lease expires (nothing deletes it). With the key free and no recorded synchronous standby running, --target X --accept-data-loss lets exactly X take the key.
     #[command(after_help = "Exit codes:
   0  done (or --dry-run: checked and printed, nothing changed)
   1  the command failed (error and causes printed; e.g. etcd unreachable)
-  2  bad usage or configuration
-  3  with --etcd: no new writable leader within --wait (a request nobody acted on is withdrawn)
-  4  refused: no healthy replica, lag over --max-lag; with --etcd no leader key, no recorded synchronous standby, a --target that is not one, a pending request, or the leader's agent refused (its reason printed); or no --yes without a terminal")]
+  2  bad usage or configuration (e.g. no etcd given or recorded, --accept-data-loss without --target)
+  3  no new writable leader within --wait (a request nobody acted on is withdrawn)
+  4  refused: a --target that is not a recorded synchronous standby (without --accept-data-loss when the key is free), no recorded synchronous standby, a target whose agent or standby is not running, --accept-data-loss while a leader holds the key or a recorded standby runs, a pending request, or an agent refused (its reason printed); or no --yes without a terminal")]
+    Failover(DbFailoverArgs),
+    /// Scenario 3, planned and zero-loss, through etcd from any host (--etcd, DASH_ETCD_ENDPOINTS, or beside `dashctl up` the etcd its cluster.json records): files the switchover to --target or the recorded synchronous standby (only a synchronous standby, which holds every acknowledged write, may take over); the leader narrows the sync set to it, stops cleanly and releases the key; waits until another member holds the leader key and answers /primary 200.
+    #[command(after_help = "Exit codes:
+  0  done (or --dry-run: checked and printed, nothing changed)
+  1  the command failed (error and causes printed; e.g. etcd unreachable)
+  2  bad usage or configuration (e.g. no etcd given or recorded)
+  3  no new writable leader within --wait (a request nobody acted on is withdrawn)
+  4  refused: no leader key, no recorded synchronous standby, a --target that is not one, a pending request, or the leader's agent refused (its reason printed); or no --yes without a terminal")]
     Switchover(SwitchoverArgs),
     /// Initial Assessment: per node TCP, auth and SQL reachability, role, timeline, LSN, replication and lag, sessions by state; the API's pool from its metrics. With --etcd: the HA view too (the leader key, the sync set, every member with what its node API /status says, the newest HA history), and the nodes probed are etcd's members.
     #[command(after_help = "Exit codes:
@@ -105,21 +111,38 @@ pub enum DbCommand {
 }
 
 pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
-    use dash_ha::control::RequestKind;
     match cmd {
-        DbCommand::Failover(a) => super::failover::run(RequestKind::Failover, a).await,
-        DbCommand::Switchover(a) => match a.etcd.target().or_else(recorded_etcd) {
-            Some(etcd) => finish(switchover_etcd(&etcd, &a).await),
-            None => super::failover::run(RequestKind::Switchover, a.base).await,
-        },
+        DbCommand::Failover(a) => {
+            let etcd = request_etcd(&a.etcd.etcd)?;
+            finish(failover_etcd(&etcd, &a).await)
+        }
+        DbCommand::Switchover(a) => {
+            let etcd = request_etcd(&a.etcd.etcd)?;
+            finish(switchover_etcd(&etcd, &a).await)
+        }
         other => finish(dispatch(other).await),
     }
+}
+
+/// Where a failover or switchover is filed: `--etcd`/`DASH_ETCD_ENDPOINTS`,
+/// else the local etcd `$DASH_HOME/cluster.json` records.
+fn request_etcd(args: &EtcdArgs) -> Result<ha::EtcdTarget, UsageError> {
+    args.target().or_else(recorded_etcd).ok_or_else(|| {
+        UsageError(
+            "no etcd to file the request in: pass --etcd URLS (or set DASH_ETCD_ENDPOINTS) naming the node agents' etcd, or run beside `dashctl up` (its $DASH_HOME/cluster.json records one)".into(),
+        )
+    })
+}
+
+/// The local etcd that `$DASH_HOME/cluster.json` records (beside `dashctl up`).
+fn recorded_etcd() -> Option<ha::EtcdTarget> {
+    Target::from_env(&ApiFlags::default()).ok()?.etcd
 }
 
 async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
     match cmd {
         DbCommand::Failover(_) | DbCommand::Switchover(_) => {
-            unreachable!("run() sends these to the supervisor")
+            unreachable!("run() files these in etcd")
         }
         DbCommand::Status(a) => {
             let t = target(&a.common)?;
@@ -203,13 +226,27 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
 /// The switchover through etcd: the leader's agent hands over.
 async fn switchover_etcd(etcd: &ha::EtcdTarget, a: &SwitchoverArgs) -> Result<u8, RunbookError> {
     let opts = ha::switchover::SwitchoverOptions {
-        target: a.base.target.clone(),
-        dry_run: a.base.dry_run,
-        yes: a.base.yes,
-        wait: a.wait,
+        target: a.request.target.clone(),
+        dry_run: a.request.dry_run,
+        yes: a.request.yes,
+        wait: a.etcd.wait,
     };
     let r = ha::switchover::switchover(etcd, &opts).await?;
-    Ok(print(a.base.json, &r, r.render(), r.exit_code()))
+    Ok(print(a.request.json, &r, r.render(), r.exit_code()))
+}
+
+/// The failover through etcd: the leader's agent fences and hands over, or
+/// the target takes a free key.
+async fn failover_etcd(etcd: &ha::EtcdTarget, a: &DbFailoverArgs) -> Result<u8, RunbookError> {
+    let opts = ha::failover::FailoverOptions {
+        target: a.request.target.clone(),
+        accept_data_loss: a.accept_data_loss,
+        dry_run: a.request.dry_run,
+        yes: a.request.yes,
+        wait: a.etcd.wait,
+    };
+    let r = ha::failover::failover(etcd, &opts).await?;
+    Ok(print(a.request.json, &r, r.render(), r.exit_code()))
 }
 
 /// Where the database and the API are (environment, topology, flags).
@@ -219,11 +256,6 @@ pub fn target(c: &Common) -> Result<Target, RunbookError> {
         metrics: c.metrics.clone(),
         token: c.token.clone(),
     })
-}
-
-/// The local etcd that `$DASH_HOME/cluster.json` records (beside `dashctl up`).
-fn recorded_etcd() -> Option<ha::EtcdTarget> {
-    Target::from_env(&ApiFlags::default()).ok()?.etcd
 }
 
 /// Prints the report (JSON or table) and returns its exit code.

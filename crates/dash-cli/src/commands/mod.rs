@@ -4,7 +4,6 @@ pub(crate) mod bench;
 mod chaos;
 mod config;
 pub(crate) mod db;
-mod failover;
 pub(crate) mod node;
 mod serve;
 mod up;

@@ -16,6 +16,7 @@ use crate::metrics::NodeMetrics;
 use crate::options::NodeOptions;
 
 mod report;
+mod requests;
 mod sync_set;
 mod words;
 
@@ -202,21 +203,11 @@ impl Agent {
         };
         let now = Instant::now();
         let detail = describe(&action);
+        // A switchover stops cleanly; a failover fences at once.
+        let clean = matches!(action, Action::SwitchOver { .. });
         let result: Result<(), String> = match action {
             Action::Fence(_) => done(self.pg.step(|c| c.fence()).await),
-            Action::Release(_) => {
-                let fenced = done(self.pg.step(|c| c.fence()).await);
-                self.released_at = Some(now);
-                match fenced {
-                    Ok(()) => self
-                        .dcs
-                        .release(self.me())
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                }
-            }
+            Action::Release(_) => self.fence_and_release(now).await,
             Action::ClaimInitialize => {
                 if self.lease.current().is_none_or(|l| !l.valid_at(now)) {
                     return;
@@ -260,20 +251,17 @@ impl Agent {
             Action::SwitchOver {
                 to,
                 request_revision,
-            } => {
-                // Only the target may take the key: the sync set shrinks to it
-                // first (a shrink is always safe to record).
-                if let Err(e) = self.narrow_sync(view, &to).await {
-                    self.metrics.decision(label, false);
-                    tracing::warn!(error = %e, "switchover: could not narrow the sync set");
-                    return;
-                }
-                let stopped = done(self.pg.step(|c| c.stop_clean()).await);
-                self.released_at = Some(now);
-                let released = self.dcs.release(self.me()).await;
-                let _ = self.dcs.clear_request(request_revision).await;
-                stopped.and(released.map(drop).map_err(|e| e.to_string()))
             }
+            | Action::FailOver {
+                to,
+                request_revision,
+            } => match self.hand_over(view, &to, request_revision, clean).await {
+                Some(r) => r,
+                None => return self.metrics.decision(label, false),
+            },
+            Action::TakeOver {
+                request_revision, ..
+            } => self.take_over(view, obs, request_revision).await,
             Action::Refuse {
                 request_revision, ..
             } => self

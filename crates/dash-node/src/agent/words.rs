@@ -40,6 +40,10 @@ pub(super) fn describe(action: &Action) -> String {
         Action::Promote => "promote".into(),
         Action::Follow(m) => format!("follow {}", m.name),
         Action::SwitchOver { to, .. } => format!("switch over to {to}"),
+        Action::FailOver { to, .. } => {
+            format!("fail over to {to}: fence postgres at once and release the leader key")
+        }
+        Action::TakeOver { why, .. } => format!("take the leader key and promote: {why}"),
         Action::Refuse { reason, .. } => format!("refuse the request: {reason}"),
         Action::Wait(_) | Action::Steady => String::new(),
     }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use dash_dcs::{Leader, SyncState, Versioned};
+use dash_dcs::{Leader, Request, SyncState, Versioned};
 
 use super::*;
 
@@ -82,9 +82,8 @@ impl View {
     fn replica(self, name: &str, lsn: u64) -> Self {
         self.member(member(name, "replica", lsn, true))
     }
-    fn switchover(mut self, from: &str, to: Option<&str>) -> Self {
-        let (from, to) = (from.into(), to.map(Into::into));
-        let value = Request::Switchover { from, to };
+    /// An operator request, filed at revision 12.
+    fn request(mut self, value: Request) -> Self {
         self.0.request = Some(Versioned {
             value,
             mod_revision: 12,
@@ -395,37 +394,5 @@ fn member_that_is_not_writable_waits_while_etcd_is_unreadable() {
     }
 }
 
-// Operator requests, carried out by the key holder.
-
-#[test]
-fn switchover_to_a_streaming_recorded_standby_is_carried_out() {
-    let expected = Action::SwitchOver {
-        to: "b".into(),
-        request_revision: 12,
-    };
-    let to_b = a_leads().switchover("a", Some("b"));
-    assert_eq!(on("a", &to_b, primary()), expected);
-    let to_anyone = a_leads().switchover("a", None);
-    assert_eq!(on("a", &to_anyone, primary()), expected);
-}
-
-#[test]
-fn switchover_to_a_member_not_recorded_is_refused() {
-    let v = a_leads().replica("c", 100).switchover("a", Some("c"));
-    assert_is(on("a", &v, primary()), "Refuse");
-    let async_mode = held("a", LEASE, &[]).switchover("a", None);
-    assert_is(on("a", &async_mode, primary()), "Refuse");
-}
-
-#[test]
-fn switchover_from_a_member_that_does_not_lead_is_refused() {
-    let v = a_leads().switchover("c", Some("b"));
-    assert_is(on("a", &v, primary()), "Refuse");
-}
-
-#[test]
-fn switchover_waits_until_the_target_streams() {
-    let catching_up = member("b", "replica", 90, false);
-    let v = held("a", LEASE, &["b"]).member(catching_up);
-    assert_is(on("a", &v.switchover("a", Some("b")), primary()), "Wait");
-}
+// Operator requests: `tests/requests.rs`.
+mod requests;

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use super::{HaMember, HaView};
 use crate::output::{bytes, duration, or_dash, Table};
-use dash_dcs::Request;
 
 /// Longest `last_action` shown in the table (JSON has it whole).
 const ACTION_WIDTH: usize = 60;
@@ -29,11 +28,8 @@ impl HaView {
                 .unwrap_or("(none: no member holds it)")
         ));
         out.push_str(&format!("  sync standbys: {}\n", self.sync_cell()));
-        if let Some(Request::Switchover { from, to }) = &self.request {
-            out.push_str(&format!(
-                "  pending request: switchover from {from} to {}\n",
-                to.as_deref().unwrap_or("its synchronous standby")
-            ));
+        if let Some(r) = &self.request {
+            out.push_str(&format!("  pending request: {r}\n"));
         }
         if self.members.is_empty() {
             out.push_str("  no member records (no agent is running for this cluster)\n");

@@ -330,17 +330,7 @@ fn switchover_plan_and_report() {
         "{}",
         steps[4]
     );
-    let mut r = SwitchoverReport {
-        cluster: "dash".into(),
-        from: "a1".into(),
-        to: "a2".into(),
-        outcome: Outcome::Planned,
-        steps,
-        new_leader: None,
-        seconds: None,
-        message: String::new(),
-        history: Vec::new(),
-    };
+    let mut r = SwitchoverReport::planned("switchover", "dash", steps);
     assert_eq!(r.exit_code(), 0);
     assert!(r
         .render()
@@ -352,3 +342,5 @@ fn switchover_plan_and_report() {
     r.outcome = Outcome::NotDone;
     assert_eq!(r.exit_code(), 3);
 }
+
+mod failover;

@@ -58,15 +58,50 @@ pub struct StatusArgs {
     pub etcd: EtcdArgs,
 }
 
+/// What a failover or switchover asks for, and how it reports.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The standby to hand over to (default: the recorded synchronous standby).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Print every step and the check after it, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct SwitchoverArgs {
     #[command(flatten)]
-    pub base: crate::commands::failover::FailoverArgs,
+    pub request: RequestArgs,
+    #[command(flatten)]
+    pub etcd: EtcdRequestArgs,
+}
+
+/// Where and how long a request through etcd (switchover, failover) goes.
+#[derive(Debug, Args)]
+pub struct EtcdRequestArgs {
     #[command(flatten)]
     pub etcd: EtcdArgs,
-    /// With --etcd: how long to wait for another member to hold the leader key and answer /primary 200.
+    /// How long to wait for another member to hold the leader key and answer /primary 200; a request nobody acted on is then withdrawn.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DbFailoverArgs {
+    #[command(flatten)]
+    pub request: RequestArgs,
+    #[command(flatten)]
+    pub etcd: EtcdRequestArgs,
+    /// Only when no member holds the leader key and no recorded synchronous standby runs: let --target take the key and promote although it is not a recorded synchronous standby. It may lack writes the last primary acknowledged, and those are then lost for good; the choice is recorded in the HA history. Asked for confirmation like every failover (--yes without a terminal).
+    #[arg(long, requires = "target")]
+    pub accept_data_loss: bool,
 }
 
 #[derive(Debug, Args)]
