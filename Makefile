@@ -25,7 +25,7 @@ lint:
 test: deps lint
 	$(CARGO) test --workspace
 
-## up: deps, then the local platform (PostgreSQL primary + replica, API, supervisor)
+## up: deps, then the local platform (etcd, a dashctl node agent per PostgreSQL node, the API)
 up: deps
 	$(CARGO) run --release -p dash-cli -- up
 

@@ -247,18 +247,35 @@ async fn up_runs_the_agent_engine_heals_a_crash_stops_on_ctrl_c_and_reuses_the_d
     })
     .await;
 
-    // The old node comes back as a streaming replica of the new leader.
+    // The old node comes back as a streaming replica of the new leader ...
+    // ... and, once caught up, the new leader's recorded synchronous standby.
+    let pair = dash_platform::ha::wait_ha(&topo, Duration::from_secs(60), &|_| {}, &mut || None)
+        .await
+        .expect("highly available again");
+    assert_eq!(
+        (pair.leader.as_str(), pair.standby.as_deref()),
+        (new.as_str(), Some(old.as_str()))
+    );
+
+    // A planned switchover needs no --etcd beside `dashctl up`: it moves the
+    // key back to the old node, and the data stays.
+    let sw = cli.run(&["db", "switchover", "--yes"]).await;
+    sw.expect_code(0);
     eventually(
-        Duration::from_secs(60),
-        "the old node streaming again",
+        Duration::from_secs(30),
+        "the old node leading again",
         || async {
             let all = statuses(&topo).await;
             all.iter()
-                .any(|s| s.name == old && s.streaming && s.leader.as_deref() == Some(new.as_str()))
+                .any(|s| s.name == old && s.holds_key && s.role == "primary")
                 .then_some(())
         },
     )
     .await;
+    assert!(
+        swarm_found(&up, &token, &id).await,
+        "the swarm was lost by the switchover"
+    );
 
     // Ctrl-C stops everything: no server of any node, no etcd left.
     let (code, took) = up.interrupt();
