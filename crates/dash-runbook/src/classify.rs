@@ -146,7 +146,7 @@ fn no_primary(s: &Signals, down: &[&NodeProbe]) -> Finding {
                 evidence,
                 fix: vec![
                     format!(
-                        "dashctl db failover   # fences the old primary, promotes {} (the most advanced replica), re-points the API",
+                        "dashctl db failover --etcd URLS   # the node agents' etcd: the old primary's agent fences it and the recorded synchronous standby takes over ({} is the most advanced replica here)",
                         best.name
                     ),
                     "dashctl verify".into(),

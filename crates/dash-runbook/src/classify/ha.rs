@@ -1,7 +1,7 @@
 //! Rules for the HA tier, when etcd is configured: what etcd and the node
 //! agents say becomes evidence. Without a writable primary it joins the
-//! no-primary finding (and its fix names what the agents do, not the
-//! single-machine `dashctl db failover`); with one, the HA problems (no
+//! no-primary finding (and its fix names what the agents do on their own,
+//! or the operator's failover when they may not); with one, the HA problems (no
 //! leader key, the leader's `/primary` not 200, no synchronous standby, a
 //! member not streaming, etcd unreachable) are scenario 1.
 
@@ -28,10 +28,18 @@ pub(super) fn without_primary(f: &mut Finding, ha: &HaView) {
         None => ("the last primary", &[][..]),
     };
     f.fix = match standbys {
-        [] => vec![
-            format!("kubectl rollout restart statefulset/postgres -n dash   # no synchronous standby is recorded, so the agents promote nobody: only {last} holds every acknowledged write; bring it back"),
-            "dashctl verify".into(),
-        ],
+        [] => {
+            let mut fix = vec![format!("kubectl rollout restart statefulset/postgres -n dash   # no synchronous standby is recorded, so the agents promote nobody: only {last} holds every acknowledged write; bring it back")];
+            let standby = (ha.members.iter()).find(|m| m.name != last && m.role == "replica");
+            if let Some(m) = standby {
+                fix.push(format!(
+                    "dashctl db failover {flags} --target {} --accept-data-loss   # only if {last} cannot come back: writes it acknowledged may be lost",
+                    m.name
+                ));
+            }
+            fix.push("dashctl verify".into());
+            fix
+        }
         names => vec![
             format!(
                 "sleep 10 && dashctl db diagnose {flags}   # the agents promote {} (recorded synchronous standby) on their own within one lease TTL",
@@ -223,10 +231,34 @@ mod tests {
                 .fix
                 .iter()
                 .any(|c| c.starts_with("dashctl db failover")),
-            "the single-machine failover is not the fix with agents: {:?}",
+            "the agents promote the recorded standby themselves: {:?}",
             f[0].fix
         );
         assert!(f[0].fix[0].contains("a2"), "{:?}", f[0].fix);
+    }
+
+    #[test]
+    fn with_no_recorded_standby_the_fix_names_the_operators_failover_accepting_loss() {
+        let mut ha = sound();
+        ha.leader = None;
+        ha.sync = Some(SyncState {
+            leader: "a1".into(),
+            standbys: vec![],
+        });
+        ha.members.remove(0);
+        for m in &mut ha.members {
+            m.sync_standby = false;
+        }
+        let mut s = steady(vec![node(0, None), node(1, Some(NodeRole::Replica))]);
+        s.ha = Some(ha);
+        let f = classify(&s);
+        assert_eq!(f[0].situation, Situation::PrimaryLost, "{f:?}");
+        assert!(f[0].fix[0].contains("bring it back"), "{:?}", f[0].fix);
+        assert!(
+            f[0].fix[1].starts_with("dashctl db failover --etcd http://e1:2379 --cluster dash --target a2 --accept-data-loss"),
+            "{:?}",
+            f[0].fix
+        );
     }
 
     #[test]
