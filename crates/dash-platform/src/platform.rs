@@ -66,7 +66,6 @@ pub struct Platform {
     etcd: Option<EtcdMember>,
     agents: Option<Agents>,
     app: Option<RunningApp>,
-    ha: HaPair,
 }
 
 impl Platform {
@@ -104,7 +103,7 @@ impl Platform {
         let ha = match wait_ha(&topo, &mut agents, opts.ha_limit, progress).await {
             Ok(ha) => ha,
             Err(e) => {
-                agents.stop(&[], &|_| {});
+                shut_down(Some(agents), Vec::new(), Some(etcd)).await;
                 return Err(e);
             }
         };
@@ -121,14 +120,14 @@ impl Platform {
         let app = match dash_api::App::build(api).await {
             Ok(app) => app.spawn(),
             Err(e) => {
-                agents.stop(&[], &|_| {});
+                shut_down(Some(agents), Vec::new(), Some(etcd)).await;
                 return Err(PlatformError::io("bind the API ports", e));
             }
         };
         progress("waiting for the API to be ready (its schema migrated on the primary)");
         if !api_ready(app.base_url(), opts.ha_limit).await {
             let _ = app.stop().await;
-            agents.stop(&[], &|_| {});
+            shut_down(Some(agents), Vec::new(), Some(etcd)).await;
             return Err(PlatformError::Invalid(format!(
                 "the API did not answer /ready within {:?}",
                 opts.ha_limit
@@ -140,7 +139,6 @@ impl Platform {
             etcd: Some(etcd),
             agents: Some(agents),
             app: Some(app),
-            ha,
         })
     }
 
@@ -152,11 +150,6 @@ impl Platform {
     /// The record the platform runs.
     pub fn topology(&self) -> &Topology {
         &self.topo
-    }
-
-    /// Who led, and which standby streamed, when the platform came up.
-    pub fn first_leader(&self) -> &HaPair {
-        &self.ha
     }
 
     /// Stops the API (in-flight requests drain), then the agents, replicas
@@ -173,25 +166,33 @@ impl Platform {
             .filter(|n| Some(n) != leader.as_ref())
             .collect();
         order.extend(leader);
-        let agents = self.agents.take();
-        let etcd = self.etcd.take();
-        let say: Vec<String> = tokio::task::spawn_blocking(move || {
-            let lines = std::sync::Mutex::new(Vec::new());
-            if let Some(mut agents) = agents {
-                agents.stop(&order, &|l| {
-                    lines.lock().expect("lines").push(l.to_string())
-                });
-            }
-            drop(etcd); // SIGTERM, then SIGKILL
-            lines.into_inner().expect("lines")
-        })
-        .await
-        .unwrap_or_default();
+        let say = shut_down(self.agents.take(), order, self.etcd.take()).await;
         for line in say {
             progress(&line);
         }
         api.map_err(|e| PlatformError::io("stop the API", e))
     }
+}
+
+/// Stops the agents (those in `order` first, one by one) and then etcd, off
+/// the runtime's threads; returns the progress lines.
+async fn shut_down(
+    agents: Option<Agents>,
+    order: Vec<String>,
+    etcd: Option<EtcdMember>,
+) -> Vec<String> {
+    tokio::task::spawn_blocking(move || {
+        let lines = std::sync::Mutex::new(Vec::new());
+        if let Some(mut agents) = agents {
+            agents.stop(&order, &|l| {
+                lines.lock().expect("lines").push(l.to_string())
+            });
+        }
+        drop(etcd); // SIGTERM, then SIGKILL
+        lines.into_inner().expect("lines")
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// The local member: fast elections (a lone member never loses one, and
