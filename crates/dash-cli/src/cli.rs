@@ -57,6 +57,18 @@ Logs: $DASH_HOME/nodeN.agent.log (each agent), $DASH_HOME/nodeN.log (its Postgre
     },
     /// Recovery Verification: /health, /ready, the metrics (pg_up 1) and a create/read/delete smoke test through the API.
     Verify(crate::commands::verify::VerifyArgs),
+    /// libpq's environment for the current primary (or --replica): prints `export PGHOST=... PGPORT=... PGUSER=... PGDATABASE=... PGPASSFILE=...`, so that after `eval "$(dashctl env)"` the runbook's psql and pg_isready lines work as written. The password goes to a private pgpass file ($DASH_HOME/pgpass beside `dashctl up`, else ~/.dash/pgpass), never to the output.
+    #[command(after_help = "Exit codes:
+  0  printed
+  1  no writable primary (or, with --replica, no streaming replica) answers; the reasons are printed
+  2  bad usage or configuration")]
+    Env(crate::commands::pgenv::EnvArgs),
+    /// psql on the current primary (or --replica), with the same environment as `dashctl env`; arguments after `--` go to psql.
+    #[command(after_help = "Exit codes:
+  psql's own, once it runs
+  1  no writable primary (or streaming replica) answers, or psql is not installed
+  2  bad usage or configuration")]
+    Psql(crate::commands::pgenv::PsqlArgs),
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -82,15 +94,15 @@ pub struct UpArgs {
     /// Asynchronous replication: faster commits, but a failover may lose the last acknowledged writes (first run only).
     #[arg(long = "async")]
     pub asynchronous: bool,
-    /// Port of the first PostgreSQL node; node N uses PORT+N (first run only).
-    #[arg(long, default_value_t = 54320)]
-    pub pg_port: u16,
-    /// Node API port of the first node's agent; node N uses PORT+N (first run only).
-    #[arg(long, default_value_t = 8008)]
-    pub node_port: u16,
-    /// Client port of the local etcd; its peer port is PORT+1 (first run only).
-    #[arg(long, default_value_t = 2379)]
-    pub etcd_port: u16,
+    /// Port of the first PostgreSQL node; node N uses PORT+N (first run only) [default: 54320, or free ports when those are taken].
+    #[arg(long)]
+    pub pg_port: Option<u16>,
+    /// Node API port of the first node's agent; node N uses PORT+N (first run only) [default: 8008, or free ports when those are taken].
+    #[arg(long)]
+    pub node_port: Option<u16>,
+    /// Client port of the local etcd; its peer port is PORT+1 (first run only) [default: 2379, or free ports when those are taken].
+    #[arg(long)]
+    pub etcd_port: Option<u16>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -14,16 +14,6 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-/// Two consecutive free ports (PORT and PORT+1, as `dashctl up` uses them).
-fn free_pair() -> u16 {
-    loop {
-        let p = dash_pg::free_port();
-        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-}
-
 /// One `dashctl up` process; SIGKILLed on drop (its agents, their
 /// PostgreSQL and etcd die with it), every node's leftovers killed too.
 struct Up {
@@ -169,20 +159,39 @@ async fn up_runs_the_agent_engine_heals_a_crash_stops_on_ctrl_c_and_reuses_the_d
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let home = dir.path().join("dash");
-    let args: Vec<String> = vec![
-        "--pg-port".into(),
-        free_pair().to_string(),
-        "--node-port".into(),
-        free_pair().to_string(),
-        "--etcd-port".into(),
-        free_pair().to_string(),
-    ];
     let (api_port, metrics_port) = (dash_pg::free_port(), dash_pg::free_port());
-    let mut up = Up::start(&home, args, api_port, metrics_port);
+
+    // A port given and taken: refused before anything is created.
+    let held = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let held_port = held.local_addr().unwrap().port().to_string();
+    let refused = Runner::new(env!("CARGO_BIN_EXE_dashctl"))
+        .env("DASH_HOME", &home)
+        .env("DASH_API_PORT", api_port.to_string())
+        .env("METRICS_PORT", metrics_port.to_string())
+        .run(&["up", "--pg-port", &held_port])
+        .await;
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("--pg-port"), "{}", refused.show());
+    assert!(!Topology::path(&home).exists(), "nothing is recorded");
+
+    // The defaults taken (as by a second platform on this machine): free
+    // ports are recorded instead. Whatever of them we cannot hold is taken
+    // by someone else already, which is the same case.
+    let defaults = [54320, 54321, 8008, 8009, 2379, 2380];
+    let _held: Vec<_> = (defaults.iter())
+        .filter_map(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+        .collect();
+    let mut up = Up::start(&home, Vec::new(), api_port, metrics_port);
     up.wait_up(Duration::from_secs(180));
     let out = up.output();
     assert!(out.contains("recording a new cluster"), "{out}");
     assert!(out.contains("synchronous replication"), "{out}");
+    assert!(out.contains("recording free ones instead"), "{out}");
+    assert!(
+        up.topo().ports().iter().all(|p| !defaults.contains(p)),
+        "{:?}",
+        up.topo().ports()
+    );
     let topo = up.topo();
 
     // The runbook's commands find everything from the record, etcd included.
@@ -192,6 +201,23 @@ async fn up_runs_the_agent_engine_heals_a_crash_stops_on_ctrl_c_and_reuses_the_d
     let status = cli.run(&["db", "status"]).await;
     status.expect_code(0);
     assert!(status.stdout.contains("leader key:"), "{}", status.show());
+
+    // A way into the database: libpq's environment, and psql on either role.
+    let env = cli.run(&["env"]).await;
+    env.expect_code(0);
+    assert!(env.stdout.contains("export PGPASSFILE="), "{}", env.show());
+    assert!(
+        !env.stdout.contains(topo.password.expose()),
+        "the password is printed"
+    );
+    for (flag, want) in [(None, "f"), (Some("--replica"), "t")] {
+        let mut args = vec!["psql"];
+        args.extend(flag);
+        args.extend(["--", "-tAc", "SELECT pg_is_in_recovery()"]);
+        let out = cli.run(&args).await;
+        out.expect_code(0);
+        assert_eq!(out.stdout.trim(), want, "{}", out.show());
+    }
 
     let http = reqwest::Client::new();
     let token = topo.api_token.expose().to_string();

@@ -29,15 +29,23 @@ pub struct ClusterOptions {
     pub api_token: Option<String>,
 }
 
-impl ClusterOptions {
-    /// Consecutive ports from each base: node N gets `base + N`.
-    pub fn consecutive(replicas: usize, pg_base: u16, node_base: u16) -> (Vec<u16>, Vec<u16>) {
-        let n = replicas as u16 + 1;
-        (
-            (0..n).map(|i| pg_base.saturating_add(i)).collect(),
-            (0..n).map(|i| node_base.saturating_add(i)).collect(),
-        )
+/// Which of `ports` cannot be bound on 127.0.0.1 now (in use by someone).
+pub fn taken(ports: &[u16]) -> Vec<u16> {
+    (ports.iter().copied())
+        .filter(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_err())
+        .collect()
+}
+
+/// `count` distinct free ports on 127.0.0.1, none of them in `avoid`.
+pub fn free_ports(count: usize, avoid: &[u16]) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < count {
+        let p = dash_pg::free_port();
+        if !ports.contains(&p) && !avoid.contains(&p) {
+            ports.push(p);
+        }
     }
+    ports
 }
 
 fn random_secret(len: usize) -> String {
@@ -131,12 +139,11 @@ mod tests {
     use super::*;
 
     fn opts() -> ClusterOptions {
-        let (pg_ports, node_ports) = ClusterOptions::consecutive(1, 54320, 8008);
         ClusterOptions {
             replicas: 1,
             synchronous: true,
-            pg_ports,
-            node_ports,
+            pg_ports: vec![54320, 54321],
+            node_ports: vec![8008, 8009],
             etcd_client_port: 2379,
             etcd_peer_port: 2380,
             api_url: "http://127.0.0.1:3001".into(),
@@ -159,6 +166,17 @@ mod tests {
         assert_eq!(t.password.expose().len(), 24);
         let again = Topology::create(dir.path(), &opts()).unwrap();
         assert_ne!(again.password.expose(), t.password.expose());
+    }
+
+    #[test]
+    fn a_bound_port_is_taken_and_free_ports_avoid_what_they_are_told() {
+        let held = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = held.local_addr().unwrap().port();
+        assert_eq!(taken(&[port]), [port]);
+        let free = free_ports(3, &[port]);
+        assert_eq!(free.len(), 3);
+        assert!(!free.contains(&port));
+        assert!(taken(&free).is_empty(), "{free:?}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod scratch;
 mod topology;
 
 pub use agents::log_path as agent_log_path;
-pub use create::ClusterOptions;
+pub use create::{free_ports, taken, ClusterOptions};
 pub use platform::{agent_logs, api_ready, Platform, PlatformError, PlatformOptions};
 pub use scratch::ScratchCluster;
 pub use topology::{NodeInfo, Topology, TopologyError, VERSION};

@@ -80,6 +80,14 @@ impl Platform {
         progress: &dyn Fn(&str),
     ) -> Result<Platform, PlatformError> {
         let topo = Topology::load(home)?;
+        let busy = crate::create::taken(&topo.ports());
+        if !busy.is_empty() {
+            return Err(PlatformError::Invalid(format!(
+                "port(s) {busy:?} that {} records for this cluster are in use: is another platform \
+                 or server running there? Stop it (or record other ports in that file)",
+                Topology::path(home).display()
+            )));
+        }
         let parent = ParentThread::start("dash-platform");
         progress(&format!(
             "starting etcd on 127.0.0.1:{}",

@@ -34,13 +34,7 @@ impl ScratchCluster {
         // The server user must be able to reach the nodes' directories.
         std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755))
             .map_err(|e| PlatformError::io("open the temp dir to the server user", e))?;
-        let mut ports: Vec<u16> = Vec::new();
-        while ports.len() < 2 * (replicas + 1) + 2 {
-            let p = dash_pg::free_port();
-            if !ports.contains(&p) {
-                ports.push(p);
-            }
-        }
+        let ports = crate::create::free_ports(2 * (replicas + 1) + 2, &[]);
         let (pg_ports, rest) = ports.split_at(replicas + 1);
         let (node_ports, etcd) = rest.split_at(replicas + 1);
         let opts = ClusterOptions {

@@ -159,6 +159,17 @@ impl Topology {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// Every port the record names (PostgreSQL, node APIs, etcd).
+    pub fn ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .nodes
+            .iter()
+            .flat_map(|n| [n.port, n.node_port])
+            .collect();
+        ports.extend([self.etcd_client_port, self.etcd_peer_port]);
+        ports
+    }
+
     /// The local etcd's client URL (what `--etcd` takes).
     pub fn etcd_endpoints(&self) -> Vec<String> {
         vec![format!("http://127.0.0.1:{}", self.etcd_client_port)]

@@ -26,6 +26,7 @@ pub mod ha;
 pub mod manifest;
 pub mod metrics;
 pub mod output;
+pub mod pgenv;
 pub mod probe;
 pub mod recovery_check;
 pub mod restore;

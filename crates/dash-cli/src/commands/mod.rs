@@ -5,6 +5,7 @@ mod chaos;
 mod config;
 pub(crate) mod db;
 pub(crate) mod node;
+pub(crate) mod pgenv;
 mod serve;
 mod up;
 pub(crate) mod verify;
@@ -41,6 +42,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(args) => bench::run(args).await,
         Command::Db { command } => db::run(command).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Env(args) => pgenv::env(args).await,
+        Command::Psql(args) => pgenv::psql(args).await,
         Command::Config {
             command: ConfigCommand::Check { json },
         } => config::check(json),

@@ -7,7 +7,7 @@
 use anyhow::Context;
 use dash_platform::{ClusterOptions, Platform, PlatformOptions, Topology};
 
-use super::{dash_home, serve::shutdown_signal, settings, EXIT_OK};
+use super::{dash_home, serve::shutdown_signal, settings, UsageError, EXIT_OK};
 use crate::cli::UpArgs;
 
 /// How long the first start (initdb, clones) may take to become highly available.
@@ -28,6 +28,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     };
     let api_url = format!("http://{host}:{}", api.api_port);
     let metrics_url = format!("http://{host}:{}/metrics", api.metrics_port);
+    for (port, var) in [
+        (api.api_port, "DASH_API_PORT"),
+        (api.metrics_port, "METRICS_PORT"),
+    ] {
+        if !dash_platform::taken(&[port]).is_empty() {
+            return Err(UsageError(format!(
+                "port {port} is in use: set {var} to a free port (nothing was started)"
+            ))
+            .into());
+        }
+    }
     if Topology::path(&home).exists() {
         say(&format!(
             "reusing the cluster recorded in {}",
@@ -42,16 +53,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         topo.save(&home)?;
     } else {
         say(&format!("recording a new cluster in {}", home.display()));
-        let replicas = usize::from(args.replicas);
-        let (pg_ports, node_ports) =
-            ClusterOptions::consecutive(replicas, args.pg_port, args.node_port);
+        let nodes = usize::from(args.replicas) + 1;
+        let mut chosen = Vec::new();
+        let pg_ports = choose_ports("--pg-port", args.pg_port, 54320, nodes, &mut chosen)?;
+        let node_ports = choose_ports("--node-port", args.node_port, 8008, nodes, &mut chosen)?;
+        let etcd = choose_ports("--etcd-port", args.etcd_port, 2379, 2, &mut chosen)?;
         let opts = ClusterOptions {
-            replicas,
+            replicas: nodes - 1,
             synchronous: !args.asynchronous,
             pg_ports,
             node_ports,
-            etcd_client_port: args.etcd_port,
-            etcd_peer_port: args.etcd_port.saturating_add(1),
+            etcd_client_port: etcd[0],
+            etcd_peer_port: etcd[1],
             api_url: api_url.clone(),
             metrics_url: metrics_url.clone(),
             api_token: api.tokens.first().map(|t| t.expose().to_string()),
@@ -76,6 +89,42 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     platform.stop(&say).await.context("stopping the platform")?;
     say("stopped");
     Ok(EXIT_OK)
+}
+
+/// `count` consecutive ports from `flag`'s value, refused when one is in
+/// use; without the flag, from `default`, or free ports when those are
+/// taken (a second platform on this machine). Never one already `chosen`.
+fn choose_ports(
+    flag: &str,
+    given: Option<u16>,
+    default: u16,
+    count: usize,
+    chosen: &mut Vec<u16>,
+) -> Result<Vec<u16>, UsageError> {
+    let base = given.unwrap_or(default);
+    let run: Vec<u16> = (0..count as u16)
+        .map_while(|i| base.checked_add(i))
+        .collect();
+    let clash = run.len() < count
+        || run.iter().any(|p| chosen.contains(p))
+        || !dash_platform::taken(&run).is_empty();
+    let ports = match (clash, given) {
+        (false, _) => run,
+        (true, Some(p)) => {
+            return Err(UsageError(format!(
+                "{flag} {p}: port(s) {run:?} are not all free; choose another {flag} (nothing was created)"
+            )))
+        }
+        (true, None) => {
+            let free = dash_platform::free_ports(count, chosen);
+            say(&format!(
+                "ports {run:?} (the {flag} default) are in use; recording free ones instead: {free:?}"
+            ));
+            free
+        }
+    };
+    chosen.extend(&ports);
+    Ok(ports)
 }
 
 async fn print_urls(platform: &Platform, api_url: &str, metrics_url: &str) {
@@ -107,5 +156,6 @@ async fn print_urls(platform: &Platform, api_url: &str, metrics_url: &str) {
             n.node_url()
         );
     }
+    println!("  psql       dashctl psql   (or eval \"$(dashctl env)\" for psql, pg_isready, pg_dump as written)");
     println!("Press Ctrl-C to stop.");
 }
