@@ -54,6 +54,9 @@ pub struct StatusReport {
     /// The leader key, sync set, members and agents (etcd configured only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ha: Option<HaView>,
+    /// What to configure, when nothing was and no primary answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl StatusReport {
@@ -166,6 +169,9 @@ impl StatusReport {
         ));
         for p in &self.problems {
             out.push_str(&format!("  - {p}\n"));
+        }
+        if let (Verdict::NoPrimary, Some(hint)) = (self.verdict, &self.hint) {
+            out.push_str(&format!("  Hint: {hint}\n"));
         }
         out
     }
@@ -317,5 +323,6 @@ pub fn judge(target: &Target, nodes: Vec<NodeProbe>, api: ApiPool) -> StatusRepo
         verdict,
         problems,
         ha: None,
+        hint: target.unconfigured_hint(),
     }
 }

@@ -128,6 +128,12 @@ impl Target {
                 (settings, nodes, source)
             }
         };
+        // The API's own port variables, as `dashctl serve` read them from
+        // the same environment, come after the explicit URL and the record.
+        let from_port = |var: &str, path: &str| {
+            let port = get(var)?.trim().parse::<u16>().ok().filter(|p| *p != 0)?;
+            Some(format!("http://127.0.0.1:{port}{path}"))
+        };
         let pick = |flag: &Option<String>, env: &str, topo: Option<String>, default: &str| {
             flag.clone()
                 .or_else(|| get(env).filter(|v| !v.trim().is_empty()))
@@ -138,7 +144,8 @@ impl Target {
             api_url: pick(
                 &flags.api,
                 "DASH_API_URL",
-                topology.as_ref().map(|t| t.api_url.clone()),
+                (topology.as_ref().map(|t| t.api_url.clone()))
+                    .or_else(|| from_port("DASH_API_PORT", "")),
                 DEFAULT_API_URL,
             )
             .trim_end_matches('/')
@@ -146,7 +153,8 @@ impl Target {
             metrics_url: pick(
                 &flags.metrics,
                 "DASH_METRICS_URL",
-                topology.as_ref().map(|t| t.metrics_url.clone()),
+                (topology.as_ref().map(|t| t.metrics_url.clone()))
+                    .or_else(|| from_port("METRICS_PORT", "/metrics")),
                 DEFAULT_METRICS_URL,
             ),
             token: flags
@@ -154,6 +162,14 @@ impl Target {
                 .clone()
                 .or_else(|| get("DASH_API_TOKEN"))
                 .or_else(|| topology.as_ref().map(|t| t.api_token.expose().to_string()))
+                .or_else(|| {
+                    let tokens = get("DASH_API_TOKENS")?;
+                    tokens
+                        .split(',')
+                        .map(str::trim)
+                        .find(|t| !t.is_empty())
+                        .map(String::from)
+                })
                 .filter(|t| !t.trim().is_empty())
                 .map(Secret::new),
         };
@@ -183,6 +199,18 @@ impl Target {
     pub fn for_settings(settings: DbSettings, api: ApiEndpoint) -> Target {
         let nodes = NodeTarget::one_per_host(&settings);
         Target::new(settings, nodes, "explicit settings".into(), api)
+    }
+
+    /// Nothing was configured (no `DATABASE_*`, no `cluster.json`): what to
+    /// set, for a report that found no database at the defaults.
+    pub fn unconfigured_hint(&self) -> Option<String> {
+        self.source.starts_with("defaults").then(|| {
+            "nothing points dashctl at a database here: run it beside `dashctl up` \
+             (or set DASH_HOME to that platform's directory, the one holding cluster.json), \
+             or set DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/dash \
+             (or DATABASE_HOST, DATABASE_PORT, DATABASE_USER, DATABASE_PASSWORD, DATABASE_NAME)"
+                .to_string()
+        })
     }
 
     /// The hosts that may be the primary: every node not recorded as fenced.
@@ -259,6 +287,39 @@ mod tests {
         assert_eq!(t.api.metrics_url, DEFAULT_METRICS_URL);
         assert!(t.api.token.is_none());
         assert!(t.source.starts_with("defaults"), "{}", t.source);
+        let hint = t
+            .unconfigured_hint()
+            .expect("a hint when nothing is configured");
+        assert!(
+            hint.contains("DASH_HOME") && hint.contains("DATABASE_URL"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn the_apis_own_port_and_token_variables_are_fallbacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let env = [
+            ("DASH_HOME", home),
+            ("DASH_API_PORT", "4001"),
+            ("METRICS_PORT", "9191"),
+            ("DASH_API_TOKENS", " ,tok-a,tok-b"),
+            ("DATABASE_HOST", "db"),
+        ];
+        let t = resolve(&env, &ApiFlags::default());
+        assert_eq!(t.api.api_url, "http://127.0.0.1:4001");
+        assert_eq!(t.api.metrics_url, "http://127.0.0.1:9191/metrics");
+        assert_eq!(t.api.token.as_ref().unwrap().expose(), "tok-a");
+        assert!(
+            t.unconfigured_hint().is_none(),
+            "DATABASE_HOST is configuration"
+        );
+        // An explicit URL still wins.
+        let mut with_url = env.to_vec();
+        with_url.push(("DASH_API_URL", "http://api:3001"));
+        let t = resolve(&with_url, &ApiFlags::default());
+        assert_eq!(t.api.api_url, "http://api:3001");
     }
 
     #[test]
