@@ -33,6 +33,12 @@ async fn idle_in_transaction_sessions_are_listed_diagnosed_and_terminated() {
     let report = connections::show(&t, false, 20).await.unwrap();
     assert_eq!(report.idle_in_transaction.len(), 2, "{report:#?}");
     assert!(report.by_state["idle in transaction"] >= 2);
+    assert_eq!(
+        report.by_state.values().sum::<i64>(),
+        report.total,
+        "every session's state is counted: {:?}",
+        report.by_state
+    );
     assert!(report
         .idle_in_transaction
         .iter()

@@ -119,6 +119,9 @@ pub async fn connections(
     for s in &all {
         *by_state.entry(s.state.clone()).or_insert(0) += 1;
     }
+    // The listing leaves out our own session; it is active, and counted, so
+    // that the states add up to the total.
+    *by_state.entry("active".to_string()).or_insert(0) += 1;
     let mut long_running: Vec<Session> =
         all.iter().filter(|s| s.state != "idle").cloned().collect();
     long_running.sort_by(|a, b| {
@@ -135,7 +138,6 @@ pub async fn connections(
     Ok(ConnectionsReport {
         node: node.to_string(),
         max_connections: row.get(0),
-        // The listing leaves out our own session; count it.
         total: all.len() as i64 + 1,
         by_state,
         long_running,
@@ -194,7 +196,7 @@ impl ConnectionsReport {
             .map(|(s, n)| format!("{s} {n}"))
             .collect();
         let mut out = format!(
-            "Sessions on {}: {} of max_connections {} ({:.0}%): {}\n",
+            "Sessions on {}: {} of max_connections {} ({:.0}%): {} (this dashctl session counts as active)\n",
             self.node,
             self.total,
             self.max_connections,
