@@ -303,6 +303,30 @@ async fn up_runs_the_agent_engine_heals_a_crash_stops_on_ctrl_c_and_reuses_the_d
         "the swarm was lost by the switchover"
     );
 
+    // The incident timeline, from etcd, for the review.
+    let inc = cli.run(&["db", "incidents", "--gap", "1s", "--json"]).await;
+    inc.expect_code(0);
+    let titles: Vec<String> = (inc.json()["incidents"].as_array().unwrap().iter())
+        .map(|i| i["title"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with(&format!("failover {old} -> {new}"))),
+        "{titles:?}"
+    );
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with(&format!("switchover {new} -> {old}"))),
+        "{titles:?}"
+    );
+    assert!(
+        inc.stdout.contains("dashctl db switchover"),
+        "the operator's step: {}",
+        inc.show()
+    );
+
     // Ctrl-C stops everything: no server of any node, no etcd left.
     let (code, took) = up.interrupt();
     assert_eq!(code, 0, "{}", up.output());

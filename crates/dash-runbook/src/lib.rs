@@ -23,6 +23,7 @@ pub mod connections;
 pub mod diagnose;
 mod error;
 pub mod ha;
+pub mod incidents;
 pub mod manifest;
 pub mod metrics;
 pub mod output;

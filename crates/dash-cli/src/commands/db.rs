@@ -33,6 +33,12 @@ pub enum DbCommand {
   3  no new writable leader within --wait (a request nobody acted on is withdrawn)
   4  refused: no leader key, no recorded synchronous standby, a --target that is not one, a pending request, or the leader's agent refused (its reason printed); or no --yes without a terminal")]
     Switchover(SwitchoverArgs),
+    /// Post-incident: the timeline of each incident (detections, fences, releases, promotions, rejoins, refusals, operator requests) from the HA history the agents keep in etcd (--etcd, DASH_ETCD_ENDPOINTS, or beside `dashctl up` its local etcd), grouped by quiet gaps, ready for the review.
+    #[command(after_help = "Exit codes:
+  0  printed (also when nothing was recorded)
+  1  the command failed (error and causes printed; e.g. etcd unreachable)
+  2  bad usage or configuration (e.g. no etcd given or recorded)")]
+    Incidents(IncidentsArgs),
     /// Initial Assessment: per node TCP, auth and SQL reachability, role, timeline, LSN, replication and lag, sessions by state; the API's pool from its metrics. With --etcd: the HA view too (the leader key, the sync set, every member with what its node API /status says, the newest HA history), and the nodes probed are etcd's members.
     #[command(after_help = "Exit codes:
   0  healthy: a writable primary and every node answer
@@ -120,16 +126,22 @@ pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
             let etcd = request_etcd(&a.etcd.etcd)?;
             finish(switchover_etcd(&etcd, &a).await)
         }
+        DbCommand::Incidents(a) => {
+            let etcd = request_etcd(&a.etcd)?;
+            let r = dash_runbook::incidents::gather(&etcd, a.gap, a.since).await;
+            finish(r.map(|r| print(a.json, &r, r.render(), dash_runbook::exit::OK)))
+        }
         other => finish(dispatch(other).await),
     }
 }
 
-/// Where a failover or switchover is filed: `--etcd`/`DASH_ETCD_ENDPOINTS`,
+/// Where a failover or switchover is filed (and incidents are read):
+/// `--etcd`/`DASH_ETCD_ENDPOINTS`,
 /// else the local etcd `$DASH_HOME/cluster.json` records.
 fn request_etcd(args: &EtcdArgs) -> Result<ha::EtcdTarget, UsageError> {
     args.target().or_else(recorded_etcd).ok_or_else(|| {
         UsageError(
-            "no etcd to file the request in: pass --etcd URLS (or set DASH_ETCD_ENDPOINTS) naming the node agents' etcd, or run beside `dashctl up` (its $DASH_HOME/cluster.json records one)".into(),
+            "no etcd to use: pass --etcd URLS (or set DASH_ETCD_ENDPOINTS) naming the node agents' etcd, or run beside `dashctl up` (its $DASH_HOME/cluster.json records one)".into(),
         )
     })
 }
@@ -141,8 +153,8 @@ fn recorded_etcd() -> Option<ha::EtcdTarget> {
 
 async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
     match cmd {
-        DbCommand::Failover(_) | DbCommand::Switchover(_) => {
-            unreachable!("run() files these in etcd")
+        DbCommand::Failover(_) | DbCommand::Switchover(_) | DbCommand::Incidents(_) => {
+            unreachable!("run() sends these to etcd")
         }
         DbCommand::Status(a) => {
             let t = target(&a.common)?;

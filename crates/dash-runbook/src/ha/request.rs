@@ -197,6 +197,24 @@ pub(super) async fn file_and_watch(
         last: String::new(),
     };
     progress.say(&format!("filed: {request}"));
+    // The operator's step belongs in the incident's timeline too.
+    let who = format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "?".into()),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or("?".into(), |h| h.trim().to_string())
+    );
+    let note = HistoryEntry {
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        member: "operator".into(),
+        decision: "request".into(),
+        detail: format!("dashctl db {}: {request} (by {who})", w.kind),
+    };
+    if let Err(e) = dcs.record(&note).await {
+        progress.say(&format!(
+            "could not record the request in the HA history: {e}"
+        ));
+    }
     let seen: HashSet<String> = before.history.iter().map(entry_key).collect();
     let end = wait(dcs, &mut progress, w, &seen, limit).await;
     // What the agents recorded meanwhile (best effort, bounded).

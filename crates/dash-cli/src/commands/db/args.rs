@@ -238,6 +238,21 @@ pub struct RestoreArgs {
 }
 
 /// `300s`, `5m`, `1h 30m`, or bare seconds.
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// Only what happened since then: a duration back from now (24h, 30m) or an RFC 3339 time (2026-11-30T10:00:00Z).
+    #[arg(long, value_name = "WHEN", value_parser = dash_runbook::incidents::parse_since)]
+    pub since: Option<i64>,
+    /// Decisions further apart than this start a new incident.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub gap: Duration,
+    /// Print JSON instead of the timeline.
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {

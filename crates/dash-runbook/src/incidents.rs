@@ -1,0 +1,241 @@
+//! `dashctl db incidents`: the runbook's "Document incident timeline" step.
+//! Every HA decision (detections, fences, releases, promotions, rejoins,
+//! refusals) and every operator request is kept in etcd's history, which
+//! survives the database being down. This groups it into incidents (runs of
+//! entries with no quiet gap longer than `--gap` between them), names each
+//! by its most telling decision, and prints the timeline relative to its
+//! start, ready for the review.
+
+use std::time::Duration;
+
+use dash_dcs::HistoryEntry;
+use serde::Serialize;
+
+use crate::ha::{EtcdTarget, HistoryLine};
+use crate::output::duration;
+use crate::RunbookError;
+
+/// One incident: consecutive decisions with no long quiet between them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    /// What happened, in a few words (`failover node1 -> node0`).
+    pub title: String,
+    pub started: String,
+    pub ended: String,
+    pub seconds: f64,
+    /// The leader before and after, when the entries say.
+    pub leader_before: Option<String>,
+    pub leader_after: Option<String>,
+    pub entries: Vec<HistoryLine>,
+}
+
+/// The report of `dashctl db incidents`.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentsReport {
+    pub cluster: String,
+    /// Entries older than this (Unix ms) were left out (`--since`).
+    pub since_ms: Option<i64>,
+    pub incidents: Vec<Incident>,
+}
+
+/// Decisions that mean the leader changed or was lost, most telling first.
+const KINDS: &[(&str, &str)] = &[
+    ("refuse", "refused request"),
+    ("fence", "failover"),
+    ("release", "failover"),
+    ("demote", "switchover"),
+    ("restart", "restart in place"),
+    ("bootstrap", "cluster created"),
+    ("promote", "new leader"),
+    ("request", "operator request"),
+];
+
+/// `--since`: an RFC 3339 time, or a duration back from now (`24h`, `30m`,
+/// plain seconds); Unix ms.
+pub fn parse_since(v: &str) -> Result<i64, String> {
+    let v = v.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.timestamp_millis());
+    }
+    let back = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(v).map_err(|_| {
+            format!("{v:?}: give a duration back from now (24h, 30m) or an RFC 3339 time")
+        })?,
+    };
+    let back_ms = i64::try_from(back.as_millis()).unwrap_or(i64::MAX);
+    Ok(chrono::Utc::now()
+        .timestamp_millis()
+        .saturating_sub(back_ms))
+}
+
+/// Groups `entries` (any order) into incidents separated by more than `gap`
+/// of quiet; only entries at or after `since_ms` count.
+pub fn group(entries: &[HistoryEntry], gap: Duration, since_ms: Option<i64>) -> Vec<Incident> {
+    let mut sorted: Vec<&HistoryEntry> = (entries.iter())
+        .filter(|e| since_ms.is_none_or(|s| e.at_ms >= s))
+        .collect();
+    sorted.sort_by_key(|e| e.at_ms);
+    let gap_ms = gap.as_millis() as i64;
+    let mut runs: Vec<Vec<&HistoryEntry>> = Vec::new();
+    for e in sorted {
+        match runs.last_mut() {
+            Some(run) if e.at_ms - run.last().map_or(e.at_ms, |l| l.at_ms) <= gap_ms => run.push(e),
+            _ => runs.push(vec![e]),
+        }
+    }
+    runs.into_iter().map(|run| incident(&run)).collect()
+}
+
+fn incident(run: &[&HistoryEntry]) -> Incident {
+    let first = run.first().map_or(0, |e| e.at_ms);
+    let last = run.last().map_or(0, |e| e.at_ms);
+    let kind = (KINDS.iter())
+        .find(|(d, _)| run.iter().any(|e| e.decision == *d))
+        .map_or("HA activity", |(_, k)| k);
+    // Who led before: the member that released, demoted or was fenced first;
+    // after: the last member that took the key.
+    let before = (run.iter())
+        .find(|e| matches!(e.decision.as_str(), "release" | "demote" | "fence"))
+        .map(|e| e.member.clone());
+    let after = (run.iter().rev())
+        .find(|e| e.decision == "promote")
+        .map(|e| e.member.clone());
+    let title = match (&before, &after) {
+        (Some(b), Some(a)) if b != a => format!("{kind} {b} -> {a}"),
+        (_, Some(a)) if kind == "cluster created" => format!("{kind}, {a} leads"),
+        (Some(b), None) => format!("{kind}: {b} lost the key, no new leader recorded"),
+        _ => kind.to_string(),
+    };
+    Incident {
+        title,
+        started: HistoryLine::from(run[0]).at,
+        ended: HistoryLine::from(run[run.len() - 1]).at,
+        seconds: (last - first) as f64 / 1000.0,
+        leader_before: before,
+        leader_after: after,
+        entries: run.iter().map(|e| HistoryLine::from(*e)).collect(),
+    }
+}
+
+/// Reads etcd's history and groups it.
+pub async fn gather(
+    etcd: &EtcdTarget,
+    gap: Duration,
+    since_ms: Option<i64>,
+) -> Result<IncidentsReport, RunbookError> {
+    let failed = |e| RunbookError::etcd(etcd, e);
+    let dcs = etcd.connect().await.map_err(failed)?;
+    let history = dcs.history().await.map_err(failed)?;
+    Ok(IncidentsReport {
+        cluster: etcd.cluster.clone(),
+        since_ms,
+        incidents: group(&history, gap, since_ms),
+    })
+}
+
+impl IncidentsReport {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "Incidents of cluster {} (from etcd's HA history, oldest first)\n",
+            self.cluster
+        );
+        if self.incidents.is_empty() {
+            out.push_str("  none recorded in that window\n");
+        }
+        for (i, inc) in self.incidents.iter().enumerate() {
+            out.push_str(&format!(
+                "\n{}. {}  {} .. {} ({})\n",
+                i + 1,
+                inc.title,
+                inc.started,
+                inc.ended,
+                duration(Duration::from_secs_f64(inc.seconds.max(0.0)))
+            ));
+            let start = inc.entries.first().map_or(0, |e| e.at_ms);
+            for e in &inc.entries {
+                out.push_str(&format!(
+                    "  +{:>8}  {:<10} {:<10} {}\n",
+                    format!("{:.3}s", (e.at_ms - start) as f64 / 1000.0),
+                    e.member,
+                    e.decision,
+                    e.detail
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(at_ms: i64, member: &str, decision: &str) -> HistoryEntry {
+        HistoryEntry {
+            at_ms,
+            member: member.into(),
+            decision: decision.into(),
+            detail: format!("{decision} by {member}"),
+        }
+    }
+
+    #[test]
+    fn quiet_gaps_split_incidents_and_each_is_named_by_what_happened() {
+        let h = vec![
+            entry(1_000, "n1", "bootstrap"),
+            entry(1_020, "n1", "promote"),
+            entry(3_000, "n0", "clone"),
+            // ten minutes later: a crash
+            entry(600_000, "n1", "release"),
+            entry(600_030, "n0", "promote"),
+            entry(605_000, "n1", "rejoin"),
+            // and later still, a planned switchover back
+            entry(2_000_000, "operator", "request"),
+            entry(2_000_100, "n0", "demote"),
+            entry(2_000_300, "n1", "promote"),
+        ];
+        let all = group(&h, Duration::from_secs(300), None);
+        let titles: Vec<&str> = all.iter().map(|i| i.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "cluster created, n1 leads",
+                "failover n1 -> n0",
+                "switchover n0 -> n1"
+            ]
+        );
+        assert_eq!(all[1].seconds, 5.0);
+        assert_eq!(all[1].entries.len(), 3);
+        let since = group(&h, Duration::from_secs(300), Some(600_000));
+        assert_eq!(since.len(), 2, "--since leaves the creation out");
+    }
+
+    #[test]
+    fn since_takes_a_time_or_a_duration_back_and_refuses_the_rest() {
+        assert_eq!(parse_since("2026-11-30T10:00:00Z"), Ok(1_796_032_800_000));
+        let now = chrono::Utc::now().timestamp_millis();
+        let day = parse_since("24h").unwrap();
+        assert!((now - 86_400_000 - day).abs() < 5_000, "{day}");
+        assert!(parse_since("yesterday").is_err());
+        assert!(parse_since("999999999999h").is_ok(), "saturates, no panic");
+    }
+
+    #[test]
+    fn a_refusal_and_a_leader_lost_without_a_successor_are_said_plainly() {
+        let h = vec![entry(10, "n1", "fence"), entry(20, "n0", "refuse")];
+        let all = group(&h, Duration::from_secs(60), None);
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            all[0].title,
+            "refused request: n1 lost the key, no new leader recorded"
+        );
+        let text = IncidentsReport {
+            cluster: "dash".into(),
+            since_ms: None,
+            incidents: all,
+        }
+        .render();
+        assert!(text.contains("+  0.010s  n0"), "{text}");
+    }
+}
