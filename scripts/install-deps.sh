@@ -7,16 +7,19 @@
 #   protoc                   protobuf-compiler                the etcd-client crate generates its gRPC code
 #                                                             at build time: needed BEFORE cargo builds
 #   nft, ip                  nftables, iproute2               multi-host tests (network namespaces, partitions)
+#   promtool                 prometheus                       alert rule tests (deploy/prometheus)
+#   amtool                   prometheus-alertmanager          routing tests (deploy/alertmanager)
 #
 # Idempotent: when everything is present it installs nothing and skips
 # `apt-get update`. Debian/Ubuntu (apt-get, as root or through sudo) only;
 # elsewhere it says what to install. Used by `make deps` and `.ci/run`.
 #
-# Debian's etcd-server package starts a system etcd (127.0.0.1:2379/2380,
-# data in /var/lib/etcd) on install where services may start: under systemd,
-# or under sysvinit unless /usr/sbin/policy-rc.d forbids it, as in Debian's
-# container images. That daemon is harmless here: Dash's tests run their etcd
-# members on free ports of their own. `systemctl disable --now etcd` stops it.
+# Dash needs these packages' programs, not their services: Debian would start
+# a system etcd (2379), Prometheus (9090, Dash's metrics port) and
+# Alertmanager (9093) on install. While installing, a temporary
+# /usr/sbin/policy-rc.d (when none exists) tells the package scripts not to
+# start services; an existing one (as in Debian's container images) is left
+# alone.
 set -euo pipefail
 
 # Whether command $1 exists, also in the sbin directories a non-root PATH lacks.
@@ -55,6 +58,8 @@ have etcdctl || missing+=(etcd-client)
 have_protoc || missing+=(protobuf-compiler)
 have nft || missing+=(nftables)
 have ip || missing+=(iproute2)
+have promtool || missing+=(prometheus)
+have amtool || missing+=(prometheus-alertmanager)
 
 if [ "$(id -u)" -eq 0 ]; then
     as_root=()
@@ -65,7 +70,7 @@ else
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "Dash's dependencies are installed (PostgreSQL server, etcd, etcdctl, protoc, nft, ip)."
+    echo "Dash's dependencies are installed (PostgreSQL server, etcd, etcdctl, protoc, nft, ip, promtool, amtool)."
 elif ! command -v apt-get >/dev/null 2>&1 || [ "${as_root[*]}" = none ]; then
     echo "Missing the packages: ${missing[*]}" >&2
     echo "Install them (Debian/Ubuntu: apt-get install ${missing[*]}), or point Dash at" >&2
@@ -74,8 +79,23 @@ elif ! command -v apt-get >/dev/null 2>&1 || [ "${as_root[*]}" = none ]; then
     exit 1
 else
     echo "Installing with apt-get: ${missing[*]}"
-    "${as_root[@]}" apt-get update
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    policy=/usr/sbin/policy-rc.d
+    made_policy=no
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# Dash install-deps.sh: no service starts while it installs\nexit 101\n' |
+            "${as_root[@]}" tee "$policy" >/dev/null
+        "${as_root[@]}" chmod 755 "$policy"
+        made_policy=yes
+    fi
+    status=0
+    "${as_root[@]}" apt-get update || status=$?
+    if [ "$status" -eq 0 ]; then
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" || status=$?
+    fi
+    if [ "$made_policy" = yes ]; then
+        "${as_root[@]}" rm -f "$policy"
+    fi
+    [ "$status" -eq 0 ] || exit "$status"
 fi
 
 # As root, Dash runs the server binaries as the unprivileged `postgres` user.

@@ -29,6 +29,7 @@ use dash_dcs::{Dcs, LeaseKeeperTask, LeaseTiming};
 
 pub use api::Status;
 pub use local::split_host_port;
+pub use metrics::NodeMetrics;
 pub use options::NodeOptions;
 
 /// Why the agent could not run.
