@@ -114,7 +114,7 @@ async fn malformed_bodies_are_refused_and_store_nothing() {
         b"name=x".to_vec(),
     )
     .await;
-    assert_error(st, &e, 400, "unsupported_media_type");
+    assert_error(st, &e, 415, "unsupported_media_type");
 
     // Nothing was stored or changed by any of it.
     assert_eq!(stored(&app).await, before);
