@@ -2,6 +2,7 @@
 //! with its events appended in the same transaction.
 
 mod agents;
+mod budget;
 mod events;
 mod idempotency;
 mod swarms;
