@@ -88,7 +88,7 @@ async fn malformed_bodies_are_refused_and_store_nothing() {
         (Method::POST, format!("/agents/{aid}/complete"), b"{oops".to_vec(), 400, "malformed_json", ""),
         (Method::POST, format!("/agents/{aid}/fail"), br#"{"reason": "x"}"#.to_vec(), 400, "invalid_body", "reason"),
         (Method::PUT, "/admin/pool".into(), br#"{"size": 0}"#.to_vec(), 422, "validation_failed", "size"),
-        (Method::PUT, "/admin/pool".into(), br#"{"size": -3}"#.to_vec(), 400, "invalid_body", "size"),
+        (Method::PUT, "/admin/pool".into(), br#"{"size": -3}"#.to_vec(), 422, "validation_failed", "size"),
     ];
     let mut wrong = Vec::new();
     for (method, path, body, status, code, word) in cases {

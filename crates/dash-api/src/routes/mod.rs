@@ -121,8 +121,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn openapi() -> Response {
-    axum::Json(crate::openapi::document()).into_response()
+async fn openapi(State(state): State<AppState>) -> Response {
+    axum::Json(crate::openapi::document(state.settings.auth_reads)).into_response()
 }
 
 /// Bounds a non-streaming request by `DASH_REQUEST_TIMEOUT`, answering 503
