@@ -289,3 +289,28 @@ async fn scopes_are_keyed_hashes_and_keys_stored_before_still_replay() {
     assert_eq!(app.count("swarms").await, 1);
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idempotency_secret_keys_the_stored_scope() {
+    let secret = dash_store::Secret::new("idempotency-secret-1");
+    let key = secret.clone();
+    let app = TestApp::spawn_with(move |s| s.idempotency_secret = Some(key)).await;
+    let (st, _, b) = app
+        .post_with(
+            "/swarms",
+            json!({"name": "s", "strategy": "tree"}),
+            &[("Idempotency-Key", "k")],
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let with_secret = dash_api::ApiSettings {
+        idempotency_secret: Some(secret),
+        ..Default::default()
+    };
+    let expected = dash_api::auth::scope_of(&with_secret, common::TOKEN);
+    assert_eq!(scopes(&app).await, [format!("POST /swarms {expected}")]);
+    let without = dash_api::auth::scope_of(&Default::default(), common::TOKEN);
+    assert_ne!(expected, without, "the secret changes the scope");
+    assert!(!expected.contains(&legacy_fingerprint(common::TOKEN)));
+    app.shutdown().await;
+}
