@@ -1,20 +1,56 @@
 //! Bearer-token auth: mutating `/api` calls (and, when configured, reads)
-//! need `Authorization: Bearer <token>` matching one of `DASH_API_TOKENS`.
+//! need `Authorization: Bearer <token>` (scheme in any case) matching one of
+//! `DASH_API_TOKENS`.
 
 use axum::extract::{Request, State};
-use axum::http::{header, Method};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::settings::ApiSettings;
 use crate::state::AppState;
 
 /// The token the request presented, when it is valid.
 #[derive(Clone)]
 pub struct Caller {
-    /// A short fingerprint of the token (never the token): scopes idempotency keys.
-    pub fingerprint: String,
+    /// Who the caller is for idempotency keys: a keyed hash of the token
+    /// (HMAC-SHA256, see [`scope_of`]), never the token or a plain hash of it.
+    pub scope: String,
+    /// The fingerprint Dash stored before keyed hashes (the first 8 bytes of
+    /// the token's SHA-256), looked up only so that keys stored before the
+    /// upgrade still replay until they expire (24 h).
+    pub legacy_scope: String,
+}
+
+type HmacSha256 = hmac::Hmac<sha2_hmac::Sha256>;
+
+/// The idempotency scope of `token`: HMAC-SHA256 keyed with
+/// `DASH_IDEMPOTENCY_SECRET` over the token, or, without that secret, keyed
+/// with the token itself over a fixed label. Either way the stored value
+/// cannot be tested against guessed tokens without a secret the database
+/// never sees, and it stays the same while tokens are added or removed.
+pub fn scope_of(settings: &ApiSettings, token: &str) -> String {
+    let label = b"dash idempotency scope v1";
+    let mac = match &settings.idempotency_secret {
+        Some(secret) => {
+            let mut m = HmacSha256::new_from_slice(secret.expose().as_bytes())
+                .expect("HMAC accepts keys of any length");
+            m.update(label);
+            m.update(b"\0");
+            m.update(token.as_bytes());
+            m
+        }
+        None => {
+            let mut m = HmacSha256::new_from_slice(token.as_bytes())
+                .expect("HMAC accepts keys of any length");
+            m.update(label);
+            m
+        }
+    };
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -26,44 +62,52 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         == 0
 }
 
+/// The credentials of an `Authorization: Bearer <token>` header; the scheme
+/// is case-insensitive (RFC 9110 §11.1).
+pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(char::is_whitespace)?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller, when the request carries one of the configured tokens.
+pub fn authenticate(settings: &ApiSettings, headers: &HeaderMap) -> Option<Caller> {
+    let t = presented_token(headers)?;
+    settings
+        .tokens
+        .iter()
+        .any(|k| constant_time_eq(k.expose().as_bytes(), t.as_bytes()))
+        .then(|| Caller {
+            scope: scope_of(settings, t),
+            legacy_scope: hex::encode(&Sha256::digest(t.as_bytes())[..8]),
+        })
+}
+
 pub async fn require_token(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .map(str::to_string);
     let needed = mutating || state.settings.auth_reads;
-    match presented {
-        Some(t)
-            if state
-                .settings
-                .tokens
-                .iter()
-                .any(|k| constant_time_eq(k.expose().as_bytes(), t.as_bytes())) =>
-        {
-            let fingerprint = hex::encode(&Sha256::digest(t.as_bytes())[..8]);
-            req.extensions_mut().insert(Caller { fingerprint });
-            next.run(req).await
-        }
+    if let Some(caller) = authenticate(&state.settings, req.headers()) {
+        req.extensions_mut().insert(caller);
+        return next.run(req).await;
+    }
+    let presented = req.headers().contains_key(header::AUTHORIZATION);
+    match () {
         _ if needed && state.settings.tokens.is_empty() => ApiError::Unauthorized(
             "this server has no API tokens configured (DASH_API_TOKENS), so it accepts no changes"
                 .into(),
         )
         .into_response(),
-        Some(_) if needed => {
+        _ if needed && presented => {
             ApiError::Unauthorized("the bearer token is not valid".into()).into_response()
         }
-        None if needed => {
+        _ if needed => {
             ApiError::Unauthorized("this call needs an Authorization: Bearer <token> header".into())
                 .into_response()
         }

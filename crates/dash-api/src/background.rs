@@ -61,9 +61,13 @@ async fn migrate_until_done(state: &AppState) {
     }
 }
 
+/// Whether the primary answers. A pool whose every connection is busy
+/// while its last contact worked counts as up: that is load, and `pg_up`
+/// going to 0 under load would page for an outage that is not there.
 async fn probe(state: &AppState) -> bool {
     match state.db.conn().await {
         Ok(mut c) => c.query_one("SELECT 1", &[]).await.is_ok(),
+        Err(dash_store::StoreError::PoolExhausted(_)) => true,
         Err(_) => false,
     }
 }

@@ -19,6 +19,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A body sent with a content type other than JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -45,6 +48,11 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
             ApiError::Store(e) => match e {
+                StoreError::PoolExhausted(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "pool_exhausted",
+                    "every database connection is busy; retry shortly".into(),
+                ),
                 e if e.is_unavailable() => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "database_unavailable",
@@ -82,6 +90,11 @@ impl ApiError {
             ApiError::PayloadTooLarge(m) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
+                m.clone(),
+            ),
+            ApiError::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
                 m.clone(),
             ),
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone()),
@@ -135,7 +148,9 @@ impl From<JsonRejection> for ApiError {
             return ApiError::PayloadTooLarge("the request body is larger than 1 MiB".into());
         }
         let code = match r {
-            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+            JsonRejection::MissingJsonContentType(_) => {
+                return ApiError::UnsupportedMediaType(r.body_text())
+            }
             JsonRejection::JsonSyntaxError(_) => "malformed_json",
             _ => "invalid_body",
         };
@@ -205,20 +220,36 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.starts_with("application/json") || v.contains("+json"));
-        if json_type == Some(false) {
-            return Err(ApiError::BadRequest {
-                code: "unsupported_media_type",
-                message: "send the body as Content-Type: application/json".into(),
-            });
-        }
+        check_json_content_type(req.headers())?;
         let RawBody(raw) = RawBody::from_request(req, state).await?;
         let value = parse_json(&raw)?;
         Ok(JsonBody { value, raw })
+    }
+}
+
+/// Refuses a body whose `Content-Type` is not JSON (`application/json` or
+/// any `+json` type, compared case-insensitively, parameters ignored) with
+/// 415. A body without a `Content-Type` is read as JSON.
+pub fn check_json_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let json = essence.as_deref().is_some_and(|e| {
+        e == "application/json"
+            || e.split_once('/')
+                .is_some_and(|(t, sub)| !t.is_empty() && sub.len() > 5 && sub.ends_with("+json"))
+    });
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "send the body as Content-Type: application/json".into(),
+        ))
     }
 }
 

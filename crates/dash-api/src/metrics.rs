@@ -18,6 +18,11 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+// Every label value comes from a fixed set: `method` from
+// `middleware::method_label`, `route` from the route table (or `unmatched`),
+// `status` from the statuses Dash answers, `reason` from `ConnErrorReason`,
+// the by-status gauges from the domain's status enums.
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
@@ -58,6 +63,7 @@ pub struct Metrics {
     pub query_seconds: Histogram,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub http_panics: Counter,
     pub agents: Family<StatusLabel, Gauge>,
     pub swarms: Family<StatusLabel, Gauge>,
 }
@@ -85,6 +91,7 @@ impl Metrics {
             query_seconds: latency_histogram(),
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            http_panics: Counter::default(),
             agents: Family::default(),
             swarms: Family::default(),
             registry: Registry::default(),
@@ -145,6 +152,11 @@ impl Metrics {
             "dash_http_request_duration_seconds",
             "HTTP request latency by route",
             m.http_duration.clone(),
+        );
+        r.register(
+            "dash_http_panics",
+            "Requests whose handler panicked (answered 500)",
+            m.http_panics.clone(),
         );
         r.register("dash_agents", "Agents by status", m.agents.clone());
         r.register("dash_swarms", "Swarms by status", m.swarms.clone());

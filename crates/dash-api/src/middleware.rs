@@ -1,16 +1,17 @@
-//! Per-request middleware: request ids, HTTP metrics by matched route,
-//! logging of each failure's cause, once, and the maintenance-mode guard on
-//! write routes.
+//! Per-request middleware: request ids, HTTP metrics by matched route and
+//! a bounded method label, logging of each failure's cause, once, panics
+//! turned into counted 500s, and the maintenance-mode guard on write routes.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, ErrorCause};
-use crate::metrics::{HttpLabels, RouteLabels};
+use crate::error::{error_response, ApiError, ErrorCause};
+use crate::metrics::{HttpLabels, Metrics, RouteLabels};
 use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -29,7 +30,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     if let Ok(v) = HeaderValue::from_str(&id) {
         req.headers_mut().insert(REQUEST_ID, v);
     }
-    let method = req.method().to_string();
+    let method = method_label(req.method());
+    // The route table is fixed, so matched routes are a bounded set; any
+    // path that matched none folds into one value.
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -47,7 +50,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         .metrics
         .http_requests
         .get_or_create(&HttpLabels {
-            method: method.clone(),
+            method: method.into(),
             route: route.clone(),
             status: status.as_u16().to_string(),
         })
@@ -55,7 +58,10 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     state
         .metrics
         .http_duration
-        .get_or_create(&RouteLabels { method, route })
+        .get_or_create(&RouteLabels {
+            method: method.into(),
+            route,
+        })
         .observe(elapsed.as_secs_f64());
     if let Some(cause) = resp.extensions().get::<ErrorCause>() {
         // A 503 is the database tier being away (an outage, a failover): an
@@ -74,6 +80,56 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     resp
+}
+
+/// The `method` label: one of the standard methods, or `other` for any
+/// method a client made up (each would otherwise be a new time series).
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// Turns a panic in a handler into a 500 in the API's error shape, counted
+/// in `dash_http_panics_total`, instead of a connection dropped without an
+/// answer. The panic's message goes to the log, never to the client.
+pub async fn catch_panic(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(panic) => {
+            metrics.http_panics.inc();
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            let mut resp = error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            );
+            resp.extensions_mut()
+                .insert(ErrorCause(Arc::new(format!("handler panicked: {what}"))));
+            resp
+        }
+    }
 }
 
 /// Refuses a write with 503 `maintenance` while maintenance mode is on.

@@ -19,6 +19,10 @@ pub struct ApiSettings {
     pub tokens: Vec<Secret>,
     /// `DASH_AUTH_READS` (default false): also require a token for reads.
     pub auth_reads: bool,
+    /// `DASH_IDEMPOTENCY_SECRET` (default none): key of the HMAC that turns a
+    /// token into the caller's idempotency scope; without it each token keys
+    /// its own HMAC. Setting or changing it stops older keys from replaying.
+    pub idempotency_secret: Option<Secret>,
     /// `DASH_SHUTDOWN_TIMEOUT` (default 10s): longest drain of in-flight requests on shutdown.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
@@ -38,6 +42,7 @@ impl Default for ApiSettings {
             metrics_port: 9090,
             tokens: Vec::new(),
             auth_reads: false,
+            idempotency_secret: None,
             shutdown_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(15),
             log_format: "text".into(),
@@ -107,6 +112,9 @@ impl ApiSettings {
                 "0" | "false" | "no" | "" => false,
                 _ => return Err(bad("DASH_AUTH_READS", "true or false", &v)),
             };
+        }
+        if let Some(v) = get("DASH_IDEMPOTENCY_SECRET").filter(|v| !v.trim().is_empty()) {
+            s.idempotency_secret = Some(Secret::new(v.trim()));
         }
         if let Some(v) = get("DASH_SHUTDOWN_TIMEOUT") {
             s.shutdown_timeout = parse_duration("DASH_SHUTDOWN_TIMEOUT", &v)?;

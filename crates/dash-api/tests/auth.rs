@@ -164,3 +164,26 @@ async fn a_server_without_tokens_refuses_every_change_and_says_why() {
     assert_eq!(app.count("swarms").await, 0);
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_hide_database_addresses_from_anonymous_callers_when_reads_need_a_token() {
+    let app = TestApp::spawn_with(|s| s.auth_reads = true).await;
+    let port = app.node.port().to_string();
+    for path in ["/health", "/ready"] {
+        let (st, b) = app.get_path(path).await;
+        assert_eq!(st, 200, "{path}: {b}");
+        let text = b.to_string();
+        assert!(!text.contains(&port), "{path} shows the port: {text}");
+        assert!(!text.contains("127.0.0.1"), "{path} shows the host: {text}");
+        let r = app.client.get(format!("{}{path}", app.base));
+        let (st, b) = common::split(r.bearer_auth(TOKEN).send().await.unwrap()).await;
+        assert_eq!(st, 200, "{path}: {b}");
+        assert!(b.to_string().contains(&port), "{path} with a token: {b}");
+    }
+    // Without DASH_AUTH_READS the probes keep their detail for everyone.
+    app.shutdown().await;
+    let open = TestApp::spawn().await;
+    let (_, b) = open.get_path("/health").await;
+    assert!(b.to_string().contains(&open.node.port().to_string()), "{b}");
+    open.shutdown().await;
+}

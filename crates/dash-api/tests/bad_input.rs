@@ -88,7 +88,7 @@ async fn malformed_bodies_are_refused_and_store_nothing() {
         (Method::POST, format!("/agents/{aid}/complete"), b"{oops".to_vec(), 400, "malformed_json", ""),
         (Method::POST, format!("/agents/{aid}/fail"), br#"{"reason": "x"}"#.to_vec(), 400, "invalid_body", "reason"),
         (Method::PUT, "/admin/pool".into(), br#"{"size": 0}"#.to_vec(), 422, "validation_failed", "size"),
-        (Method::PUT, "/admin/pool".into(), br#"{"size": -3}"#.to_vec(), 400, "invalid_body", "size"),
+        (Method::PUT, "/admin/pool".into(), br#"{"size": -3}"#.to_vec(), 422, "validation_failed", "size"),
     ];
     let mut wrong = Vec::new();
     for (method, path, body, status, code, word) in cases {
@@ -114,7 +114,7 @@ async fn malformed_bodies_are_refused_and_store_nothing() {
         b"name=x".to_vec(),
     )
     .await;
-    assert_error(st, &e, 400, "unsupported_media_type");
+    assert_error(st, &e, 415, "unsupported_media_type");
 
     // Nothing was stored or changed by any of it.
     assert_eq!(stored(&app).await, before);

@@ -196,3 +196,62 @@ async fn cost_is_charged_atomically_and_never_lost() {
     assert!(!kinds.iter().any(|k| k.starts_with("budget.")), "{kinds:?}");
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowering_the_allocation_below_consumed_pauses_the_swarm_at_once() {
+    let app = TestApp::spawn().await;
+    let s = app
+        .swarm(json!({"name": "cut", "strategy": "parallel", "budget": {"allocated": 100.0}}))
+        .await;
+    let sid = s["id"].as_str().unwrap();
+    let worker = running_agent(&app, sid).await;
+    report(&app, &worker, 50.0).await;
+
+    // 50 of 80 is below the warning threshold: nothing to do.
+    let (st, b) = app
+        .patch(&format!("/swarms/{sid}/budget"), json!({"allocated": 80.0}))
+        .await;
+    assert_eq!((st, &b["level"]), (200, &json!("normal")), "{b}");
+    let (st, b) = app
+        .patch(&format!("/swarms/{sid}/budget"), json!({"allocated": 40.0}))
+        .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["level"], "exhausted");
+    let (_, swarm) = app.get(&format!("/swarms/{sid}")).await;
+    assert_eq!(swarm["status"], "paused", "{swarm}");
+    let kinds = kinds_for(&app.events().await, sid);
+    let tail: Vec<&str> = kinds
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "budget.updated",
+            "budget.warning",
+            "budget.critical",
+            "budget.exhausted",
+            "swarm.paused"
+        ],
+        "{kinds:?}"
+    );
+    // The next cost report is still recorded (work already done costs), but the
+    // swarm stays paused and cannot be resumed until the budget is raised.
+    report(&app, &worker, 1.0).await;
+    let (st, e) = app.act(&format!("/swarms/{sid}/resume")).await;
+    assert_error(st, &e, 409, "conflict");
+    // Raising it again does not resume by itself; the explicit resume works.
+    let (st, b) = app
+        .patch(&format!("/swarms/{sid}/budget"), json!({"allocated": 0}))
+        .await;
+    assert_eq!((st, &b["level"]), (200, &json!("normal")), "{b}");
+    assert_eq!(
+        app.get(&format!("/swarms/{sid}")).await.1["status"],
+        "paused"
+    );
+    assert_eq!(app.act(&format!("/swarms/{sid}/resume")).await.0, 200);
+    app.shutdown().await;
+}

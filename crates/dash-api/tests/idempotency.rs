@@ -222,3 +222,95 @@ async fn a_retried_spawn_succeeds_even_when_the_swarm_is_full_or_finished() {
     assert_eq!(app.count("agents").await, 1);
     app.shutdown().await;
 }
+
+/// The token's old fingerprint: the first 8 bytes of its unsalted SHA-256.
+fn legacy_fingerprint(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(token.as_bytes())[..8])
+}
+
+async fn scopes(app: &TestApp) -> Vec<String> {
+    let rows = app.pg().await;
+    let rows = rows
+        .query(
+            "SELECT scope FROM idempotency_keys ORDER BY created_at",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_are_keyed_hashes_and_keys_stored_before_still_replay() {
+    let app = TestApp::spawn().await;
+    let body = json!({"name": "scoped", "strategy": "tree"});
+    let (st, _, b) = app
+        .post_with("/swarms", body.clone(), &[("Idempotency-Key", "k-new")])
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let stored = scopes(&app).await;
+    assert_eq!(stored.len(), 1);
+    let (route, who) = stored[0].rsplit_once(' ').unwrap();
+    assert_eq!(route, "POST /swarms");
+    assert_ne!(
+        who,
+        legacy_fingerprint(common::TOKEN),
+        "an unsalted token hash"
+    );
+    assert_eq!(who.len(), 64, "a full HMAC-SHA256: {who}");
+    assert!(who.bytes().all(|b| b.is_ascii_hexdigit()), "{who}");
+
+    // A key stored under the old scope (before an upgrade) still replays.
+    let old = json!({"name": "old", "strategy": "tree"});
+    let raw = serde_json::to_vec(&old).unwrap();
+    let hash = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(&raw))
+    };
+    let stored_body = json!({"id": "stored-before-the-upgrade"});
+    let scope = format!("POST /swarms {}", legacy_fingerprint(common::TOKEN));
+    app.pg()
+        .await
+        .execute(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, status, body)
+             VALUES ($1, 'k-old', $2, 201, $3)",
+            &[&scope, &hash, &stored_body],
+        )
+        .await
+        .unwrap();
+    let r = app.req(reqwest::Method::POST, "/swarms");
+    let r = r.header("content-type", "application/json");
+    let r = r.header("idempotency-key", "k-old").body(raw).send().await;
+    let r = r.unwrap();
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    let (st, b) = common::split(r).await;
+    assert_eq!((st, b), (201, stored_body));
+    assert_eq!(app.count("swarms").await, 1);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idempotency_secret_keys_the_stored_scope() {
+    let secret = dash_store::Secret::new("idempotency-secret-1");
+    let key = secret.clone();
+    let app = TestApp::spawn_with(move |s| s.idempotency_secret = Some(key)).await;
+    let (st, _, b) = app
+        .post_with(
+            "/swarms",
+            json!({"name": "s", "strategy": "tree"}),
+            &[("Idempotency-Key", "k")],
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let with_secret = dash_api::ApiSettings {
+        idempotency_secret: Some(secret),
+        ..Default::default()
+    };
+    let expected = dash_api::auth::scope_of(&with_secret, common::TOKEN);
+    assert_eq!(scopes(&app).await, [format!("POST /swarms {expected}")]);
+    let without = dash_api::auth::scope_of(&Default::default(), common::TOKEN);
+    assert_ne!(expected, without, "the secret changes the scope");
+    assert!(!expected.contains(&legacy_fingerprint(common::TOKEN)));
+    app.shutdown().await;
+}

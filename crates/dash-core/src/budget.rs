@@ -28,6 +28,18 @@ string_enum! {
     }
 }
 
+impl BudgetLevel {
+    /// The levels newly reached going from `before` to `after`, lowest
+    /// first (never `Normal`); empty when the level did not go up. A cost
+    /// and a lowered allocation both report their crossings with this.
+    pub fn crossed(before: BudgetLevel, after: BudgetLevel) -> Vec<BudgetLevel> {
+        BudgetLevel::ALL
+            .into_iter()
+            .filter(|l| *l > before && *l <= after)
+            .collect()
+    }
+}
+
 /// A swarm's spending limit and what it has consumed so far.
 ///
 /// An `allocated` of 0 means "no limit": such a budget is always
@@ -142,10 +154,7 @@ impl Budget {
             ..self.clone()
         };
         let after = budget.level();
-        let crossed = BudgetLevel::ALL
-            .into_iter()
-            .filter(|l| *l > before && *l <= after)
-            .collect();
+        let crossed = BudgetLevel::crossed(before, after);
         Ok(CostOutcome {
             exhausted: after == BudgetLevel::Exhausted,
             budget,
@@ -209,6 +218,25 @@ mod tests {
         assert_eq!(out.crossed, [L::Warning, L::Critical, L::Exhausted]);
         assert!(out.exhausted);
         assert_eq!(out.budget.consumed, 120.0);
+    }
+
+    #[test]
+    fn a_lowered_allocation_crosses_every_level_it_skips() {
+        let before = spent(100.0, 50.0);
+        let after = Budget {
+            allocated: 40.0,
+            ..before.clone()
+        };
+        assert_eq!(
+            BudgetLevel::crossed(before.level(), after.level()),
+            [L::Warning, L::Critical, L::Exhausted]
+        );
+        assert!(BudgetLevel::crossed(after.level(), before.level()).is_empty());
+        let unlimited = Budget {
+            allocated: 0.0,
+            ..before
+        };
+        assert!(BudgetLevel::crossed(after.level(), unlimited.level()).is_empty());
     }
 
     #[test]

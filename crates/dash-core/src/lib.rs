@@ -9,6 +9,7 @@ pub mod agent;
 pub mod budget;
 pub mod error;
 pub mod event;
+pub mod integral;
 pub mod page;
 pub mod swarm;
 pub mod validate;

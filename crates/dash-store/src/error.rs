@@ -12,9 +12,15 @@ pub enum StoreError {
     /// No host accepted a connection as a writable primary.
     #[error("no writable primary is reachable: {0}")]
     Unavailable(String),
-    /// Every pool connection stayed busy for the whole acquire timeout.
+    /// No pool connection could be had within the acquire timeout while the
+    /// pool could not say the database answers (no primary found yet, or
+    /// the last attempt to connect failed).
     #[error("timed out after {0:?} waiting for a database connection")]
     PoolTimeout(Duration),
+    /// Every pool connection stayed busy for the whole acquire timeout while
+    /// the database answers: load, not an outage.
+    #[error("every database connection stayed busy for {0:?}")]
+    PoolExhausted(Duration),
     /// A database call passed its client-side deadline; a write's outcome is unknown.
     #[error("database call exceeded its {0:?} deadline")]
     Deadline(Duration),
@@ -48,6 +54,10 @@ pub enum StoreError {
     Conflicting(String),
     #[error("schema migration failed: {0}")]
     Migration(String),
+    /// A stored value could not be decoded into its Rust type (a jsonb
+    /// number beyond f64, a column whose type drifted): a bug, not an outage.
+    #[error("a stored row could not be decoded")]
+    Decode(#[source] tokio_postgres::Error),
     /// Any other database error: a bug or an unexpected server state.
     #[error("database error")]
     Db(#[source] tokio_postgres::Error),
@@ -87,6 +97,17 @@ pub fn classify(e: tokio_postgres::Error) -> StoreError {
 }
 
 impl StoreError {
+    /// The error for an acquire that timed out waiting for a free pool slot:
+    /// [`StoreError::PoolExhausted`] when the pool's last contact with the
+    /// database succeeded, else [`StoreError::PoolTimeout`].
+    pub fn acquire_timed_out(waited: Duration, database_reachable: bool) -> StoreError {
+        if database_reachable {
+            StoreError::PoolExhausted(waited)
+        } else {
+            StoreError::PoolTimeout(waited)
+        }
+    }
+
     /// True when the call provably did nothing and can be repeated as it is:
     /// the failure happened before the statement could take effect, or the
     /// server rolled the transaction back. Unknown outcomes are not retryable.
@@ -94,6 +115,7 @@ impl StoreError {
         match self {
             StoreError::Unavailable(_)
             | StoreError::PoolTimeout(_)
+            | StoreError::PoolExhausted(_)
             | StoreError::ReadOnly(_)
             | StoreError::StatementTimeout(_)
             | StoreError::Conflict(_) => true,
@@ -106,6 +128,7 @@ impl StoreError {
             | StoreError::Validation(_)
             | StoreError::Conflicting(_)
             | StoreError::Migration(_)
+            | StoreError::Decode(_)
             | StoreError::Db(_) => false,
         }
     }
@@ -123,7 +146,8 @@ impl StoreError {
     }
 
     /// True when the database tier (not the request) is at fault: the API
-    /// answers 503 `database_unavailable` with `Retry-After`.
+    /// answers 503 `database_unavailable` with `Retry-After`. A saturated
+    /// pool ([`StoreError::PoolExhausted`]) is not: the database answers.
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
@@ -152,6 +176,12 @@ mod tests {
                 true,
                 false,
                 true,
+            ),
+            (
+                StoreError::PoolExhausted(Duration::from_secs(1)),
+                true,
+                false,
+                false,
             ),
             (
                 StoreError::Deadline(Duration::from_secs(1)),
@@ -195,6 +225,19 @@ mod tests {
             (StoreError::Conflicting("dup".into()), false, false, false),
             (StoreError::Migration("x".into()), false, false, false),
         ]
+    }
+
+    #[test]
+    fn an_acquire_timeout_is_exhaustion_only_while_the_database_answers() {
+        let d = Duration::from_secs(1);
+        assert!(matches!(
+            StoreError::acquire_timed_out(d, true),
+            StoreError::PoolExhausted(_)
+        ));
+        assert!(matches!(
+            StoreError::acquire_timed_out(d, false),
+            StoreError::PoolTimeout(_)
+        ));
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub struct NewBudget {
 #[serde(deny_unknown_fields)]
 pub struct NewSwarmConfig {
     pub model: Option<String>,
+    #[serde(default, deserialize_with = "dash_core::integral::option")]
     pub max_agents: Option<i64>,
 }
 
@@ -142,6 +143,7 @@ pub struct NewAgent {
     pub swarm_id: Option<Uuid>,
     pub task: String,
     pub model: Option<String>,
+    #[serde(default, deserialize_with = "dash_core::integral::option")]
     pub max_retries: Option<i64>,
     pub metadata: Option<Value>,
 }

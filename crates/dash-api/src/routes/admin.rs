@@ -30,7 +30,8 @@ pub async fn pool(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSize {
-    pub size: usize,
+    #[serde(deserialize_with = "dash_core::integral::required")]
+    pub size: i64,
 }
 
 pub async fn resize_pool(
@@ -47,6 +48,7 @@ pub async fn resize_pool(
         )
         .into());
     }
+    let size = size as usize;
     let before = st.db.status().max_size;
     st.db.resize(size);
     let after = st.db.status();

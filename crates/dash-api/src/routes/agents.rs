@@ -13,7 +13,7 @@ use super::swarms::{created, idempotency};
 use super::ListQuery;
 use crate::auth::Caller;
 use crate::error::extract::{Path, Query};
-use crate::error::{parse_json, ApiError, JsonBody, RawBody};
+use crate::error::{check_json_content_type, parse_json, ApiError, JsonBody, RawBody};
 use crate::state::AppState;
 
 pub async fn spawn(
@@ -77,25 +77,29 @@ pub async fn progress(
 }
 
 /// The outcome body is optional: an empty body means "no cost, no result".
-fn outcome(raw: &[u8]) -> Result<Outcome, ApiError> {
+/// A body that is there must be JSON, and say so.
+fn outcome(headers: &HeaderMap, raw: &[u8]) -> Result<Outcome, ApiError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(Outcome::default());
     }
+    check_json_content_type(headers)?;
     parse_json(raw)
 }
 
 pub async fn complete(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    Ok(Json(st.db.complete_agent(id, outcome(&body)?).await?).into_response())
+    Ok(Json(st.db.complete_agent(id, outcome(&headers, &body)?).await?).into_response())
 }
 
 pub async fn fail(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    Ok(Json(st.db.fail_agent(id, outcome(&body)?).await?).into_response())
+    Ok(Json(st.db.fail_agent(id, outcome(&headers, &body)?).await?).into_response())
 }

@@ -88,6 +88,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Inside `observe`, so a panic's 500 is logged and counted like any other.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::middleware::catch_panic,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::middleware::observe,
@@ -116,8 +121,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn openapi() -> Response {
-    axum::Json(crate::openapi::document()).into_response()
+async fn openapi(State(state): State<AppState>) -> Response {
+    axum::Json(crate::openapi::document(state.settings.auth_reads)).into_response()
 }
 
 /// Bounds a non-streaming request by `DASH_REQUEST_TIMEOUT`, answering 503

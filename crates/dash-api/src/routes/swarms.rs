@@ -34,12 +34,15 @@ pub fn idempotency(
             code: "invalid_header",
             message: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
         })?;
-    let who = caller.map_or("anonymous", |c| c.fingerprint.as_str());
-    Ok(Some(dash_store::IdemRequest::new(
-        format!("{route} {who}"),
-        key,
-        raw,
-    )))
+    let Some(caller) = caller else {
+        // Creates always need a token, so this is not reached; without a
+        // caller there is no one to scope the key to.
+        return Ok(None);
+    };
+    Ok(Some(
+        dash_store::IdemRequest::new(format!("{route} {}", caller.scope), key, raw)
+            .with_legacy_scope(format!("{route} {}", caller.legacy_scope)),
+    ))
 }
 
 /// The response of a create: the stored status and body, marked when replayed.

@@ -173,10 +173,14 @@ impl Db {
                     self.shared.observer.acquire(started.elapsed());
                     return Ok(Conn::new(obj, self.shared.clone()));
                 }
-                Err(PoolError::Timeout(_)) => {
+                Err(PoolError::Timeout(kind)) => {
                     self.shared.observer.acquire_timeout();
-                    return Err(StoreError::PoolTimeout(
+                    // Waiting for a free slot while the last contact worked is
+                    // load; a hung connect or an unknown primary is not.
+                    let busy = matches!(kind, managed::TimeoutType::Wait) && self.reachable();
+                    return Err(StoreError::acquire_timed_out(
                         self.shared.settings.acquire_timeout,
+                        busy,
                     ));
                 }
                 Err(PoolError::Backend(e))
@@ -223,6 +227,12 @@ impl Db {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
         }
+    }
+
+    /// Whether the pool's last contact with the database worked: a primary
+    /// was found and no attempt to connect has failed since.
+    pub fn reachable(&self) -> bool {
+        self.primary().is_some() && self.last_error().is_none()
     }
 
     /// Why the last attempt to find a primary failed, if it did.

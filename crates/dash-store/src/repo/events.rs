@@ -7,6 +7,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::col;
 use crate::error::StoreError;
 use crate::model::Event;
 use crate::pool::Db;
@@ -49,18 +50,18 @@ const EVENT_COLUMNS: &str = "id, txid, kind, swarm_id, agent_id, data, created_a
 /// Holds back the events of transactions still running (see the module docs).
 const VISIBLE: &str = "txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
-fn event_from_row(r: &Row) -> Event {
-    let txid: i64 = r.get(1);
-    let id: i64 = r.get(0);
-    Event {
+fn event_from_row(r: &Row) -> Result<Event, StoreError> {
+    let txid: i64 = col(r, 1)?;
+    let id: i64 = col(r, 0)?;
+    Ok(Event {
         id,
         cursor: EventCursor { txid, id }.encode(),
-        kind: r.get(2),
-        swarm_id: r.get(3),
-        agent_id: r.get(4),
-        data: r.get(5),
-        created_at: r.get(6),
-    }
+        kind: col(r, 2)?,
+        swarm_id: col(r, 3)?,
+        agent_id: col(r, 4)?,
+        data: col(r, 5)?,
+        created_at: col(r, 6)?,
+    })
 }
 
 impl Db {
@@ -83,7 +84,7 @@ impl Db {
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&swarm_id, &agent_id, &limit];
         params.extend_from_slice(more);
         let rows = self.conn().await?.query(&sql, &params).await?;
-        Ok(rows.iter().map(event_from_row).collect())
+        rows.iter().map(event_from_row).collect()
     }
 
     /// Events after `after`, oldest first, at most `limit`, optionally for one swarm or agent.

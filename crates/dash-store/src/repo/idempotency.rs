@@ -13,6 +13,9 @@ use crate::pool::Tx;
 pub struct IdemRequest {
     /// What the key is scoped to (route and caller), so keys never collide across routes.
     pub scope: String,
+    /// The scope the same caller's keys had before scopes were keyed hashes:
+    /// a key stored under it (less than a day ago) still replays.
+    pub legacy_scope: Option<String>,
     pub key: String,
     /// Hash of the request body: reusing a key for a different request is refused.
     pub request_hash: String,
@@ -22,10 +25,46 @@ impl IdemRequest {
     pub fn new(scope: impl Into<String>, key: impl Into<String>, body: &[u8]) -> Self {
         IdemRequest {
             scope: scope.into(),
+            legacy_scope: None,
             key: key.into(),
             request_hash: hex::encode(Sha256::digest(body)),
         }
     }
+
+    /// Also honours a key stored under `legacy` before an upgrade.
+    pub fn with_legacy_scope(self, legacy: impl Into<String>) -> Self {
+        IdemRequest {
+            legacy_scope: Some(legacy.into()),
+            ..self
+        }
+    }
+}
+
+/// The stored answer for (`scope`, `key`), refused when the key was used
+/// for a different request.
+async fn stored(
+    tx: &mut Tx<'_>,
+    scope: &str,
+    req: &IdemRequest,
+) -> Result<Option<(u16, Value)>, StoreError> {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
+            &[&scope, &req.key],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let hash: String = super::col(&row, 0)?;
+    if hash != req.request_hash {
+        return Err(StoreError::Conflicting(
+            "this Idempotency-Key was already used for a different request".into(),
+        ));
+    }
+    let status: i32 = super::col(&row, 1)?;
+    let body: Option<Value> = super::col(&row, 2)?;
+    Ok(Some((status as u16, body.unwrap_or(Value::Null))))
 }
 
 /// Claims the key in this transaction. `Some((status, body))` means the key
@@ -34,6 +73,13 @@ pub(crate) async fn claim(
     tx: &mut Tx<'_>,
     req: &IdemRequest,
 ) -> Result<Option<(u16, Value)>, StoreError> {
+    // No new key is ever stored under a legacy scope, so this lookup cannot
+    // race with a concurrent claim.
+    if let Some(legacy) = &req.legacy_scope {
+        if let Some(found) = stored(tx, legacy, req).await? {
+            return Ok(Some(found));
+        }
+    }
     let inserted = tx
         .execute(
             "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3)
@@ -44,21 +90,12 @@ pub(crate) async fn claim(
     if inserted == 1 {
         return Ok(None);
     }
-    let row = tx
-        .query_one(
-            "SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
-            &[&req.scope, &req.key],
-        )
-        .await?;
-    let hash: String = row.get(0);
-    if hash != req.request_hash {
-        return Err(StoreError::Conflicting(
-            "this Idempotency-Key was already used for a different request".into(),
-        ));
+    match stored(tx, &req.scope, req).await? {
+        Some(found) => Ok(Some(found)),
+        None => Err(StoreError::Conflicting(
+            "this Idempotency-Key is being used by a request that has not finished".into(),
+        )),
     }
-    let status: i32 = row.get(1);
-    let body: Option<Value> = row.get(2);
-    Ok(Some((status as u16, body.unwrap_or(Value::Null))))
 }
 
 /// Stores the response for a claimed key, in the same transaction as the effect.

@@ -2,6 +2,7 @@
 //! with its events appended in the same transaction.
 
 mod agents;
+mod budget;
 mod events;
 mod idempotency;
 mod swarms;
@@ -35,6 +36,16 @@ pub(crate) async fn emit(
     Ok(())
 }
 
+/// Column `i` of `r`: a value that cannot be decoded (a jsonb number that
+/// does not fit an f64, a schema that drifted) is a [`StoreError::Decode`],
+/// never a panic.
+pub(crate) fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    r: &'a Row,
+    i: usize,
+) -> Result<T, StoreError> {
+    r.try_get(i).map_err(StoreError::Decode)
+}
+
 /// Decodes a list cursor whose key is an RFC 3339 timestamp.
 pub(crate) fn decode_time_cursor(
     raw: Option<&str>,
@@ -52,12 +63,19 @@ pub(crate) fn encode_time_cursor(t: chrono::DateTime<chrono::Utc>, id: Uuid) -> 
     dash_core::Cursor::new(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true), id).encode()
 }
 
-/// Refuses JSON that PostgreSQL's `jsonb` cannot store: a NUL character
-/// (`\u0000`) in any string or key. Without this check it fails as a 500.
+/// Refuses JSON that cannot make the round trip through PostgreSQL's
+/// `jsonb` and back: a NUL character (`\u0000`) in any string or key (jsonb
+/// refuses it), or a number that jsonb stores but whose text form (plain
+/// digits, no exponent) cannot be read back as an f64. Without this check the
+/// first fails as a 500 and the second is stored and breaks every later read.
 pub(crate) fn validate_json(field: &str, v: &Value) -> Result<(), ValidationError> {
     let bad = || ValidationError::new(field, "must not contain the NUL character (\\u0000)");
     match v {
         Value::String(s) if s.contains('\0') => Err(bad()),
+        Value::Number(n) if !number_round_trips(n) => Err(ValidationError::new(
+            field,
+            format!("holds the number {n}, too large to store and read back exactly"),
+        )),
         Value::Array(items) => items.iter().try_for_each(|i| validate_json(field, i)),
         Value::Object(map) => map.iter().try_for_each(|(k, i)| {
             if k.contains('\0') {
@@ -67,6 +85,40 @@ pub(crate) fn validate_json(field: &str, v: &Value) -> Result<(), ValidationErro
         }),
         _ => Ok(()),
     }
+}
+
+/// Whether `n` reads back from jsonb: PostgreSQL prints a jsonb number in
+/// plain notation (`1e308` comes back as 309 digits), which the JSON parser
+/// must turn into a finite f64 again.
+fn number_round_trips(n: &serde_json::Number) -> bool {
+    if n.is_i64() || n.is_u64() {
+        return true;
+    }
+    let text = n.to_string();
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text.as_str()),
+    };
+    let (mantissa, exp) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(i64::MAX)),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let point = int.len() as i64 + exp;
+    if !(-400..=400).contains(&point) {
+        return false;
+    }
+    let plain = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        let (a, b) = digits.split_at(point as usize);
+        format!("{a}.{b}")
+    };
+    let plain = if negative { format!("-{plain}") } else { plain };
+    serde_json::from_str::<Value>(&plain).is_ok_and(|v| v.is_number())
 }
 
 /// Keeps a non-negative, finite amount, or says which field is wrong.
@@ -212,4 +264,42 @@ pub(crate) async fn finish_create(
         body,
         replayed: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number(text: &str) -> serde_json::Number {
+        serde_json::from_str(text).expect("a JSON number")
+    }
+
+    #[test]
+    fn numbers_that_come_back_from_jsonb_are_kept() {
+        for ok in [
+            "0",
+            "-1",
+            "18446744073709551615",
+            "1.5",
+            "-0.25",
+            "1e20",
+            "1e300",
+            "1e308",
+            "5e-324",
+            "2.2250738585072014e-308",
+            "123456789012345678901234567890",
+        ] {
+            assert!(number_round_trips(&number(ok)), "{ok}");
+        }
+    }
+
+    #[test]
+    fn numbers_too_large_to_read_back_are_refused() {
+        for bad in ["1.7976931348623157e308", "-1.7976931348623157e308"] {
+            assert!(!number_round_trips(&number(bad)), "{bad}");
+            let v = serde_json::json!({ "a": [number(bad)] });
+            let e = validate_json("metadata", &v).unwrap_err();
+            assert_eq!(e.field, "metadata");
+        }
+    }
 }

@@ -10,6 +10,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::budget::{budget_of, enforce};
 use super::{emit, finish_create, lock_by_id, money, replay, IdemRequest, Keyset};
 use crate::error::StoreError;
 use crate::model::{
@@ -313,8 +314,10 @@ impl Db {
         tx.commit().await
     }
 
-    /// Changes a swarm's budget. Raising `allocated` above what is consumed does
-    /// not resume a paused swarm by itself: resuming is an explicit action.
+    /// Changes a swarm's budget and applies the budget rules at once: a
+    /// level crossed upward writes its event, an exhausted budget pauses an
+    /// active swarm. Raising `allocated` above what is consumed does not
+    /// resume a paused swarm by itself: resuming is an explicit action.
     pub async fn patch_budget(&self, id: Uuid, p: BudgetPatch) -> Result<Swarm, StoreError> {
         if p.allocated.is_some() {
             money("allocated", p.allocated)?;
@@ -339,6 +342,7 @@ impl Db {
         let row = tx
             .query_one(&sql, &[&id, &p.allocated, &p.currency, &warning, &critical])
             .await?;
+        let mut swarm = swarm_from_row(&row)?;
         emit(
             &mut tx,
             EventKind::BudgetUpdated,
@@ -347,8 +351,13 @@ impl Db {
             serde_json::to_value(&p).unwrap_or_default(),
         )
         .await?;
+        // A lower allocation can exhaust the budget as surely as a cost can.
+        let (before, after) = (budget_of(&cur), budget_of(&swarm));
+        if enforce(&mut tx, id, cur.status, &before, &after, None).await? {
+            swarm = lock_swarm(&mut tx, id).await?;
+        }
         tx.commit().await?;
-        swarm_from_row(&row)
+        Ok(swarm)
     }
 
     /// Counts of swarms by status, for `dash_swarms{status}`.

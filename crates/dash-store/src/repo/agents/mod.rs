@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::swarms::lock_swarm;
 use super::{
-    emit, finish_create, lock_by_id, not_found, replay, validate_json, IdemRequest, Keyset,
+    col, emit, finish_create, lock_by_id, not_found, replay, validate_json, IdemRequest, Keyset,
 };
 use crate::error::StoreError;
 use crate::model::{Agent, Created, NewAgent, Order, Page};
@@ -26,25 +26,25 @@ const AGENT_COLUMNS: &str =
     last_error, metadata, spawned_at, started_at, completed_at, updated_at";
 
 fn agent_from_row(r: &Row) -> Result<Agent, StoreError> {
-    let status: String = r.get(4);
+    let status: String = col(r, 4)?;
     Ok(Agent {
-        id: r.get(0),
-        swarm_id: r.get(1),
-        task: r.get(2),
-        model: r.get(3),
+        id: col(r, 0)?,
+        swarm_id: col(r, 1)?,
+        task: col(r, 2)?,
+        model: col(r, 3)?,
         status: status
             .parse()
             .map_err(|e: dash_core::ParseEnumError| StoreError::Migration(e.to_string()))?,
-        retry_count: r.get(5),
-        max_retries: r.get(6),
-        progress: r.get(7),
-        cost: r.get(8),
-        last_error: r.get(9),
-        metadata: r.get(10),
-        spawned_at: r.get(11),
-        started_at: r.get(12),
-        completed_at: r.get(13),
-        updated_at: r.get(14),
+        retry_count: col(r, 5)?,
+        max_retries: col(r, 6)?,
+        progress: col(r, 7)?,
+        cost: col(r, 8)?,
+        last_error: col(r, 9)?,
+        metadata: col(r, 10)?,
+        spawned_at: col(r, 11)?,
+        started_at: col(r, 12)?,
+        completed_at: col(r, 13)?,
+        updated_at: col(r, 14)?,
     })
 }
 

@@ -4,8 +4,8 @@
 //! exhaustion.
 
 use dash_core::{
-    agent_fail, agent_transition, validate_text, AgentAction, AgentStatus, Budget, EventKind,
-    SwarmAction, SwarmStatus, ValidationError,
+    agent_fail, agent_transition, validate_text, AgentAction, AgentStatus, EventKind,
+    ValidationError,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -14,12 +14,12 @@ use super::lock_agent;
 use crate::error::StoreError;
 use crate::model::{Agent, Outcome, ProgressReport};
 use crate::pool::{Db, Tx};
+use crate::repo::budget::{budget_of, enforce};
 use crate::repo::swarms::lock_swarm;
 use crate::repo::{emit, money, validate_json};
 
 /// Charges `cost` to the agent and its swarm in `tx`, emitting the cost
-/// event, an event for each budget level crossed, and pausing an active
-/// swarm whose budget is exhausted.
+/// event, and applies the budget rules (`budget.rs`).
 async fn charge(tx: &mut Tx<'_>, agent: &Agent, cost: f64) -> Result<(), StoreError> {
     if cost == 0.0 {
         return Ok(());
@@ -41,41 +41,22 @@ async fn charge(tx: &mut Tx<'_>, agent: &Agent, cost: f64) -> Result<(), StoreEr
         return Ok(());
     };
     let swarm = lock_swarm(tx, swarm_id).await?;
-    let budget = Budget {
-        allocated: swarm.budget.allocated,
-        consumed: swarm.budget.consumed,
-        currency: swarm.budget.currency.clone(),
-        warning_threshold: swarm.budget.warning_threshold,
-        critical_threshold: swarm.budget.critical_threshold,
-    };
+    let budget = budget_of(&swarm);
     let out = budget.apply_cost(cost)?;
     tx.execute(
         "UPDATE swarms SET budget_consumed = $2, updated_at = now() WHERE id = $1",
         &[&swarm_id, &out.budget.consumed],
     )
     .await?;
-    for level in &out.crossed {
-        if let Some(kind) = EventKind::for_budget_level(*level) {
-            let data = json!({ "consumed": out.budget.consumed, "allocated": out.budget.allocated,
-                               "currency": out.budget.currency, "utilization": out.budget.utilization() });
-            emit(tx, kind, Some(swarm_id), Some(agent.id), data).await?;
-        }
-    }
-    if out.exhausted && swarm.status == SwarmStatus::Active {
-        tx.execute(
-            "UPDATE swarms SET status = 'paused', updated_at = now() WHERE id = $1",
-            &[&swarm_id],
-        )
-        .await?;
-        emit(
-            tx,
-            EventKind::for_swarm_action(SwarmAction::Pause),
-            Some(swarm_id),
-            None,
-            json!({ "from": "active", "to": "paused", "reason": "budget exhausted" }),
-        )
-        .await?;
-    }
+    enforce(
+        tx,
+        swarm_id,
+        swarm.status,
+        &budget,
+        &out.budget,
+        Some(agent.id),
+    )
+    .await?;
     Ok(())
 }
 
