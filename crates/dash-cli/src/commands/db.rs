@@ -93,19 +93,19 @@ pub enum DbCommand {
   2  bad usage or configuration
   3  a dump does not match its checksum")]
     Backups(BackupsArgs),
-    /// Scenario 2: restore a dump into a scratch database (always dropped), compare row counts with the backup's, check the checksum, record the result.
+    /// Scenario 2: restore a dump into a throwaway PostgreSQL instance started on this machine from the server binaries (removed afterwards: no privilege on the database server and no load there), or with --on-server into a scratch database on the primary (always dropped; needs CREATEDB); compare row counts with the backup's, check the checksum, record the result.
     #[command(after_help = "Exit codes:
   0  verified
-  1  the command failed (error and causes printed)
+  1  the command failed (error and causes printed; e.g. no server binaries for the throwaway instance)
   2  bad usage or configuration
   3  verification failed (checksum mismatch, restore error or row counts differ)")]
     VerifyBackup(VerifyBackupArgs),
-    /// Scenario 2: restore a dump into the database (one transaction), refusing while the API has writers connected unless --stop-writes; then check row counts and lift maintenance mode.
+    /// Scenario 2: restore a dump into the database (one transaction), refusing while the API has writers connected unless --stop-writes; then check row counts against the dump's manifest, move every sequence that is behind past its column's maximum, say which checks could not be made, and lift maintenance mode.
     #[command(after_help = "Exit codes:
-  0  restored and row counts match the dump
+  0  restored and verified: checksum ok, row counts match the manifest, every sequence at or past its column's maximum
   1  the command failed (error and causes printed; the database is unchanged)
   2  bad usage or configuration
-  3  restored, but row counts differ from the dump's manifest
+  3  restored, but not verified: a check failed (row counts differ, a sequence still behind) or could not be made (no checksum file, no manifest)
   4  refused: writers connected without --stop-writes, a corrupt dump, no terminal and no --yes, or the answer was not yes")]
     Restore(RestoreArgs),
 }
@@ -184,14 +184,14 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
         }
         DbCommand::Backup(a) => {
             let opts = backup::BackupOptions {
-                dir: backup::backup_dir(a.dir.dir),
+                dir: backup::backup_dir(a.dir.dir)?,
                 keep: a.keep,
             };
             let r = backup::backup(&target(&a.common)?, &opts).await?;
             Ok(emit(&a.common, &r, r.render(), exit::OK))
         }
         DbCommand::Backups(a) => {
-            let dir = backup::backup_dir(a.dir.dir);
+            let dir = backup::backup_dir(a.dir.dir)?;
             let r = tokio::task::spawn_blocking(move || backups::list(&dir))
                 .await
                 .map_err(|e| RunbookError::Invalid(format!("listing task failed: {e}")))??;
@@ -203,14 +203,17 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
         }
         DbCommand::VerifyBackup(a) => {
             let t = target(&a.common)?;
-            let dump = backup::resolve_dump(&backup::backup_dir(a.dir.dir), a.file.as_deref())?;
-            let r = verify_backup::verify_backup(&t, &dump).await?;
+            let dump = backup::resolve_dump(&backup::backup_dir(a.dir.dir)?, a.file.as_deref())?;
+            let opts = verify_backup::VerifyOptions {
+                on_server: a.on_server,
+            };
+            let r = verify_backup::verify_backup(&t, &dump, &opts).await?;
             let code = if r.ok { exit::OK } else { exit::CHECK_FAILED };
             Ok(emit(&a.common, &r, r.render(), code))
         }
         DbCommand::Restore(a) => {
             let t = target(&a.common)?;
-            let file = backup::resolve_dump(&backup::backup_dir(a.dir.dir), a.file.as_deref())?;
+            let file = backup::resolve_dump(&backup::backup_dir(a.dir.dir)?, a.file.as_deref())?;
             let opts = restore::RestoreOptions {
                 file,
                 stop_writes: a.stop_writes,

@@ -187,7 +187,7 @@ pub struct MaintenanceArgs {
 /// `--dir` for the backup commands.
 #[derive(Debug, Clone, Args)]
 pub struct DirArg {
-    /// Backup directory [default: DASH_BACKUP_DIR, else /backups/dash/postgres].
+    /// Backup directory [default: DASH_BACKUP_DIR, else beside `dashctl up` $DASH_HOME/backups (created), else /backups/dash/postgres if it exists].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -219,6 +219,9 @@ pub struct VerifyBackupArgs {
     pub dir: DirArg,
     /// The dump [default: latest.dump in the backup directory].
     pub file: Option<PathBuf>,
+    /// Restore into a scratch database (dash_verify_*) on the primary instead of a throwaway local instance: needs CREATEDB there and puts the restore's load on it; for machines without the PostgreSQL server binaries.
+    #[arg(long)]
+    pub on_server: bool,
 }
 
 #[derive(Debug, Args)]
