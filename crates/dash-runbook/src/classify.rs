@@ -38,6 +38,9 @@ pub fn classify(s: &Signals) -> Vec<Finding> {
     if let Some(f) = corruption(s) {
         out.push(f);
     }
+    if let Some(f) = sequences::behind(s) {
+        out.push(f);
+    }
     if let Some(f) = exhaustion(s, primary, &exhausted) {
         out.push(f);
     }
@@ -387,5 +390,6 @@ fn transient(s: &Signals, primary: &NodeProbe, down: &[&NodeProbe]) -> Option<Fi
 }
 
 mod ha;
+mod sequences;
 #[cfg(test)]
 mod tests;

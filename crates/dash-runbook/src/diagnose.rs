@@ -17,6 +17,7 @@ use super::connections::idle_in_transaction;
 use super::ha::{self, EtcdTarget};
 use super::output::duration;
 use super::probe::{probe, NodeRole};
+use super::sequences;
 use super::session;
 use super::situation::{Finding, Signals, Situation};
 use super::status::{self, StatusReport};
@@ -181,6 +182,7 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
 
     let mut idle = Vec::new();
     let mut deep = None;
+    let mut seqs = Vec::new();
     let primary = last
         .iter()
         .find(|n| n.reachable() && n.role == Some(NodeRole::Primary))
@@ -192,6 +194,10 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
                     match idle_in_transaction(&client, opts.idle_threshold).await {
                         Ok(s) => idle = s,
                         Err(e) => notes.push(format!("idle-in-transaction sessions not read: {e}")),
+                    }
+                    match sequences::read(&client).await {
+                        Ok(s) => seqs = s,
+                        Err(e) => notes.push(format!("sequences not checked: {e}")),
                     }
                     if opts.deep {
                         deep = Some(amcheck(&client).await);
@@ -221,6 +227,7 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
         connection_ratio: opts.connection_ratio,
         amcheck: deep.clone(),
         ha: ha.clone(),
+        sequences: seqs,
     };
     let mut findings = classify(&signals);
     let mut api_pool = first.api.clone();
@@ -265,7 +272,7 @@ fn healthy_line(status: &StatusReport) -> String {
     let up = status.nodes.iter().filter(|n| n.reachable()).count();
     match status.primary() {
         Some(p) => format!(
-            "primary {} answers; {up} of {} nodes answer; no checksum failures, no pool pressure",
+            "primary {} answers; {up} of {} nodes answer; no checksum failures, no sequence behind its column, no pool pressure",
             p.name,
             status.nodes.len()
         ),

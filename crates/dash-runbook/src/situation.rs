@@ -13,6 +13,7 @@ use super::connections::Session;
 use super::ha::HaView;
 use super::metrics::ApiMetrics;
 use super::probe::NodeProbe;
+use super::sequences::SequenceState;
 
 /// The situations diagnose can name, each with its own exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,4 +93,6 @@ pub struct Signals {
     pub amcheck: Option<Amcheck>,
     /// etcd and the node agents, when etcd is configured.
     pub ha: Option<HaView>,
+    /// Every sequence owned by a column, read on the primary.
+    pub sequences: Vec<SequenceState>,
 }

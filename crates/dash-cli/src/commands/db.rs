@@ -45,7 +45,7 @@ pub enum DbCommand {
     #[command(after_help = "Exit codes:
   0   healthy
   10  scenario 1: connection issue (a node refused and recovered, a node down, connection errors rising; with --etcd: etcd unreachable, no leader key, the leader's /primary not 200, no synchronous standby, a member not streaming)
-  20  scenario 2: corruption (checksum failures in pg_stat_database; amcheck failures with --deep)
+  20  scenario 2: corruption (checksum failures in pg_stat_database; amcheck failures with --deep; a sequence behind its column's maximum, e.g. after a raw pg_restore into the live database: fix printed as SQL through dashctl psql)
   30  scenario 3: primary lost, a replica can be promoted (fix: dashctl db failover; with --etcd the agents promote the recorded synchronous standby themselves)
   40  scenario 4: pool exhaustion (clients waiting, acquire timeouts, old idle-in-transaction sessions, sessions near max_connections)
   1   the command failed
