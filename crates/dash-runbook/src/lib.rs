@@ -27,6 +27,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod output;
 pub mod pgenv;
+pub mod pool_advice;
 pub mod probe;
 pub mod recovery_check;
 pub mod restore;

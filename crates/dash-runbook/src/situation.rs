@@ -12,6 +12,7 @@ use super::amcheck::Amcheck;
 use super::connections::Session;
 use super::ha::HaView;
 use super::metrics::ApiMetrics;
+use super::pool_advice::PoolAdvice;
 use super::probe::NodeProbe;
 use super::sequences::SequenceState;
 
@@ -95,4 +96,6 @@ pub struct Signals {
     pub ha: Option<HaView>,
     /// Every sequence owned by a column, read on the primary.
     pub sequences: Vec<SequenceState>,
+    /// The pool size the observation supports (see [`crate::pool_advice`]).
+    pub pool_advice: Option<PoolAdvice>,
 }

@@ -41,7 +41,7 @@ pub enum DbCommand {
   3  degraded: a node does not answer, a replica is not streaming, or checksum failures; with --etcd also: etcd unreachable, no leader key, the leader's /primary not 200, no synchronous standby recorded
   5  no writable primary answers")]
     Status(StatusArgs),
-    /// Name the situation (healthy or runbook scenario 1-4) with its evidence and the exact command that fixes it. With --etcd, what etcd and the agents say is evidence too.
+    /// Name the situation (healthy or runbook scenario 1-4) with its evidence and the exact command that fixes it. With --etcd, what etcd and the agents say is evidence too. With the API's metrics readable, also advises a pool size per API process from the waits, in-use peak and acquire timeouts observed, the API process count and what max_connections leaves, with the arithmetic and every assumed figure shown.
     #[command(after_help = "Exit codes:
   0   healthy
   10  scenario 1: connection issue (a node refused and recovered, a node down, connection errors rising; with --etcd: etcd unreachable, no leader key, the leader's /primary not 200, no synchronous standby, a member not streaming)
@@ -159,6 +159,7 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
                 deep: a.deep,
                 idle_threshold: a.idle_threshold,
                 etcd: a.etcd.target().or_else(|| t.etcd.clone()),
+                api_replicas: a.api_replicas.map(usize::from),
                 ..Default::default()
             };
             let d = diagnose::diagnose(&t, &opts).await;

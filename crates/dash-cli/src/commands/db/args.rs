@@ -119,6 +119,9 @@ pub struct DiagnoseArgs {
     /// Idle-in-transaction sessions older than this are scenario 4 evidence.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub idle_threshold: Duration,
+    /// How many API processes share the database, for the pool size advice [default: the distinct client addresses among the API's sessions, said as an assumption].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub api_replicas: Option<u16>,
 }
 
 #[derive(Debug, Args)]
