@@ -214,7 +214,7 @@ pub async fn server_slots(client: &Client) -> Result<ServerSlots, RunbookError> 
     })
 }
 
-/// Samples the API's metrics every [`SAMPLE_EVERY`] until `until`.
+/// Samples the API's metrics every 200 ms until `until`.
 pub async fn sample(api: &ApiClient, until: Instant) -> Vec<ApiMetrics> {
     let mut out = Vec::new();
     loop {
