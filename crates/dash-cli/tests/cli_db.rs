@@ -2,76 +2,11 @@
 //! codes and output of `dashctl db ...` and `dashctl verify`, including the
 //! refusal to change anything without a terminal unless `--yes`.
 
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
-use dash_store::DbSettings;
-use dash_testkit::{Run, Runner, TempNode, TestApi, TOKEN};
-use tokio_postgres::{Client, NoTls};
-
-const CLOSED: &str = "http://127.0.0.1:9";
-
-/// One database (and optionally the API) the binary is pointed at.
-struct Env {
-    node: TempNode,
-    db: String,
-    home: tempfile::TempDir,
-    backups: tempfile::TempDir,
-    api: String,
-    metrics: String,
-}
-
-impl Env {
-    async fn new() -> Env {
-        let node = tokio::task::spawn_blocking(TempNode::start)
-            .await
-            .unwrap()
-            .expect("start PostgreSQL");
-        let db = node.fresh_database().unwrap();
-        Env {
-            node,
-            db,
-            home: tempfile::tempdir().unwrap(),
-            backups: tempfile::tempdir().unwrap(),
-            api: CLOSED.into(),
-            metrics: format!("{CLOSED}/metrics"),
-        }
-    }
-
-    fn settings(&self) -> DbSettings {
-        dash_testkit::db_settings(&[&self.node], &self.db)
-    }
-
-    /// Runs `dashctl ARGS` with a clean environment and no terminal on stdin.
-    async fn dash(&self, args: &[&str]) -> Run {
-        Runner::new(env!("CARGO_BIN_EXE_dashctl"))
-            .env("DASH_HOME", self.home.path())
-            .env("DASH_BACKUP_DIR", self.backups.path())
-            .env("DATABASE_URL", self.node.url(&self.db))
-            .env("DASH_API_URL", &self.api)
-            .env("DASH_METRICS_URL", &self.metrics)
-            .env("DASH_API_TOKEN", TOKEN)
-            .run(args)
-            .await
-    }
-
-    async fn client(&self) -> Client {
-        let url = format!("{}?application_name=cli-test", self.node.url(&self.db));
-        let (c, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        c
-    }
-}
-
-/// The real API in this process against `env`'s database; stops on drop.
-async fn with_app(env: &mut Env) -> TestApi {
-    let app = TestApi::ready(env.settings()).await;
-    env.api = app.base.clone();
-    env.metrics = app.metrics_url.clone();
-    app
-}
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_diagnose_exit_codes() {
@@ -172,15 +107,6 @@ async fn status_and_diagnose_exit_codes() {
     let o = env.dash(&["db", "connections"]).await;
     o.expect_code(1);
     assert!(o.stderr.contains("no writable primary"), "{}", o.show());
-}
-
-fn flip_bytes(path: &Path) {
-    let mut bytes = std::fs::read(path).unwrap();
-    let mid = bytes.len() / 2;
-    for b in &mut bytes[mid..mid + 8] {
-        *b ^= 0xff;
-    }
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,14 +21,46 @@ use super::output::{bytes, duration, Progress, Table};
 use super::session::{self, quote_ident, within, QUERY_DEADLINE};
 use super::{tools, RunbookError, Target};
 
-/// Where dumps go unless `--dir` or `DASH_BACKUP_DIR` says otherwise.
+/// Where the Kubernetes deployment mounts the backup volume (the runbook's
+/// `ls -la /backups/dash/postgres/`); the default only where it exists.
 pub const DEFAULT_DIR: &str = "/backups/dash/postgres";
 
-/// `--dir`, else `DASH_BACKUP_DIR`, else [`DEFAULT_DIR`].
-pub fn backup_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os("DASH_BACKUP_DIR").map(PathBuf::from))
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
+/// The backup directory: `--dir`, else `DASH_BACKUP_DIR`, else beside
+/// `dashctl up` (`$DASH_HOME/cluster.json` exists) `$DASH_HOME/backups`
+/// (created), else [`DEFAULT_DIR`] when it exists. Without any of them, a
+/// usage error that says how to choose.
+pub fn backup_dir(flag: Option<PathBuf>) -> Result<PathBuf, RunbookError> {
+    choose_dir(flag, |k| std::env::var_os(k), Path::new(DEFAULT_DIR))
+}
+
+fn choose_dir(
+    flag: Option<PathBuf>,
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+    default: &Path,
+) -> Result<PathBuf, RunbookError> {
+    let given = flag.or_else(|| get("DASH_BACKUP_DIR").map(PathBuf::from));
+    if let Some(dir) = given.filter(|p| !p.as_os_str().is_empty()) {
+        return Ok(dir);
+    }
+    let home = get("DASH_HOME")
+        .filter(|h| !h.is_empty())
+        .map_or_else(|| PathBuf::from(".dash"), PathBuf::from);
+    if dash_platform::Topology::path(&home).exists() {
+        let dir = home.join("backups");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RunbookError::io(format!("create {}", dir.display()), e))?;
+        return Ok(dir);
+    }
+    if default.is_dir() {
+        return Ok(default.to_path_buf());
+    }
+    Err(RunbookError::Usage(format!(
+        "no backup directory: {} does not exist and there is no `dashctl up` platform here \
+         ({} not found); choose one with --dir DIR or DASH_BACKUP_DIR=DIR \
+         (beside `dashctl up`, set DASH_HOME and $DASH_HOME/backups is used)",
+        default.display(),
+        dash_platform::Topology::path(&home).display()
+    )))
 }
 
 /// The dump to work on: `file` (relative names are looked up in `dir` first)
@@ -286,4 +318,58 @@ fn point_latest(dir: &Path, name: &str) -> Result<PathBuf, RunbookError> {
         .map_err(|e| RunbookError::io(format!("point {} at {name}", latest.display()), e))?;
     sync_dir(dir);
     Ok(latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn choose(
+        vars: &[(&str, &Path)],
+        flag: Option<&Path>,
+        default: &Path,
+    ) -> Result<PathBuf, RunbookError> {
+        let map: HashMap<String, std::ffi::OsString> = (vars.iter())
+            .map(|(k, v)| (k.to_string(), v.as_os_str().to_owned()))
+            .collect();
+        choose_dir(
+            flag.map(Path::to_path_buf),
+            |k| map.get(k).cloned(),
+            default,
+        )
+    }
+
+    #[test]
+    fn the_backup_directory_is_the_flag_the_env_dash_home_or_the_mounted_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (home, flag, env) = (
+            tmp.path().join("home"),
+            tmp.path().join("f"),
+            tmp.path().join("e"),
+        );
+        let missing = tmp.path().join("no/such/dir");
+        std::fs::create_dir_all(&home).unwrap();
+        let vars = [
+            ("DASH_HOME", home.as_path()),
+            ("DASH_BACKUP_DIR", env.as_path()),
+        ];
+        assert_eq!(choose(&vars, Some(&flag), &missing).unwrap(), flag);
+        assert_eq!(choose(&vars, None, &missing).unwrap(), env);
+        // No cluster.json and no default directory: say how to choose.
+        let e = choose(&vars[..1], None, &missing).unwrap_err();
+        assert!(e.is_usage(), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("--dir") && text.contains("DASH_BACKUP_DIR"),
+            "{text}"
+        );
+        // The mounted default, when it exists.
+        assert_eq!(choose(&vars[..1], None, tmp.path()).unwrap(), tmp.path());
+        // Beside `dashctl up`: $DASH_HOME/backups, created.
+        std::fs::write(dash_platform::Topology::path(&home), "{}").unwrap();
+        let dir = choose(&vars[..1], None, tmp.path()).unwrap();
+        assert_eq!(dir, home.join("backups"));
+        assert!(dir.is_dir());
+    }
 }

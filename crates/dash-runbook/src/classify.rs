@@ -38,6 +38,9 @@ pub fn classify(s: &Signals) -> Vec<Finding> {
     if let Some(f) = corruption(s) {
         out.push(f);
     }
+    if let Some(f) = sequences::behind(s) {
+        out.push(f);
+    }
     if let Some(f) = exhaustion(s, primary, &exhausted) {
         out.push(f);
     }
@@ -299,12 +302,17 @@ fn exhaustion(
             flag_duration(s.idle_threshold)
         ),
     ];
-    if grow_pool && !near_limit {
-        let current = m.and_then(|m| m.pool_max_size).unwrap_or(20.0) as usize;
-        let size = (current * 2).max(current + 5).min(1000);
-        fix.push(format!(
-            "dashctl db pool --size {size}   # live, no restart"
-        ));
+    match &s.pool_advice {
+        // The advice weighed the server's limit: its command, when it grows.
+        Some(a) if grow_pool => fix.extend(a.command.clone().filter(|_| a.recommended > a.current)),
+        None if grow_pool && !near_limit => {
+            let current = m.and_then(|m| m.pool_max_size).unwrap_or(20.0) as usize;
+            let size = (current * 2).max(current + 5).min(1000);
+            fix.push(format!(
+                "dashctl db pool --size {size}   # live, no restart"
+            ));
+        }
+        _ => {}
     }
     Some(Finding {
         situation: Situation::PoolExhaustion,
@@ -387,5 +395,6 @@ fn transient(s: &Signals, primary: &NodeProbe, down: &[&NodeProbe]) -> Option<Fi
 }
 
 mod ha;
+mod sequences;
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,9 @@ use super::classify::classify;
 use super::connections::idle_in_transaction;
 use super::ha::{self, EtcdTarget};
 use super::output::duration;
+use super::pool_advice::{self, PoolAdvice, PoolInputs};
 use super::probe::{probe, NodeRole};
+use super::sequences;
 use super::session;
 use super::situation::{Finding, Signals, Situation};
 use super::status::{self, StatusReport};
@@ -41,6 +43,9 @@ pub struct DiagnoseOptions {
     pub connection_ratio: f64,
     /// The agents' etcd, when configured.
     pub etcd: Option<EtcdTarget>,
+    /// How many API processes share the database (`--api-replicas`); else
+    /// estimated from the API's sessions, and said so.
+    pub api_replicas: Option<usize>,
 }
 
 impl Default for DiagnoseOptions {
@@ -51,6 +56,7 @@ impl Default for DiagnoseOptions {
             idle_threshold: Duration::from_secs(300),
             connection_ratio: 0.8,
             etcd: None,
+            api_replicas: None,
         }
     }
 }
@@ -69,6 +75,8 @@ pub struct Diagnosis {
     pub notes: Vec<String>,
     pub observed_seconds: f64,
     pub amcheck: Option<Amcheck>,
+    /// The post-incident pool review: a size with its arithmetic.
+    pub pool_advice: Option<PoolAdvice>,
     pub status: StatusReport,
 }
 
@@ -99,6 +107,9 @@ impl Diagnosis {
             for c in &f.fix {
                 out.push_str(&format!("  $ {c}\n"));
             }
+        }
+        if let Some(a) = &self.pool_advice {
+            out.push_str(&a.render());
         }
         if let Some(a) = &self.amcheck {
             out.push_str(&match &a.unavailable {
@@ -162,14 +173,11 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
     }
 
     let api = ApiClient::new(target.api.clone());
-    let metrics_after = match &first.api.metrics {
-        Some(_) => {
-            let gap_end = started + METRICS_GAP;
-            tokio::time::sleep_until(gap_end.into()).await;
-            api.metrics().await.ok()
-        }
-        None => None,
-    };
+    let mut samples: Vec<_> = first.api.metrics.clone().into_iter().collect();
+    if first.api.metrics.is_some() {
+        samples.extend(pool_advice::sample(&api, started + METRICS_GAP).await);
+    }
+    let metrics_after = samples.get(1..).and_then(|s| s.last()).cloned();
     let metrics_gap = started.elapsed();
     if first.api.metrics.is_none() {
         notes.push(format!(
@@ -181,6 +189,8 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
 
     let mut idle = Vec::new();
     let mut deep = None;
+    let mut seqs = Vec::new();
+    let mut slots = None;
     let primary = last
         .iter()
         .find(|n| n.reachable() && n.role == Some(NodeRole::Primary))
@@ -192,6 +202,14 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
                     match idle_in_transaction(&client, opts.idle_threshold).await {
                         Ok(s) => idle = s,
                         Err(e) => notes.push(format!("idle-in-transaction sessions not read: {e}")),
+                    }
+                    match pool_advice::server_slots(&client).await {
+                        Ok(s) => slots = Some(s),
+                        Err(e) => notes.push(format!("connection slots not read: {e}")),
+                    }
+                    match sequences::read(&client).await {
+                        Ok(s) => seqs = s,
+                        Err(e) => notes.push(format!("sequences not checked: {e}")),
                     }
                     if opts.deep {
                         deep = Some(amcheck(&client).await);
@@ -208,6 +226,12 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
         None => {}
     }
 
+    let advice = pool_advice::advise(&PoolInputs {
+        samples,
+        observed: metrics_gap,
+        server: slots,
+        api_replicas: opts.api_replicas,
+    });
     let signals = Signals {
         first: first.nodes.clone(),
         last: last.clone(),
@@ -221,6 +245,8 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
         connection_ratio: opts.connection_ratio,
         amcheck: deep.clone(),
         ha: ha.clone(),
+        sequences: seqs,
+        pool_advice: advice.clone(),
     };
     let mut findings = classify(&signals);
     let mut api_pool = first.api.clone();
@@ -243,6 +269,7 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
             notes,
             observed_seconds,
             amcheck: deep,
+            pool_advice: advice,
             status,
         };
     }
@@ -257,6 +284,7 @@ pub async fn diagnose(target: &Target, opts: &DiagnoseOptions) -> Diagnosis {
         notes,
         observed_seconds,
         amcheck: deep,
+        pool_advice: advice,
         status,
     }
 }
@@ -265,7 +293,7 @@ fn healthy_line(status: &StatusReport) -> String {
     let up = status.nodes.iter().filter(|n| n.reachable()).count();
     match status.primary() {
         Some(p) => format!(
-            "primary {} answers; {up} of {} nodes answer; no checksum failures, no pool pressure",
+            "primary {} answers; {up} of {} nodes answer; no checksum failures, no sequence behind its column, no pool pressure",
             p.name,
             status.nodes.len()
         ),

@@ -6,11 +6,12 @@
 //! | runbook step | module |
 //! |---|---|
 //! | Initial Assessment | [`status`] ([`probe`] per node, [`metrics`] for the API's pool, [`ha`] for etcd and the node agents) |
-//! | naming the scenario | [`diagnose`] (gathers [`situation::Signals`]), [`classify`] (pure rules) |
+//! | naming the scenario | [`diagnose`] (gathers [`situation::Signals`]), [`classify`] (pure rules), [`sequences`] (sequences behind their column) |
 //! | Scenario 4 | [`connections`] (list, terminate), [`api_client`] (live pool size) |
-//! | Scenario 2 | [`backup`], [`backups`], [`verify_backup`] (restore into a scratch database), [`restore`] |
+//! | Scenario 2 | [`backup`], [`backups`], [`verify_backup`] (restore into a throwaway instance, [`scratch_instance`]), [`restore`] ([`restore_checks`]) |
 //! | Scenario 3 with node agents | [`ha::switchover`], [`ha::failover`] (a request in etcd) |
 //! | Recovery Verification | [`recovery_check`] |
+//! | Post-incident pool review | [`pool_advice`] (in `diagnose`) |
 
 pub mod admin;
 pub mod amcheck;
@@ -28,9 +29,13 @@ pub mod manifest;
 pub mod metrics;
 pub mod output;
 pub mod pgenv;
+pub mod pool_advice;
 pub mod probe;
 pub mod recovery_check;
 pub mod restore;
+pub mod restore_checks;
+pub mod scratch_instance;
+pub mod sequences;
 pub mod session;
 pub mod situation;
 pub mod status;

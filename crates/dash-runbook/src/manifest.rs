@@ -80,7 +80,10 @@ pub struct Verification {
     /// `ok`, or the restore's error.
     pub restore: String,
     pub tables: Vec<TableCount>,
-    pub scratch_database: String,
+    /// Where the dump was restored (a throwaway local instance, or a
+    /// scratch database on the primary).
+    #[serde(alias = "scratch_database")]
+    pub restored_in: String,
     pub duration_seconds: f64,
 }
 

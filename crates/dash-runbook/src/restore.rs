@@ -3,7 +3,9 @@
 //! connected unless told to stop them (`--stop-writes` puts the API into
 //! read-only maintenance mode), asks first, restores in one transaction (all
 //! or nothing), checks every table's row count against the dump's manifest,
-//! and lifts maintenance mode afterwards, also when something failed.
+//! moves every sequence past its column's maximum (a dump taken after a
+//! botched restore carries rewound sequences), says which checks it could
+//! not make, and lifts maintenance mode afterwards, also when something failed.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,7 +17,9 @@ use super::api_client::{ApiClient, Maintenance};
 use super::backup::count_rows;
 use super::confirm::confirm;
 use super::manifest::{self, Manifest, TableCount};
-use super::output::{duration, or_dash, Progress};
+use super::output::{duration, or_dash, Progress, Table};
+use super::restore_checks::{self, RestoreCheck, Verdict};
+use super::sequences::{self, SequenceRepair};
 use super::session::{self, within, QUERY_DEADLINE};
 use super::verify_backup::compare;
 use super::{tools, RunbookError, Target};
@@ -55,6 +59,10 @@ pub struct RestoreReport {
     /// Maintenance mode was lifted afterwards (`None` when it was not ours to lift).
     pub maintenance_lifted: Option<bool>,
     pub tables: Vec<TableCount>,
+    /// Every check, including those that could not be made.
+    pub checks: Vec<RestoreCheck>,
+    pub verdict: Verdict,
+    /// Restored and verified (`verdict` is `verified`).
     pub ok: bool,
     pub duration_seconds: f64,
     pub notes: Vec<String>,
@@ -69,13 +77,21 @@ impl RestoreReport {
             self.host,
             duration(Duration::from_secs_f64(self.duration_seconds))
         );
-        if !self.tables.is_empty() {
+        let compared = self.tables.iter().any(|t| t.expected.is_some());
+        if compared {
             out.push_str(&TableCount::render_all(
                 &self.tables,
                 "ROWS IN DUMP",
                 "ROWS NOW",
             ));
+        } else if !self.tables.is_empty() {
+            let mut t = Table::new(&["TABLE", "ROWS NOW"]);
+            for c in &self.tables {
+                t.row(vec![c.table.clone(), or_dash(c.found)]);
+            }
+            out.push_str(&t.render());
         }
+        out.push_str(&restore_checks::render(&self.checks));
         out.push_str(&format!(
             "maintenance mode: {}\n",
             match (self.stopped_writes, self.maintenance_lifted) {
@@ -87,11 +103,7 @@ impl RestoreReport {
         for n in &self.notes {
             out.push_str(&format!("note: {n}\n"));
         }
-        out.push_str(if self.ok {
-            "RESTORED AND VERIFIED\n"
-        } else {
-            "RESTORE VERIFICATION FAILED\n"
-        });
+        out.push_str(&self.verdict.line(&self.checks));
         out
     }
 }
@@ -146,7 +158,7 @@ pub async fn restore(
     }
     let manifest = Manifest::load(file)?;
     match &manifest {
-        None => notes.push("no manifest: row counts cannot be checked after the restore".into()),
+        None => {}
         Some(m) => match &m.verification {
             Some(v) if v.ok => {}
             Some(_) => notes.push("this dump FAILED its last verify-backup".into()),
@@ -233,7 +245,7 @@ pub async fn restore(
         notes
             .push("could not lift maintenance mode: run `dashctl db maintenance off --yes`".into());
     }
-    let tables = match outcome {
+    let (tables, repair) = match outcome {
         Ok(t) => t,
         Err(e) => {
             let state = match lifted {
@@ -247,11 +259,13 @@ pub async fn restore(
             )));
         }
     };
-    let ok = match &manifest {
-        Some(m) if !m.tables.is_empty() => tables.iter().all(TableCount::ok),
-        _ => true,
-    };
-    if ok {
+    let checks = vec![
+        restore_checks::checksum(file, &checksum),
+        restore_checks::row_counts(file, manifest.as_ref(), &tables),
+        restore_checks::sequences(&repair),
+    ];
+    let verdict = Verdict::of(&checks);
+    if verdict != Verdict::Failed {
         // The damaged relations are gone; so must be their checksum failures,
         // or diagnose would keep naming scenario 2.
         let reset = match session::connect(&target.settings, &primary.host, &dbname).await {
@@ -279,20 +293,23 @@ pub async fn restore(
         stopped_writes: must_stop,
         maintenance_lifted: lifted,
         tables,
-        ok,
+        checks,
+        ok: verdict == Verdict::Verified,
+        verdict,
         duration_seconds: started.elapsed().as_secs_f64(),
         notes,
     })
 }
 
-/// Waits for in-flight writes, restores, and compares row counts.
+/// Waits for in-flight writes, restores, compares row counts and moves the
+/// sequences that are behind.
 async fn restore_and_check(
     target: &Target,
     primary: &session::Primary,
     file: &Path,
     dbname: &str,
     manifest: Option<&Manifest>,
-) -> Result<Vec<TableCount>, RunbookError> {
+) -> Result<(Vec<TableCount>, Result<SequenceRepair, String>), RunbookError> {
     let deadline = Instant::now() + DRAIN;
     while Instant::now() < deadline {
         let writing = api_sessions(&primary.client, dbname).await?;
@@ -326,7 +343,10 @@ async fn restore_and_check(
     let client = session::connect(&target.settings, &primary.host, dbname).await?;
     let found = count_rows(&client, None).await?;
     let expected = manifest.map(|m| m.tables.clone()).unwrap_or_default();
-    Ok(compare(&expected, &found))
+    let repair = sequences::advance_behind(&client)
+        .await
+        .map_err(|e| dash_core::error_chain(&e));
+    Ok((compare(&expected, &found), repair))
 }
 
 /// Lifts maintenance mode, retrying briefly; whether it worked.

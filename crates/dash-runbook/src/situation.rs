@@ -12,7 +12,9 @@ use super::amcheck::Amcheck;
 use super::connections::Session;
 use super::ha::HaView;
 use super::metrics::ApiMetrics;
+use super::pool_advice::PoolAdvice;
 use super::probe::NodeProbe;
+use super::sequences::SequenceState;
 
 /// The situations diagnose can name, each with its own exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,4 +94,8 @@ pub struct Signals {
     pub amcheck: Option<Amcheck>,
     /// etcd and the node agents, when etcd is configured.
     pub ha: Option<HaView>,
+    /// Every sequence owned by a column, read on the primary.
+    pub sequences: Vec<SequenceState>,
+    /// The pool size the observation supports (see [`crate::pool_advice`]).
+    pub pool_advice: Option<PoolAdvice>,
 }

@@ -1,8 +1,9 @@
 //! `dashctl db verify-backup`: a dump is only a backup once it has been
-//! restored. Checks the checksum, restores into a scratch database on the
-//! primary's server (created, and always dropped, even on failure), compares
-//! every table's row count with the counts recorded at backup time, and
-//! records the result in the dump's manifest.
+//! restored. Checks the checksum, restores into a throwaway PostgreSQL
+//! instance started on this machine (or, with `--on-server`, a scratch
+//! database on the primary; see [`crate::scratch_instance`]), always removed
+//! again, compares every table's row count with the counts recorded at
+//! backup time, and records the result in the dump's manifest.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,11 +12,18 @@ use std::time::Instant;
 use chrono::Utc;
 use serde::Serialize;
 
-use super::backup::count_rows;
 use super::manifest::{self, Manifest, TableCount, Verification};
-use super::output::{duration, Progress, Table};
-use super::session::{self, quote_ident, within, Primary, QUERY_DEADLINE};
+use super::output::{duration, or_dash, Table};
+use super::scratch_instance::{restore_locally, restore_on_server};
 use super::{tools, RunbookError, Target};
+
+/// `dashctl db verify-backup` options.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Restore into a scratch database on the primary instead of a
+    /// throwaway local instance.
+    pub on_server: bool,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -26,8 +34,11 @@ pub struct VerifyReport {
     /// `ok`, or why the restore failed.
     pub restore: String,
     pub tables: Vec<TableCount>,
-    pub scratch_database: String,
-    pub scratch_dropped: bool,
+    /// Where the dump was restored: a throwaway local instance, or a
+    /// scratch database on the primary (`--on-server`).
+    pub restored_in: String,
+    /// That instance or database is gone again.
+    pub scratch_removed: bool,
     pub duration_seconds: f64,
     /// The result was written to the manifest.
     pub recorded: bool,
@@ -39,26 +50,31 @@ impl VerifyReport {
         let mut out = format!("Verify {}\n", self.file.display());
         let mut t = Table::new(&["CHECK", "RESULT"]);
         t.row(vec!["checksum (sha256)".into(), self.checksum.clone()]);
+        t.row(vec!["restore".into(), self.restore.clone()]);
         t.row(vec![
-            format!("restore into scratch database {}", self.scratch_database),
-            self.restore.clone(),
-        ]);
-        t.row(vec![
-            "scratch database dropped".into(),
-            if self.scratch_dropped {
+            "scratch removed afterwards".into(),
+            if self.scratch_removed {
                 "yes".into()
             } else {
                 "NO".into()
             },
         ]);
         out.push_str(&t.render());
-        if !self.tables.is_empty() {
+        out.push_str(&format!("restored into {}\n", self.restored_in));
+        if self.tables.iter().any(|t| t.expected.is_some()) {
             out.push('\n');
             out.push_str(&TableCount::render_all(
                 &self.tables,
                 "ROWS AT BACKUP",
                 "ROWS RESTORED",
             ));
+        } else if !self.tables.is_empty() {
+            let mut t = Table::new(&["TABLE", "ROWS RESTORED"]);
+            for c in &self.tables {
+                t.row(vec![c.table.clone(), or_dash(c.found)]);
+            }
+            out.push('\n');
+            out.push_str(&t.render());
         }
         for n in &self.notes {
             out.push_str(&format!("note: {n}\n"));
@@ -93,7 +109,11 @@ pub fn compare(
 }
 
 /// Verifies `dump` (see the module docs).
-pub async fn verify_backup(target: &Target, dump: &Path) -> Result<VerifyReport, RunbookError> {
+pub async fn verify_backup(
+    target: &Target,
+    dump: &Path,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport, RunbookError> {
     let started = Instant::now();
     let path = dump.to_path_buf();
     let checksum = tokio::task::spawn_blocking(move || manifest::check_checksum(&path))
@@ -111,25 +131,12 @@ pub async fn verify_backup(target: &Target, dump: &Path) -> Result<VerifyReport,
         );
     }
 
-    let primary = session::primary(target).await?;
-    let scratch = format!("dash_verify_{:08x}", rand::random::<u32>());
-    within(
-        "create the scratch database",
-        QUERY_DEADLINE * 6,
-        primary.client.batch_execute(&format!(
-            "CREATE DATABASE {} TEMPLATE template0",
-            quote_ident(&scratch)
-        )),
-    )
-    .await?;
-    let restored = restore_and_count(target, &primary, dump, &scratch).await;
-    let dropped = drop_database(&primary, &scratch).await;
-    if let Err(e) = &dropped {
-        notes.push(format!(
-            "could not drop scratch database {scratch}: {e}; drop it by hand"
-        ));
-    }
-
+    let scratch = match opts.on_server {
+        true => restore_on_server(target, dump).await?,
+        false => restore_locally(dump).await?,
+    };
+    notes.extend(scratch.notes);
+    let restored = scratch.counts;
     let (restore, found) = match restored {
         Ok(found) => ("ok".to_string(), Some(found)),
         Err(e) => (dash_core::error_chain(&e), None),
@@ -161,7 +168,7 @@ pub async fn verify_backup(target: &Target, dump: &Path) -> Result<VerifyReport,
         checksum: checksum.clone(),
         restore: restore.clone(),
         tables: tables.clone(),
-        scratch_database: scratch.clone(),
+        restored_in: scratch.place.clone(),
         duration_seconds,
     };
     let record = match manifest.as_mut() {
@@ -184,45 +191,12 @@ pub async fn verify_backup(target: &Target, dump: &Path) -> Result<VerifyReport,
         checksum,
         restore,
         tables,
-        scratch_database: scratch,
-        scratch_dropped: dropped.is_ok(),
+        restored_in: scratch.place,
+        scratch_removed: scratch.removed,
         duration_seconds,
         recorded,
         notes,
     })
-}
-
-/// `pg_restore` into the scratch database, then its row counts.
-async fn restore_and_count(
-    target: &Target,
-    primary: &Primary,
-    dump: &Path,
-    scratch: &str,
-) -> Result<std::collections::BTreeMap<String, i64>, RunbookError> {
-    let mut cmd = tools::command("pg_restore", &target.settings, &primary.host, scratch);
-    cmd.args(["--no-owner", "--no-privileges", "--exit-on-error"])
-        .arg(dump);
-    let progress = Progress::start(format!("restoring {} into {scratch}", dump.display()));
-    let result = progress
-        .track(tools::run(cmd, "pg_restore"), || "restoring".to_string())
-        .await;
-    progress.finish(if result.is_ok() { "restored" } else { "failed" });
-    result?;
-    let client = session::connect(&target.settings, &primary.host, scratch).await?;
-    count_rows(&client, None).await
-}
-
-/// `DROP DATABASE ... WITH (FORCE)`: ends any session still in it.
-async fn drop_database(primary: &Primary, name: &str) -> Result<(), RunbookError> {
-    within(
-        "drop the scratch database",
-        QUERY_DEADLINE * 6,
-        primary.client.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(name)
-        )),
-    )
-    .await
 }
 
 /// A manifest for a dump Dash did not make, so its verification is recorded.

@@ -11,7 +11,7 @@ use std::path::Path;
 use dash_runbook::backup::{self, backup, BackupOptions};
 use dash_runbook::backups::{self, LATEST};
 use dash_runbook::manifest::{self, Manifest};
-use dash_runbook::verify_backup::verify_backup;
+use dash_runbook::verify_backup::{verify_backup, VerifyOptions};
 use dash_runbook::Target;
 use runbook_common::*;
 
@@ -113,11 +113,14 @@ async fn backup_verify_and_catch_a_corrupted_dump() {
         ("ok", "never", true)
     );
 
-    // Verification through latest.dump: restored, counted, recorded, scratch dropped.
+    // Verification through latest.dump, in a throwaway local instance:
+    // restored, counted, recorded, the instance removed, nothing on the server.
     let latest = backup::resolve_dump(dir.path(), None).unwrap();
-    let v = verify_backup(&t, &latest).await.unwrap();
+    let local = VerifyOptions::default();
+    let v = verify_backup(&t, &latest, &local).await.unwrap();
     assert!(v.ok, "{}", v.render());
-    assert!(v.scratch_dropped && v.recorded);
+    assert!(v.scratch_removed && v.recorded);
+    assert!(v.restored_in.contains("throwaway"), "{}", v.render());
     assert_eq!(
         v.tables.iter().filter(|c| c.ok()).count(),
         2,
@@ -133,17 +136,19 @@ async fn backup_verify_and_catch_a_corrupted_dump() {
     let mut m = Manifest::load(&r.file).unwrap().unwrap();
     m.tables.insert("public.swarms".into(), 999);
     m.save(&r.file).unwrap();
-    let v = verify_backup(&t, &r.file).await.unwrap();
+    let v = verify_backup(&t, &r.file, &local).await.unwrap();
     assert!(!v.ok && v.restore == "ok", "{}", v.render());
     assert!(v.render().contains("MISMATCH"));
 
-    // Flipped bytes: the checksum catches it, the scratch database is still dropped.
+    // Flipped bytes, verified on the server: the checksum catches it, the
+    // scratch database is still dropped.
     let r2 = take(&t, dir.path(), None).await;
     flip_bytes(&r2.file);
-    let v = verify_backup(&t, &r2.file).await.unwrap();
+    let on_server = VerifyOptions { on_server: true };
+    let v = verify_backup(&t, &r2.file, &on_server).await.unwrap();
     assert!(!v.ok, "{}", v.render());
     assert_eq!(v.checksum, "mismatch");
-    assert!(v.scratch_dropped);
+    assert!(v.scratch_removed && v.restored_in.contains("on the primary"));
     assert_eq!(scratch_databases(&node, &db).await, 0);
     let m = Manifest::load(&r2.file).unwrap().unwrap();
     assert!(!m.verification.unwrap().ok, "the failure is recorded");

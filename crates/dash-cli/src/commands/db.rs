@@ -47,11 +47,11 @@ pub enum DbCommand {
   3  degraded: a node does not answer, a replica is not streaming, or checksum failures; with --etcd also: etcd unreachable, no leader key, the leader's /primary not 200, no synchronous standby recorded
   5  no writable primary answers")]
     Status(StatusArgs),
-    /// Name the situation (healthy or runbook scenario 1-4) with its evidence and the exact command that fixes it. With --etcd, what etcd and the agents say is evidence too.
+    /// Name the situation (healthy or runbook scenario 1-4) with its evidence and the exact command that fixes it. With --etcd, what etcd and the agents say is evidence too. With the API's metrics readable, also advises a pool size per API process from the waits, in-use peak and acquire timeouts observed, the API process count and what max_connections leaves, with the arithmetic and every assumed figure shown.
     #[command(after_help = "Exit codes:
   0   healthy
   10  scenario 1: connection issue (a node refused and recovered, a node down, connection errors rising; with --etcd: etcd unreachable, no leader key, the leader's /primary not 200, no synchronous standby, a member not streaming)
-  20  scenario 2: corruption (checksum failures in pg_stat_database; amcheck failures with --deep)
+  20  scenario 2: corruption (checksum failures in pg_stat_database; amcheck failures with --deep; a sequence behind its column's maximum, e.g. after a raw pg_restore into the live database: fix printed as SQL through dashctl psql)
   30  scenario 3: primary lost, a replica can be promoted (fix: dashctl db failover; with --etcd the agents promote the recorded synchronous standby themselves)
   40  scenario 4: pool exhaustion (clients waiting, acquire timeouts, old idle-in-transaction sessions, sessions near max_connections)
   1   the command failed
@@ -99,19 +99,19 @@ pub enum DbCommand {
   2  bad usage or configuration
   3  a dump does not match its checksum")]
     Backups(BackupsArgs),
-    /// Scenario 2: restore a dump into a scratch database (always dropped), compare row counts with the backup's, check the checksum, record the result.
+    /// Scenario 2: restore a dump into a throwaway PostgreSQL instance started on this machine from the server binaries (removed afterwards: no privilege on the database server and no load there), or with --on-server into a scratch database on the primary (always dropped; needs CREATEDB); compare row counts with the backup's, check the checksum, record the result.
     #[command(after_help = "Exit codes:
   0  verified
-  1  the command failed (error and causes printed)
+  1  the command failed (error and causes printed; e.g. no server binaries for the throwaway instance)
   2  bad usage or configuration
   3  verification failed (checksum mismatch, restore error or row counts differ)")]
     VerifyBackup(VerifyBackupArgs),
-    /// Scenario 2: restore a dump into the database (one transaction), refusing while the API has writers connected unless --stop-writes; then check row counts and lift maintenance mode.
+    /// Scenario 2: restore a dump into the database (one transaction), refusing while the API has writers connected unless --stop-writes; then check row counts against the dump's manifest, move every sequence that is behind past its column's maximum, say which checks could not be made, and lift maintenance mode.
     #[command(after_help = "Exit codes:
-  0  restored and row counts match the dump
+  0  restored and verified: checksum ok, row counts match the manifest, every sequence at or past its column's maximum
   1  the command failed (error and causes printed; the database is unchanged)
   2  bad usage or configuration
-  3  restored, but row counts differ from the dump's manifest
+  3  restored, but not verified: a check failed (row counts differ, a sequence still behind) or could not be made (no checksum file, no manifest)
   4  refused: writers connected without --stop-writes, a corrupt dump, no terminal and no --yes, or the answer was not yes")]
     Restore(RestoreArgs),
 }
@@ -171,6 +171,7 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
                 deep: a.deep,
                 idle_threshold: a.idle_threshold,
                 etcd: a.etcd.target().or_else(|| t.etcd.clone()),
+                api_replicas: a.api_replicas.map(usize::from),
                 ..Default::default()
             };
             let d = diagnose::diagnose(&t, &opts).await;
@@ -196,14 +197,14 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
         }
         DbCommand::Backup(a) => {
             let opts = backup::BackupOptions {
-                dir: backup::backup_dir(a.dir.dir),
+                dir: backup::backup_dir(a.dir.dir)?,
                 keep: a.keep,
             };
             let r = backup::backup(&target(&a.common)?, &opts).await?;
             Ok(emit(&a.common, &r, r.render(), exit::OK))
         }
         DbCommand::Backups(a) => {
-            let dir = backup::backup_dir(a.dir.dir);
+            let dir = backup::backup_dir(a.dir.dir)?;
             let r = tokio::task::spawn_blocking(move || backups::list(&dir))
                 .await
                 .map_err(|e| RunbookError::Invalid(format!("listing task failed: {e}")))??;
@@ -215,14 +216,17 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
         }
         DbCommand::VerifyBackup(a) => {
             let t = target(&a.common)?;
-            let dump = backup::resolve_dump(&backup::backup_dir(a.dir.dir), a.file.as_deref())?;
-            let r = verify_backup::verify_backup(&t, &dump).await?;
+            let dump = backup::resolve_dump(&backup::backup_dir(a.dir.dir)?, a.file.as_deref())?;
+            let opts = verify_backup::VerifyOptions {
+                on_server: a.on_server,
+            };
+            let r = verify_backup::verify_backup(&t, &dump, &opts).await?;
             let code = if r.ok { exit::OK } else { exit::CHECK_FAILED };
             Ok(emit(&a.common, &r, r.render(), code))
         }
         DbCommand::Restore(a) => {
             let t = target(&a.common)?;
-            let file = backup::resolve_dump(&backup::backup_dir(a.dir.dir), a.file.as_deref())?;
+            let file = backup::resolve_dump(&backup::backup_dir(a.dir.dir)?, a.file.as_deref())?;
             let opts = restore::RestoreOptions {
                 file,
                 stop_writes: a.stop_writes,

@@ -119,6 +119,9 @@ pub struct DiagnoseArgs {
     /// Idle-in-transaction sessions older than this are scenario 4 evidence.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub idle_threshold: Duration,
+    /// How many API processes share the database, for the pool size advice [default: the distinct client addresses among the API's sessions, said as an assumption].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub api_replicas: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -187,7 +190,7 @@ pub struct MaintenanceArgs {
 /// `--dir` for the backup commands.
 #[derive(Debug, Clone, Args)]
 pub struct DirArg {
-    /// Backup directory [default: DASH_BACKUP_DIR, else /backups/dash/postgres].
+    /// Backup directory [default: DASH_BACKUP_DIR, else beside `dashctl up` $DASH_HOME/backups (created), else /backups/dash/postgres if it exists].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -219,6 +222,9 @@ pub struct VerifyBackupArgs {
     pub dir: DirArg,
     /// The dump [default: latest.dump in the backup directory].
     pub file: Option<PathBuf>,
+    /// Restore into a scratch database (dash_verify_*) on the primary instead of a throwaway local instance: needs CREATEDB there and puts the restore's load on it; for machines without the PostgreSQL server binaries.
+    #[arg(long)]
+    pub on_server: bool,
 }
 
 #[derive(Debug, Args)]
