@@ -21,7 +21,7 @@ use super::probe::{probe, NodeRole};
 use super::sequences;
 use super::session;
 use super::situation::{Finding, Signals, Situation};
-use super::status::{self, StatusReport};
+use super::status::{self, StatusReport, Verdict};
 use super::Target;
 use crate::probe::Role;
 
@@ -87,6 +87,9 @@ impl Diagnosis {
             self.title.to_uppercase(),
             self.exit_code
         );
+        if let (Verdict::NoPrimary, Some(hint)) = (self.status.verdict, &self.status.hint) {
+            out.push_str(&format!("Hint: {hint}\n"));
+        }
         if !self.evidence.is_empty() {
             out.push_str("\nEvidence:\n");
             for e in &self.evidence {
