@@ -1,5 +1,8 @@
 //! Background work of an API process: migrations until they succeed, the
-//! `pg_up` probe, the by-status gauges, and idempotency-key pruning.
+//! `pg_up` probe, the by-status gauges, idempotency-key and instance
+//! pruning, and following the cluster-wide settings ([`follow`]).
+
+pub mod follow;
 
 use std::time::{Duration, Instant};
 
@@ -16,23 +19,30 @@ const KEY_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 pub async fn run(state: AppState) {
     migrate_until_done(&state).await;
+    tokio::join!(probe_loop(&state), follow::run(&state));
+}
+
+async fn probe_loop(state: &AppState) {
     let mut last_counts = Instant::now() - COUNTS_EVERY;
     let mut last_prune = Instant::now();
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let up = probe(&state).await;
+        let up = probe(state).await;
         state.metrics.pg_up.set(up as i64);
         state.metrics.set_pool(state.db.status());
         if up && last_counts.elapsed() >= COUNTS_EVERY {
             last_counts = Instant::now();
-            refresh_counts(&state).await;
+            refresh_counts(state).await;
         }
         if up && last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
             if let Err(e) = state.db.prune_idempotency_keys(KEY_MAX_AGE).await {
                 tracing::warn!(error = %e, "pruning idempotency keys failed");
+            }
+            if let Err(e) = state.db.prune_instances().await {
+                tracing::warn!(error = %e, "pruning old API instances failed");
             }
         }
     }

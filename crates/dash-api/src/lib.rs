@@ -58,6 +58,7 @@ impl App {
             bell,
             maintenance: Arc::new(RwLock::new(None)),
             shutdown: stop_rx,
+            cluster: Default::default(),
         };
         Ok(App {
             api,

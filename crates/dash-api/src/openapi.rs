@@ -142,28 +142,28 @@ pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, u16)] = &[
     (
         "get",
         "/admin/pool",
-        "Pool status (token required)",
+        "This process's pool, the cluster-wide pool setting and every API instance with the size it applied (token required)",
         None,
         200,
     ),
     (
         "put",
         "/admin/pool",
-        "Resize the pool live (token required)",
+        "Resize the pool live on every API process: applied here at once, kept in the database, followed by every process within a second or so (token required)",
         Some("PoolSize"),
         200,
     ),
     (
         "get",
         "/admin/maintenance",
-        "Maintenance mode (token required)",
+        "Maintenance mode here and in the cluster setting, and every API instance with what it applied (token required)",
         None,
         200,
     ),
     (
         "put",
         "/admin/maintenance",
-        "Turn read-only maintenance mode on or off (token required)",
+        "Turn read-only maintenance mode on or off on every API process: applied here at once, even when the database is out of reach (then cluster_wide is false) (token required)",
         Some("Maintenance"),
         200,
     ),
@@ -233,8 +233,63 @@ fn schemas() -> Value {
         "PoolSize": { "type": "object", "additionalProperties": false, "required": ["size"], "properties": {
             "size": { "type": "integer", "minimum": 1, "maximum": 1000 } } },
         "Maintenance": { "type": "object", "additionalProperties": false, "required": ["enabled"], "properties": {
-            "enabled": { "type": "boolean" }, "reason": nullable(json!({ "type": "string" })) } },
+            "enabled": { "type": "boolean" },
+            "reason": nullable(json!({ "type": "string", "maxLength": 500, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+                "description": "Shown in every refused write; default maintenance." })) } },
     })
+}
+
+/// The answers of the `/admin` calls (the cluster-wide settings).
+fn admin_schemas() -> Value {
+    let int = json!({ "type": "integer" });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let text = json!({ "type": "string" });
+    let pool = json!({ "type": "object", "description": "This process's pool: max_size, size, idle, in_use, waiting." });
+    let instance = json!({ "type": "object", "description": "The process that answered.", "properties": {
+        "id": { "type": "string", "format": "uuid" }, "host": text, "pid": int } });
+    let cluster = json!({ "type": ["object", "null"], "description": "The settings row every API process follows; null when the database could not be read or written.",
+        "properties": { "enabled": { "type": "boolean" }, "reason": nullable(text.clone()), "pool_size": nullable(int.clone()),
+            "version": int, "changed_at": time, "changed_by": { "type": "string", "description": "Who: X-Dash-Actor, a short keyed token fingerprint, the process that took the call." } } });
+    let instances = json!({ "type": "array", "description": "Every API process seen in the last hour, the live ones (reported within 5 s) first.",
+        "items": { "type": "object", "properties": { "id": { "type": "string", "format": "uuid" }, "host": text, "pid": int,
+            "started_at": time, "last_seen": time, "seen_secs_ago": { "type": "number" }, "live": { "type": "boolean" },
+            "maintenance": { "type": "boolean" }, "reason": nullable(text.clone()), "pool_size": int, "settings_version": int,
+            "applied": { "type": "boolean", "description": "It applies the cluster setting." },
+            "this": { "type": "boolean", "description": "The process that answered." } } } });
+    let view = json!({ "cluster": cluster, "instances": instances,
+        "all_applied": { "type": ["boolean", "null"], "description": "Every live instance applies the cluster setting; null when it could not be read." },
+        "cluster_wide": { "type": "boolean", "description": "The cluster setting could be read and this process has no change the database has not taken." } });
+    let change = json!({ "cluster": cluster,
+        "cluster_wide": { "type": "boolean", "description": "The change reached the settings row; false: the database is out of reach, it applies on this process only until the database answers." },
+        "note": { "type": "string", "description": "Present when cluster_wide is false." } });
+    let object = |base: Value, extra: Value| json!({ "type": "object", "properties": object_props(&base, extra) });
+    let here_m = json!({ "enabled": { "type": "boolean", "description": "On this process." }, "reason": nullable(text.clone()), "instance": instance });
+    json!({
+        "AdminMaintenance": object(object_props(&here_m, json!({ "pool": pool })), view.clone()),
+        "AdminMaintenanceChange": object(here_m, change.clone()),
+        "AdminPool": object(json!({ "pool": pool, "primary": nullable(text), "instance": instance }), view),
+        "AdminPoolChange": object(json!({ "previous_max_size": int, "pool": pool, "instance": instance }), change),
+    })
+}
+
+/// `base`'s fields with `extra`'s added.
+fn object_props(base: &Value, extra: Value) -> Value {
+    let mut b = base.clone();
+    if let (Some(m), Value::Object(e)) = (b.as_object_mut(), extra) {
+        m.extend(e);
+    }
+    b
+}
+
+/// The schema of an `/admin` call's success answer.
+fn admin_answer(method: &str, path: &str) -> Option<&'static str> {
+    match (method, path) {
+        ("get", "/admin/maintenance") => Some("AdminMaintenance"),
+        ("put", "/admin/maintenance") => Some("AdminMaintenanceChange"),
+        ("get", "/admin/pool") => Some("AdminPool"),
+        ("put", "/admin/pool") => Some("AdminPoolChange"),
+        _ => None,
+    }
 }
 
 /// The query parameters of a list of `statuses`.
@@ -310,6 +365,10 @@ pub fn document(auth_reads: bool) -> Value {
             op["responses"]["415"] =
                 json!({ "description": "a body whose Content-Type is not JSON", "content": error });
         }
+        if let Some(schema) = admin_answer(method, path) {
+            op["responses"][ok.to_string()]["content"] = json!({ "application/json": { "schema":
+                { "$ref": format!("#/components/schemas/{schema}") } } });
+        }
         if *method == "get" && !path.starts_with("/admin") && !auth_reads {
             op["security"] = json!([]);
         }
@@ -326,7 +385,7 @@ pub fn document(auth_reads: bool) -> Value {
                   "description": format!("Swarms, agents, budgets and events. {access} Every route is also served under /api. \
                     Optional fields may be null, which means the same as leaving them out.") },
         "servers": [{ "url": "/api/v1" }],
-        "components": { "schemas": schemas(),
+        "components": { "schemas": object_props(&schemas(), admin_schemas()),
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
         "security": [{ "bearer": [] }],
         "paths": paths,

@@ -1,5 +1,7 @@
 //! Shared state of one API process.
 
+pub mod cluster;
+
 use std::sync::{Arc, RwLock};
 
 use dash_store::listen::EventBell;
@@ -8,6 +10,8 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::settings::ApiSettings;
+
+pub use cluster::ClusterLink;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,6 +23,9 @@ pub struct AppState {
     pub maintenance: Arc<RwLock<Option<String>>>,
     /// Flips to true when the process starts shutting down; ends event streams.
     pub shutdown: watch::Receiver<bool>,
+    /// This process in the cluster: its identity, and the cluster-wide
+    /// settings it follows (maintenance mode, pool size).
+    pub cluster: Arc<ClusterLink>,
 }
 
 impl AppState {
@@ -27,6 +34,27 @@ impl AppState {
         match &*self.maintenance.read().unwrap_or_else(|p| p.into_inner()) {
             Some(reason) => Err(StoreError::Maintenance(reason.clone())),
             None => Ok(()),
+        }
+    }
+
+    /// This process's maintenance reason (`None`: it accepts writes).
+    pub fn local_maintenance(&self) -> Option<String> {
+        self.maintenance
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets this process's maintenance state at once.
+    pub(crate) fn set_local_maintenance(&self, reason: Option<String>) {
+        *self.maintenance.write().unwrap_or_else(|p| p.into_inner()) = reason;
+    }
+
+    /// Sets this process's pool size at once (and its gauge).
+    pub(crate) fn set_local_pool_size(&self, size: usize) {
+        if self.db.status().max_size != size {
+            self.db.resize(size);
+            self.metrics.set_pool(self.db.status());
         }
     }
 }

@@ -101,7 +101,9 @@ impl ApiClient {
                     "this needs an API token: pass --token or set DASH_API_TOKEN".into(),
                 )
             })?;
-            req = req.bearer_auth(token.expose());
+            req = req
+                .bearer_auth(token.expose())
+                .header(ACTOR_HEADER, actor());
         }
         if let Some(b) = body {
             req = req.json(&b);
@@ -128,7 +130,7 @@ impl ApiClient {
     }
 
     /// An authenticated call that must succeed (2xx).
-    async fn admin(
+    pub(crate) async fn admin(
         &self,
         method: Method,
         path: &str,
@@ -206,6 +208,17 @@ impl ApiClient {
         .await
         .map(drop)
     }
+}
+
+/// Names who made an admin change in the API's change log.
+const ACTOR_HEADER: &str = "x-dash-actor";
+
+/// `dashctl by USER on HOST`, for the API's change log.
+fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "?".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let text = format!("dashctl by {user} on {}", host.trim());
+    text.chars().filter(|c| !c.is_control()).take(100).collect()
 }
 
 /// reqwest's error with its causes (its Display alone says little).

@@ -14,11 +14,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Append only: an applied migration never changes.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "cluster_settings",
+        sql: include_str!("../migrations/0002_cluster_settings.sql"),
+    },
+];
 
 /// Key of the advisory lock that serializes migrators (ASCII "dashmigr").
 const LOCK_KEY: i64 = 0x6461_7368_6d69_6772;

@@ -71,19 +71,20 @@ pub enum DbCommand {
   3  a session did not exit within 5s of being signalled
   4  refused: no terminal to confirm on and no --yes, or the answer was not yes")]
     Terminate(TerminateArgs),
-    /// Scenario 4: show the running API's pool, or change its maximum size live with --size (no restart); the new size is read back from pg_pool_max_size.
+    /// Scenario 4: show the API's pool, or change its maximum size live on every API process with --size (no restart): the size is kept in the database, every process follows it within a second or so; waits (up to 10s, with progress) until every live API instance reports it, reports each one, and reads pg_pool_max_size back.
     #[command(after_help = "Exit codes:
-  0  shown, or changed and confirmed by pg_pool_max_size
+  0  shown, or changed, confirmed by pg_pool_max_size and followed by every live API instance
   1  the command failed (error and causes printed)
   2  bad usage or configuration (e.g. no API token)
-  3  changed, but pg_pool_max_size does not show the new size
+  3  changed, but pg_pool_max_size does not show it, the database was out of reach (only the answering process changed), or a live API instance did not follow within 10s
   4  refused: no terminal to confirm on and no --yes, or the answer was not yes")]
     Pool(PoolArgs),
-    /// Show the API's read-only maintenance mode, or turn it on/off (writes answer 503 `maintenance`, reads work).
+    /// Show read-only maintenance mode, or turn it on/off on every API process (writes answer 503 `maintenance`, reads work). The setting is kept in the database and every API process follows it within a second or so; after a change this waits (up to 10s, with progress) until every live API instance reports it, and reports each one. Instances not seen for 5s are not waited for.
     #[command(after_help = "Exit codes:
-  0  shown or changed
+  0  shown, or changed and followed by every live API instance
   1  the command failed (error and causes printed)
   2  bad usage or configuration (e.g. no API token)
+  3  changed, but not cluster-wide: the database was out of reach (only the answering process changed), or a live API instance did not follow within 10s
   4  refused: no terminal to confirm on and no --yes, or the answer was not yes")]
     Maintenance(MaintenanceArgs),
     /// Scenario 2: a custom-format dump of the primary (pg_dump -Fc) with a sha256 file and a manifest of row counts; latest.dump points at it.
@@ -193,7 +194,7 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
         DbCommand::Maintenance(a) => {
             let enable = a.state.map(|s| matches!(s, OnOff::On));
             let r = admin::maintenance(&target(&a.common)?, enable, &a.reason, a.yes).await?;
-            Ok(emit(&a.common, &r, r.render(), exit::OK))
+            Ok(emit(&a.common, &r, r.render(), r.exit_code()))
         }
         DbCommand::Backup(a) => {
             let opts = backup::BackupOptions {

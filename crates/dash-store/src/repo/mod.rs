@@ -3,6 +3,7 @@
 
 mod agents;
 mod budget;
+pub mod control;
 mod events;
 mod idempotency;
 mod swarms;

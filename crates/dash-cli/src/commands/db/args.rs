@@ -179,7 +179,7 @@ pub struct MaintenanceArgs {
     /// Turn maintenance mode on or off; without it, show it.
     #[arg(value_enum)]
     pub state: Option<OnOff>,
-    /// Why (shown in the API's 503 answers).
+    /// Why (shown in the API's 503 answers and the change log; at most 500 characters).
     #[arg(long, default_value = "dashctl db maintenance")]
     pub reason: String,
     /// Do not ask for confirmation.
