@@ -303,29 +303,32 @@ async fn up_runs_the_agent_engine_heals_a_crash_stops_on_ctrl_c_and_reuses_the_d
         "the swarm was lost by the switchover"
     );
 
-    // The incident timeline, from etcd, for the review.
+    // Maintenance through the CLI reaches the timeline too.
+    for onoff in ["on", "off"] {
+        let m = cli.run(&["db", "maintenance", onoff, "--yes"]).await;
+        m.expect_code(0);
+    }
+
+    // The incident timeline, from etcd and the admin log, for the review.
     let inc = cli.run(&["db", "incidents", "--gap", "1s", "--json"]).await;
     inc.expect_code(0);
     let titles: Vec<String> = (inc.json()["incidents"].as_array().unwrap().iter())
         .map(|i| i["title"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(
-        titles
-            .iter()
-            .any(|t| t.starts_with(&format!("failover {old} -> {new}"))),
-        "{titles:?}"
-    );
-    assert!(
-        titles
-            .iter()
-            .any(|t| t.starts_with(&format!("switchover {new} -> {old}"))),
-        "{titles:?}"
-    );
+    let all_titles = titles.join("; ");
+    for hop in [format!("{old} -> {new}"), format!("{new} -> {old}")] {
+        assert!(all_titles.contains(&hop), "{hop} in {titles:?}");
+    }
     assert!(
         inc.stdout.contains("dashctl db switchover"),
         "the operator's step: {}",
         inc.show()
     );
+    let toggles = (inc.json()["incidents"].as_array().unwrap().iter())
+        .flat_map(|i| i["entries"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["decision"] == "maintenance")
+        .count();
+    assert_eq!(toggles, 2, "maintenance on and off: {}", inc.show());
 
     // Ctrl-C stops everything: no server of any node, no etcd left.
     let (code, took) = up.interrupt();

@@ -87,6 +87,7 @@ pub(crate) async fn tables(client: &Client) -> Result<Vec<(String, String)>, Run
              WHERE c.relkind IN ('r', 'p')
                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
                AND n.nspname NOT LIKE 'pg\\_%'
+               AND n.nspname <> 'dash_control'
              ORDER BY 1, 2",
             &[],
         ),
@@ -203,7 +204,10 @@ pub async fn backup(target: &Target, opts: &BackupOptions) -> Result<BackupRepor
     let name = unique_name(dir, dbname);
     let partial = dir.join(format!(".{name}.partial"));
     let mut cmd = tools::command("pg_dump", &target.settings, &primary.host, dbname);
+    // dash_control (the API processes' shared settings and their log) is
+    // live state, not data: a restore must not rewind it.
     cmd.arg("--format=custom")
+        .arg("--exclude-schema=dash_control")
         .arg(format!("--snapshot={snapshot}"))
         .arg("--file")
         .arg(&partial);

@@ -1,10 +1,12 @@
 //! `dashctl db incidents`: the runbook's "Document incident timeline" step.
 //! Every HA decision (detections, fences, releases, promotions, rejoins,
 //! refusals) and every operator request is kept in etcd's history, which
-//! survives the database being down. This groups it into incidents (runs of
-//! entries with no quiet gap longer than `--gap` between them), names each
-//! by its most telling decision, and prints the timeline relative to its
-//! start, ready for the review.
+//! survives the database being down; every maintenance toggle and pool
+//! resize is kept in the database's admin log (`dash_control.admin_log`).
+//! This merges both, groups them into incidents (runs of entries with no
+//! quiet gap longer than `--gap` between them), names each by its most
+//! telling decision, and prints the timeline relative to its start, ready
+//! for the review. Either source may be unreachable; the report says so.
 
 use std::time::Duration;
 
@@ -13,7 +15,10 @@ use serde::Serialize;
 
 use crate::ha::{EtcdTarget, HistoryLine};
 use crate::output::duration;
-use crate::RunbookError;
+use crate::{RunbookError, Target};
+
+/// At most this many admin log entries are read.
+const ADMIN_LOG_LIMIT: i64 = 1000;
 
 /// One incident: consecutive decisions with no long quiet between them.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +41,9 @@ pub struct IncidentsReport {
     /// Entries older than this (Unix ms) were left out (`--since`).
     pub since_ms: Option<i64>,
     pub incidents: Vec<Incident>,
+    /// What was read, and what could not be.
+    pub sources: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 /// Decisions that mean the leader changed or was lost, most telling first.
@@ -48,6 +56,8 @@ const KINDS: &[(&str, &str)] = &[
     ("bootstrap", "cluster created"),
     ("promote", "new leader"),
     ("request", "operator request"),
+    ("maintenance", "maintenance"),
+    ("pool_size", "pool resized"),
 ];
 
 /// `--since`: an RFC 3339 time, or a duration back from now (`24h`, `30m`,
@@ -94,15 +104,22 @@ fn incident(run: &[&HistoryEntry]) -> Incident {
         .find(|(d, _)| run.iter().any(|e| e.decision == *d))
         .map_or("HA activity", |(_, k)| k);
     // Who led before: the member that released, demoted or was fenced first;
-    // after: the last member that took the key.
+    // then every member that took the key, in order (a failover and the
+    // switchover back within one incident read `a -> b -> a`).
     let before = (run.iter())
         .find(|e| matches!(e.decision.as_str(), "release" | "demote" | "fence"))
         .map(|e| e.member.clone());
+    let mut chain: Vec<String> = before.iter().cloned().collect();
+    for e in run.iter().filter(|e| e.decision == "promote") {
+        if chain.last() != Some(&e.member) {
+            chain.push(e.member.clone());
+        }
+    }
     let after = (run.iter().rev())
         .find(|e| e.decision == "promote")
         .map(|e| e.member.clone());
     let title = match (&before, &after) {
-        (Some(b), Some(a)) if b != a => format!("{kind} {b} -> {a}"),
+        (Some(_), Some(_)) if chain.len() > 1 => format!("{kind} {}", chain.join(" -> ")),
         (_, Some(a)) if kind == "cluster created" => format!("{kind}, {a} leads"),
         (Some(b), None) => format!("{kind}: {b} lost the key, no new leader recorded"),
         _ => kind.to_string(),
@@ -118,28 +135,96 @@ fn incident(run: &[&HistoryEntry]) -> Incident {
     }
 }
 
-/// Reads etcd's history and groups it.
+/// Reads etcd's history and the database's admin log (whichever answer)
+/// and groups them; an error only when neither could be read.
 pub async fn gather(
-    etcd: &EtcdTarget,
+    etcd: Option<&EtcdTarget>,
+    target: &Target,
     gap: Duration,
     since_ms: Option<i64>,
 ) -> Result<IncidentsReport, RunbookError> {
+    let (mut entries, mut sources, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut etcd_error = None;
+    match etcd {
+        Some(etcd) => match read_history(etcd).await {
+            Ok(h) => {
+                sources.push(format!("etcd HA history (cluster {})", etcd.cluster));
+                entries.extend(h);
+            }
+            Err(e) => {
+                notes.push(format!("etcd not read: {e}"));
+                etcd_error = Some(e);
+            }
+        },
+        None => notes.push("no etcd given or recorded: HA decisions not read".into()),
+    }
+    match admin_changes(target, since_ms).await {
+        Ok(a) => {
+            sources.push("the database's admin log (maintenance, pool size)".into());
+            entries.extend(a);
+        }
+        Err(e) => notes.push(format!("the database's admin log not read: {e}")),
+    }
+    if sources.is_empty() {
+        return Err(etcd_error.unwrap_or_else(|| {
+            RunbookError::Invalid(format!("nothing to read: {}", notes.join("; ")))
+        }));
+    }
+    Ok(IncidentsReport {
+        cluster: etcd.map_or_else(String::new, |e| e.cluster.clone()),
+        since_ms,
+        incidents: group(&entries, gap, since_ms),
+        sources,
+        notes,
+    })
+}
+
+async fn read_history(etcd: &EtcdTarget) -> Result<Vec<HistoryEntry>, RunbookError> {
     let failed = |e| RunbookError::etcd(etcd, e);
     let dcs = etcd.connect().await.map_err(failed)?;
-    let history = dcs.history().await.map_err(failed)?;
-    Ok(IncidentsReport {
-        cluster: etcd.cluster.clone(),
-        since_ms,
-        incidents: group(&history, gap, since_ms),
-    })
+    dcs.history().await.map_err(failed)
+}
+
+/// The admin log's changes as history entries (member `api`).
+async fn admin_changes(
+    target: &Target,
+    since_ms: Option<i64>,
+) -> Result<Vec<HistoryEntry>, String> {
+    let mut settings = target.candidate_settings();
+    settings.pool_size = 1;
+    let db = dash_store::Db::new(
+        settings,
+        std::sync::Arc::new(dash_store::pool::NoopObserver),
+    );
+    let since = since_ms.and_then(chrono::DateTime::from_timestamp_millis);
+    let log = db.admin_log(since, ADMIN_LOG_LIMIT).await;
+    db.close();
+    let log = log.map_err(|e| e.to_string())?;
+    Ok(log
+        .into_iter()
+        .map(|e| HistoryEntry {
+            at_ms: e.at.timestamp_millis(),
+            member: "api".into(),
+            decision: e.setting,
+            detail: format!(
+                "{} -> {} (by {})",
+                e.old_value.as_deref().unwrap_or("off"),
+                e.new_value.as_deref().unwrap_or("off"),
+                e.changed_by
+            ),
+        })
+        .collect())
 }
 
 impl IncidentsReport {
     pub fn render(&self) -> String {
         let mut out = format!(
-            "Incidents of cluster {} (from etcd's HA history, oldest first)\n",
-            self.cluster
+            "Incidents, oldest first (from {})\n",
+            self.sources.join(" and ")
         );
+        for n in &self.notes {
+            out.push_str(&format!("  note: {n}\n"));
+        }
         if self.incidents.is_empty() {
             out.push_str("  none recorded in that window\n");
         }
@@ -205,6 +290,10 @@ mod tests {
                 "switchover n0 -> n1"
             ]
         );
+        // Without the quiet gaps, one incident names every hop.
+        let one = group(&h[3..], Duration::from_secs(3600), None);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].title, "failover n1 -> n0 -> n1");
         assert_eq!(all[1].seconds, 5.0);
         assert_eq!(all[1].entries.len(), 3);
         let since = group(&h, Duration::from_secs(300), Some(600_000));
@@ -234,6 +323,8 @@ mod tests {
             cluster: "dash".into(),
             since_ms: None,
             incidents: all,
+            sources: vec!["etcd".into()],
+            notes: vec![],
         }
         .render();
         assert!(text.contains("+  0.010s  n0"), "{text}");

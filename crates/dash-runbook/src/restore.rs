@@ -24,6 +24,9 @@ use super::session::{self, within, QUERY_DEADLINE};
 use super::verify_backup::compare;
 use super::{tools, RunbookError, Target};
 
+/// How long every API process may take to follow maintenance mode.
+const FOLLOW_LIMIT: Duration = Duration::from_secs(10);
+
 /// How long the restore waits for in-flight writes after stopping them.
 const DRAIN: Duration = Duration::from_secs(15);
 /// `lock_timeout` of the restore: a session holding a table lock makes the
@@ -235,6 +238,16 @@ pub async fn restore(
         eprintln!(
             "maintenance mode on: the API refuses writes (503 maintenance), reads keep working"
         );
+    }
+    if must_stop || (already_stopped && !sessions.is_empty()) {
+        // Every API process, not only the one asked, must have stopped writing.
+        if let Err(e) = crate::admin::ensure_writes_stopped(target, FOLLOW_LIMIT).await {
+            if must_stop {
+                let _ = api.set_maintenance(false, "").await;
+            }
+            return Err(e);
+        }
+        eprintln!("every live API process follows maintenance mode: no writes anywhere");
     }
     let outcome = restore_and_check(target, &primary, file, &dbname, manifest.as_ref()).await;
     let lifted = match must_stop {

@@ -33,11 +33,11 @@ pub enum DbCommand {
   3  no new writable leader within --wait (a request nobody acted on is withdrawn)
   4  refused: no leader key, no recorded synchronous standby, a --target that is not one, a pending request, or the leader's agent refused (its reason printed); or no --yes without a terminal")]
     Switchover(SwitchoverArgs),
-    /// Post-incident: the timeline of each incident (detections, fences, releases, promotions, rejoins, refusals, operator requests) from the HA history the agents keep in etcd (--etcd, DASH_ETCD_ENDPOINTS, or beside `dashctl up` its local etcd), grouped by quiet gaps, ready for the review.
+    /// Post-incident: the timeline of each incident (detections, fences, releases, promotions, rejoins, refusals, operator requests) from the HA history the agents keep in etcd (--etcd, DASH_ETCD_ENDPOINTS, or beside `dashctl up` its local etcd), merged with the API's maintenance and pool changes from the database's admin log, grouped by quiet gaps, ready for the review.
     #[command(after_help = "Exit codes:
   0  printed (also when nothing was recorded)
-  1  the command failed (error and causes printed; e.g. etcd unreachable)
-  2  bad usage or configuration (e.g. no etcd given or recorded)")]
+  1  the command failed: neither etcd nor the database could be read (errors printed)
+  2  bad usage or configuration")]
     Incidents(IncidentsArgs),
     /// Initial Assessment: per node TCP, auth and SQL reachability, role, timeline, LSN, replication and lag, sessions by state; the API's pool from its metrics. With --etcd: the HA view too (the leader key, the sync set, every member with what its node API /status says, the newest HA history), and the nodes probed are etcd's members.
     #[command(after_help = "Exit codes:
@@ -128,9 +128,15 @@ pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
             finish(switchover_etcd(&etcd, &a).await)
         }
         DbCommand::Incidents(a) => {
-            let etcd = request_etcd(&a.etcd)?;
-            let r = dash_runbook::incidents::gather(&etcd, a.gap, a.since).await;
-            finish(r.map(|r| print(a.json, &r, r.render(), dash_runbook::exit::OK)))
+            let r = async {
+                let t = Target::from_env(&ApiFlags::default())?;
+                let etcd = a.etcd.target().or_else(|| t.etcd.clone());
+                dash_runbook::incidents::gather(etcd.as_ref(), &t, a.gap, a.since).await
+            };
+            finish(
+                r.await
+                    .map(|r| print(a.json, &r, r.render(), dash_runbook::exit::OK)),
+            )
         }
         other => finish(dispatch(other).await),
     }
