@@ -3,11 +3,14 @@
 //! resume, undo the fault, wait for HA again, then check every
 //! acknowledged write against the final primary.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use dash_dcs::LeaderChange;
 
 use super::bed::Bed;
 use super::faults::{inject, undo, HostScenario};
-use super::writers::{check, unix_ms, write_gap_ms, LocalWriter, Writers, TABLE_SQL};
+use super::writers::{check, longest_gap, unix_ms, LocalWriter, Writers, TABLE_SQL};
 use super::{HostRound, HostsError, HostsOptions};
 
 /// How long a round waits for the cluster to be highly available.
@@ -95,6 +98,64 @@ async fn promotions(bed: &Bed, since_ms: i64) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// When the leader key changed, as heard by an etcd watch.
+struct KeyLog {
+    changes: Arc<Mutex<Vec<(Instant, LeaderChange)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KeyLog {
+    /// Watches from the etcd members off host `p`, which the fault may take down.
+    async fn start(bed: &Bed, p: usize) -> Option<KeyLog> {
+        let endpoints: Vec<String> = (0..bed.opts.members)
+            .filter(|i| *i != p)
+            .map(|i| format!("http://{}:{}", bed.addr(i), super::bed::ETCD_CLIENT_PORT))
+            .collect();
+        let dcs = dash_dcs::Dcs::connect(&endpoints, "dash", Duration::from_secs(2))
+            .await
+            .ok()?;
+        let mut rx = dcs.watch_leader();
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let log = changes.clone();
+        let task = tokio::spawn(async move {
+            while let Some(c) = rx.recv().await {
+                log.lock().expect("key log").push((Instant::now(), c));
+            }
+        });
+        Some(KeyLog { changes, task })
+    }
+
+    /// When the key was first freed after `since`, and then taken again.
+    fn freed_and_taken(&self, since: Instant) -> (Option<Instant>, Option<Instant>) {
+        let changes = self.changes.lock().expect("key log");
+        let freed = changes
+            .iter()
+            .find(|(t, c)| *t >= since && *c == LeaderChange::Freed)
+            .map(|(t, _)| *t);
+        let taken = freed.and_then(|f| {
+            changes
+                .iter()
+                .find(|(t, c)| *t >= f && matches!(c, LeaderChange::Taken(_)))
+                .map(|(t, _)| *t)
+        });
+        (freed, taken)
+    }
+}
+
+impl Drop for KeyLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Signed milliseconds from `fault_at` to `t`.
+fn after(fault_at: Instant, t: Instant) -> f64 {
+    match t.checked_duration_since(fault_at) {
+        Some(d) => d.as_secs_f64() * 1000.0,
+        None => -((fault_at - t).as_secs_f64() * 1000.0),
+    }
+}
+
 /// Runs round `n`.
 pub async fn round(
     n: u32,
@@ -119,6 +180,7 @@ pub async fn round(
             .await
             .map_err(|e| fail(format!("create the table: {e}")))?;
     }
+    let key_log = KeyLog::start(bed, p).await;
     let writers = Writers::start(&hosts, bed.password(), opts.concurrency, false);
     let local = if opts.scenario.has_local_writer() {
         LocalWriter::start(
@@ -202,11 +264,18 @@ pub async fn round(
     let verdict = check(&hosts, bed.password(), &acks, &old_addr, promoted)
         .await
         .map_err(|e| fail(format!("check: {e}")))?;
+    let gap = longest_gap(&acks, fault_at);
+    let (freed, taken) = key_log.map_or((None, None), |k| k.freed_and_taken(fault_at));
     Ok(HostRound {
         round: n,
         old_primary: Bed::member_name(p),
         new_primary: new_name,
-        write_gap_ms: write_gap_ms(&acks, fault_at),
+        write_gap_ms: gap.as_ref().map_or(0.0, |g| g.ms),
+        gap_from_ms: gap.as_ref().map(|g| after(fault_at, g.from)),
+        resumed_ms: gap.as_ref().map(|g| after(fault_at, g.to)),
+        resumed_on: gap.map(|g| g.resumed_on).unwrap_or_default(),
+        key_freed_ms: freed.map(|t| after(fault_at, t)),
+        key_taken_ms: taken.map(|t| after(fault_at, t)),
         acked_writes: verdict.acked,
         local_acked: acks.iter().filter(|a| a.local).count(),
         lost: verdict.lost,

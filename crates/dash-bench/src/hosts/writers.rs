@@ -205,21 +205,33 @@ pub async fn check(
     })
 }
 
+/// The longest silence between consecutive client acknowledgements.
+#[derive(Debug, Clone)]
+pub struct Gap {
+    pub ms: f64,
+    /// The last acknowledgement before it.
+    pub from: Instant,
+    /// The first acknowledgement after it, and the server that gave it.
+    pub to: Instant,
+    pub resumed_on: String,
+}
+
 /// The longest silence between consecutive client acknowledgements from
-/// just before `fault_at` on, in ms.
-pub fn write_gap_ms(acks: &[Ack], fault_at: Instant) -> f64 {
+/// just before `fault_at` on.
+pub fn longest_gap(acks: &[Ack], fault_at: Instant) -> Option<Gap> {
     let start = fault_at
         .checked_sub(Duration::from_millis(500))
         .unwrap_or(fault_at);
-    let times: Vec<Instant> = acks
-        .iter()
-        .filter(|a| !a.local && a.at >= start)
-        .map(|a| a.at)
-        .collect();
-    times
+    let client: Vec<&Ack> = acks.iter().filter(|a| !a.local && a.at >= start).collect();
+    client
         .windows(2)
-        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
-        .fold(0.0, f64::max)
+        .max_by_key(|w| w[1].at - w[0].at)
+        .map(|w| Gap {
+            ms: (w[1].at - w[0].at).as_secs_f64() * 1000.0,
+            from: w[0].at,
+            to: w[1].at,
+            resumed_on: w[1].node.clone(),
+        })
 }
 
 /// The split-brain writer: one writer on `host` (the old primary's
