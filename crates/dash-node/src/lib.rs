@@ -98,6 +98,8 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
         metrics.clone(),
         guard,
     );
+    // A freed or newly taken leader key is acted on at once, not at the next tick.
+    let mut leader_changes = dcs.watch_leader();
     let mut agent = agent::Agent::new(opts, dcs, lease, pg, status, metrics, armed);
     if let Some((namespace, pod)) = kube_pod {
         agent.label_pod(namespace, pod);
@@ -109,6 +111,10 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
         tokio::select! {
             _ = &mut shutdown => break,
             _ = ticker.tick() => agent.tick().await,
+            Some(_) = leader_changes.recv() => {
+                agent.tick().await;
+                ticker.reset();
+            }
         }
     }
     tracing::info!("node agent stopping");
