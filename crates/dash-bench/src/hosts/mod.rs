@@ -78,6 +78,9 @@ pub struct HostRound {
     pub key_freed_ms: Option<f64>,
     /// From the fault until the next leader held the key, ms.
     pub key_taken_ms: Option<f64>,
+    /// Client acknowledgements from the old primary after the fault was in
+    /// place (writes in flight that a dying server still committed).
+    pub old_acked_after_fault: usize,
     pub acked_writes: usize,
     /// Of those, acknowledged to the writer on the old primary's host.
     pub local_acked: usize,
