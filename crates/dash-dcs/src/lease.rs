@@ -228,3 +228,24 @@ async fn renew(
         .map_err(|_| DcsError::Timeout(limit))?
         .map_err(DcsError::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::LeaseTiming;
+
+    #[test]
+    fn a_renewal_and_its_retries_fit_in_the_certain_validity() {
+        for secs in [2, 3, 5, 10, 30] {
+            let t = LeaseTiming::for_ttl(Duration::from_secs(secs));
+            let validity = t.ttl - t.margin;
+            // After a renewal, the next one comes with time left to retry it
+            // several times before the lease stops being certainly valid.
+            assert!(t.renew_every + 3 * t.retry_every < validity, "{t:?}");
+            // A keep-alive is given up before the next one is due.
+            assert!(t.answer_within < t.renew_every, "{t:?}");
+            assert!(t.margin >= Duration::from_millis(300), "{t:?}");
+        }
+    }
+}
