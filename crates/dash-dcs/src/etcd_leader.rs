@@ -50,6 +50,25 @@ impl Dcs {
         }
         Ok(None)
     }
+
+    /// The host of etcd's own leader and its raft term (a new term: a new
+    /// leader, which extended every lease by its election timeout), as the
+    /// first member that answers sees them.
+    pub async fn etcd_leader(&self) -> Result<(String, u64), DcsError> {
+        self.call(|c| async move {
+            let status = c.maintenance_client().status().await?;
+            let members = c.cluster_client().member_list().await?;
+            let host = members
+                .members()
+                .iter()
+                .find(|m| m.id() == status.leader())
+                .and_then(|m| m.client_urls().first())
+                .map(|u| url_host(u).to_string())
+                .unwrap_or_default();
+            Ok((host, status.raft_term()))
+        })
+        .await
+    }
 }
 
 /// The host of `http://host:port`.

@@ -10,6 +10,7 @@ mod error;
 mod etcd_leader;
 mod history;
 mod keyspace;
+mod leader_watch;
 mod lease;
 mod records;
 mod requests;
@@ -17,6 +18,7 @@ mod server;
 
 pub use error::DcsError;
 pub use keyspace::{ClusterView, Dcs, Leader, Versioned};
+pub use leader_watch::LeaderChange;
 pub use lease::{LeaseKeeperTask, LeaseState, LeaseTiming};
 pub use records::{HistoryEntry, MemberState, Request, SyncState};
 pub use server::{EtcdConfig, EtcdError, EtcdMember, READY_TIMEOUT};

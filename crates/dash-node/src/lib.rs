@@ -99,6 +99,10 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
         metrics.clone(),
         guard,
     );
+    // A freed leader key is acted on at once, not at the next tick. A newly
+    // taken one is not: its holder is still promoting, and a follower that
+    // tried to rewind against it now would fail and back off.
+    let mut leader_changes = dcs.watch_leader();
     let mut agent = agent::Agent::new(opts, dcs, lease, pg, status, metrics, armed);
     if let Some((namespace, pod)) = kube_pod {
         agent.label_pod(namespace, pod);
@@ -110,6 +114,12 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
         tokio::select! {
             _ = &mut shutdown => break,
             _ = ticker.tick() => agent.tick().await,
+            Some(change) = leader_changes.recv() => {
+                if change == dash_dcs::LeaderChange::Freed {
+                    agent.tick().await;
+                    ticker.reset();
+                }
+            }
         }
     }
     tracing::info!("node agent stopping");

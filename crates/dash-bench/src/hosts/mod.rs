@@ -67,6 +67,20 @@ pub struct HostRound {
     pub new_primary: String,
     /// Longest silence between client acknowledgements around the fault, ms.
     pub write_gap_ms: f64,
+    /// From the fault to the last client acknowledgement before that
+    /// silence (negative: before the fault), and to the first after it, ms.
+    pub gap_from_ms: Option<f64>,
+    pub resumed_ms: Option<f64>,
+    /// The server that gave the first acknowledgement after the silence.
+    pub resumed_on: String,
+    /// From the fault until etcd deleted the leader key (its lease expired
+    /// and etcd revoked it, or its holder released it), ms.
+    pub key_freed_ms: Option<f64>,
+    /// From the fault until the next leader held the key, ms.
+    pub key_taken_ms: Option<f64>,
+    /// Client acknowledgements from the old primary after the fault was in
+    /// place (writes in flight that a dying server still committed).
+    pub old_acked_after_fault: usize,
     pub acked_writes: usize,
     /// Of those, acknowledged to the writer on the old primary's host.
     pub local_acked: usize,
@@ -84,6 +98,10 @@ pub struct HostRound {
     pub old_rejoined_ms: Option<f64>,
 }
 
+fn spread(rounds: &[HostRound], field: impl Fn(&HostRound) -> Option<f64>) -> Option<Spread> {
+    Spread::of(&rounds.iter().filter_map(field).collect::<Vec<_>>())
+}
+
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostsReport {
@@ -93,6 +111,10 @@ pub struct HostsReport {
     pub ttl_ms: u64,
     pub rounds: Vec<HostRound>,
     pub write_gap_ms: Option<Spread>,
+    /// Where the gap went: fault → leader key freed → taken → writes resumed.
+    pub key_freed_ms: Option<Spread>,
+    pub key_taken_ms: Option<Spread>,
+    pub resumed_ms: Option<Spread>,
     pub ha_restored_ms: Option<Spread>,
     pub old_rejoined_ms: Option<Spread>,
     pub acked_writes: usize,
@@ -112,6 +134,9 @@ impl HostsReport {
             hosts: opts.members,
             ttl_ms: opts.ttl.as_millis() as u64,
             write_gap_ms: Spread::of(&gaps),
+            key_freed_ms: spread(&rounds, |r| r.key_freed_ms),
+            key_taken_ms: spread(&rounds, |r| r.key_taken_ms),
+            resumed_ms: spread(&rounds, |r| r.resumed_ms),
             ha_restored_ms: Spread::of(&ha),
             old_rejoined_ms: Spread::of(
                 &rounds
@@ -152,6 +177,9 @@ impl HostsReport {
         );
         for (label, spread) in [
             ("write gap ms", &self.write_gap_ms),
+            ("key freed ms", &self.key_freed_ms),
+            ("key taken ms", &self.key_taken_ms),
+            ("writes resumed ms", &self.resumed_ms),
             ("HA restored ms", &self.ha_restored_ms),
             ("old primary back", &self.old_rejoined_ms),
         ] {
@@ -219,6 +247,10 @@ pub fn run(
     })
 }
 
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.0} ms"))
+}
+
 async fn drive(
     bed: &Bed,
     opts: &HostsOptions,
@@ -234,11 +266,15 @@ async fn drive(
         match round::round(n, bed, opts, &http).await {
             Ok(r) => {
                 progress(&format!(
-                    "round {n}/{}: {} -> {}, write gap {:.0} ms, {} acked ({} on the old primary's host), {} lost, {} duplicates, {} superseded, {} promotion(s), HA again after {}, old primary back after {}",
+                    "round {n}/{}: {} -> {}, write gap {:.0} ms (key freed {}, taken {}, writes resumed {} on {}), {} acked ({} on the old primary's host), {} lost, {} duplicates, {} superseded, {} promotion(s), HA again after {}, old primary back after {}",
                     opts.rounds,
                     r.old_primary,
                     r.new_primary,
                     r.write_gap_ms,
+                    ms(r.key_freed_ms),
+                    ms(r.key_taken_ms),
+                    ms(r.resumed_ms),
+                    r.resumed_on,
                     r.acked_writes,
                     r.local_acked,
                     r.lost,

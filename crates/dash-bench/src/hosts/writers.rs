@@ -39,8 +39,17 @@ pub struct Ack {
 /// Writers running until stopped.
 pub struct Writers {
     stop: Arc<AtomicBool>,
-    acked: Arc<AtomicU64>,
+    counts: Arc<Counts>,
     tasks: Vec<tokio::task::JoinHandle<Vec<Ack>>>,
+}
+
+/// Acknowledgements counted as they come.
+#[derive(Default)]
+struct Counts {
+    acked: AtomicU64,
+    /// Of writes sent at or after `since`.
+    fresh: AtomicU64,
+    since: std::sync::Mutex<Option<Instant>>,
 }
 
 /// Settings for a pool over `hosts` (`ip:port`).
@@ -67,19 +76,36 @@ impl Writers {
     pub fn start(hosts: &[String], password: &str, n: usize, local: bool) -> Writers {
         let db = Db::new(settings(hosts, password, n + 2), Arc::new(NoopObserver));
         let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(AtomicU64::new(0));
+        let counts = Arc::new(Counts::default());
         let tasks = (0..n)
             .map(|w| {
-                let (db, stop, acked) = (db.clone(), stop.clone(), acked.clone());
-                tokio::spawn(write_loop(db, stop, acked, format!("w{w}"), local))
+                let (db, stop, counts) = (db.clone(), stop.clone(), counts.clone());
+                tokio::spawn(write_loop(db, stop, counts, format!("w{w}"), local))
             })
             .collect();
-        Writers { stop, acked, tasks }
+        Writers {
+            stop,
+            counts,
+            tasks,
+        }
     }
 
     /// Acknowledgements so far.
     pub fn acked(&self) -> u64 {
-        self.acked.load(Ordering::Relaxed)
+        self.counts.acked.load(Ordering::Relaxed)
+    }
+
+    /// From now on, counts the acknowledgements of writes sent from now on
+    /// (see [`Writers::fresh`]).
+    pub fn count_fresh(&self) {
+        *self.counts.since.lock().expect("counts") = Some(Instant::now());
+    }
+
+    /// Acknowledgements of writes sent since [`Writers::count_fresh`]: an
+    /// acknowledgement of a write already in flight then (one a dying server
+    /// may still give) does not count.
+    pub fn fresh(&self) -> u64 {
+        self.counts.fresh.load(Ordering::Relaxed)
     }
 
     /// Stops the writers and returns every acknowledgement.
@@ -99,7 +125,7 @@ impl Writers {
 async fn write_loop(
     db: Db,
     stop: Arc<AtomicBool>,
-    acked: Arc<AtomicU64>,
+    counts: Arc<Counts>,
     writer: String,
     local: bool,
 ) -> Vec<Ack> {
@@ -108,6 +134,7 @@ async fn write_loop(
     let deadline = Instant::now() + Duration::from_secs(600);
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let id = Uuid::new_v4();
+        let sent = Instant::now();
         let outcome = async {
             let mut conn = db.conn().await?;
             conn.query_one(INSERT, &[&id, &writer]).await
@@ -125,10 +152,15 @@ async fn write_loop(
                     wall_ms: unix_ms(),
                     local,
                 });
-                acked.fetch_add(1, Ordering::Relaxed);
+                counts.acked.fetch_add(1, Ordering::Relaxed);
+                let since = *counts.since.lock().expect("counts");
+                if since.is_some_and(|t| sent >= t) {
+                    counts.fresh.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            // Unknown outcome or refused: not acknowledged, so not owed.
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            // Unknown outcome or refused: not acknowledged, so not owed. The
+            // pool already waited for a primary; try again soon.
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     }
     acks
@@ -205,21 +237,33 @@ pub async fn check(
     })
 }
 
+/// The longest silence between consecutive client acknowledgements.
+#[derive(Debug, Clone)]
+pub struct Gap {
+    pub ms: f64,
+    /// The last acknowledgement before it.
+    pub from: Instant,
+    /// The first acknowledgement after it, and the server that gave it.
+    pub to: Instant,
+    pub resumed_on: String,
+}
+
 /// The longest silence between consecutive client acknowledgements from
-/// just before `fault_at` on, in ms.
-pub fn write_gap_ms(acks: &[Ack], fault_at: Instant) -> f64 {
+/// just before `fault_at` on.
+pub fn longest_gap(acks: &[Ack], fault_at: Instant) -> Option<Gap> {
     let start = fault_at
         .checked_sub(Duration::from_millis(500))
         .unwrap_or(fault_at);
-    let times: Vec<Instant> = acks
-        .iter()
-        .filter(|a| !a.local && a.at >= start)
-        .map(|a| a.at)
-        .collect();
-    times
+    let client: Vec<&Ack> = acks.iter().filter(|a| !a.local && a.at >= start).collect();
+    client
         .windows(2)
-        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
-        .fold(0.0, f64::max)
+        .max_by_key(|w| w[1].at - w[0].at)
+        .map(|w| Gap {
+            ms: (w[1].at - w[0].at).as_secs_f64() * 1000.0,
+            from: w[0].at,
+            to: w[1].at,
+            resumed_on: w[1].node.clone(),
+        })
 }
 
 /// The split-brain writer: one writer on `host` (the old primary's

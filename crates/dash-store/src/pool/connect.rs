@@ -1,8 +1,8 @@
 //! Connecting to the writable primary: the candidate hosts are tried in turn
-//! (staggered),
-//! each attempt under its own deadline that covers the TCP connect, the
-//! startup handshake and the read-write check (a frozen server accepts TCP
-//! and then hangs, so a driver-level connect timeout is not enough).
+//! (staggered), each attempt under its own deadline that covers the TCP
+//! connect, the startup handshake and the read-write check (a frozen server
+//! accepts TCP and then hangs, so a driver-level connect timeout is not
+//! enough); standbys that say no are asked again while the search lasts.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,11 @@ use crate::conn_failure::ConnFailure;
 /// How long the preferred host has to answer before the next one is tried
 /// as well (a healthy primary answers in a few milliseconds).
 const HEAD_START: Duration = Duration::from_millis(100);
+
+/// How often a standby that said no is asked again during a search (a
+/// one-row query on a connection it already gave): a promotion is seen
+/// within this.
+const RECHECK: Duration = Duration::from_millis(25);
 
 /// A connection attempt to one host that did not yield a writable primary.
 #[derive(Debug, Clone)]
@@ -62,58 +67,82 @@ struct Answer {
 /// Connects to `host` and reports whether it is a writable primary, and, if
 /// it is a standby, which server it streams from.
 async fn connect_one(s: &DbSettings, host: &HostPort) -> Result<Answer, AttemptError> {
-    let fail = |reason, detail: String| AttemptError {
-        host: host.clone(),
-        reason,
-        detail,
-    };
     let attempt = async {
         let (client, conn) = driver_config(s, host)
             .connect(NoTls)
             .await
-            .map_err(|e| fail(reason_of(&e), e.to_string()))?;
+            .map_err(|e| failure(host, reason_of(&e), e.to_string()))?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "database connection ended");
             }
         });
-        let row = client
-            .query_one(
-                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
-                 (SELECT sender_host FROM pg_stat_wal_receiver), \
-                 (SELECT sender_port FROM pg_stat_wal_receiver)",
-                &[],
-            )
-            .await
-            .map_err(|e| fail(reason_of(&e), e.to_string()))?;
-        let in_recovery: bool = row.get(0);
-        let read_only: String = row.get(1);
-        let upstream = match (
-            row.get::<_, Option<String>>(2),
-            row.get::<_, Option<i32>>(3),
-        ) {
-            // A Unix socket path is this machine's, not a host to try.
-            (Some(h), Some(p)) if !h.starts_with('/') && (1..=65535).contains(&p) => {
-                Some(HostPort {
-                    host: h,
-                    port: p as u16,
-                })
-            }
-            _ => None,
-        };
-        Ok(Answer {
-            client,
-            writable: !in_recovery && read_only == "off",
-            upstream,
-        })
+        ask(client, host).await
     };
     match tokio::time::timeout(s.connect_timeout, attempt).await {
         Ok(r) => r,
-        Err(_) => Err(fail(
-            ConnErrorReason::Timeout,
-            format!("no answer within {:?}", s.connect_timeout),
-        )),
+        Err(_) => Err(timed_out(s, host)),
     }
+}
+
+/// Asks a standby again, over the connection it already gave: a session
+/// opened on a standby can write once the standby is promoted.
+async fn ask_again(
+    s: &DbSettings,
+    client: Client,
+    host: &HostPort,
+) -> Result<Answer, AttemptError> {
+    tokio::time::sleep(RECHECK).await;
+    match tokio::time::timeout(s.connect_timeout, ask(client, host)).await {
+        Ok(r) => r,
+        Err(_) => Err(timed_out(s, host)),
+    }
+}
+
+async fn ask(client: Client, host: &HostPort) -> Result<Answer, AttemptError> {
+    let row = client
+        .query_one(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
+             (SELECT sender_host FROM pg_stat_wal_receiver), \
+             (SELECT sender_port FROM pg_stat_wal_receiver)",
+            &[],
+        )
+        .await
+        .map_err(|e| failure(host, reason_of(&e), e.to_string()))?;
+    let in_recovery: bool = row.get(0);
+    let read_only: String = row.get(1);
+    let upstream = match (
+        row.get::<_, Option<String>>(2),
+        row.get::<_, Option<i32>>(3),
+    ) {
+        // A Unix socket path is this machine's, not a host to try.
+        (Some(h), Some(p)) if !h.starts_with('/') && (1..=65535).contains(&p) => Some(HostPort {
+            host: h,
+            port: p as u16,
+        }),
+        _ => None,
+    };
+    Ok(Answer {
+        client,
+        writable: !in_recovery && read_only == "off",
+        upstream,
+    })
+}
+
+fn failure(host: &HostPort, reason: ConnErrorReason, detail: String) -> AttemptError {
+    AttemptError {
+        host: host.clone(),
+        reason,
+        detail,
+    }
+}
+
+fn timed_out(s: &DbSettings, host: &HostPort) -> AttemptError {
+    failure(
+        host,
+        ConnErrorReason::Timeout,
+        format!("no answer within {:?}", s.connect_timeout),
+    )
 }
 
 fn reason_of(e: &tokio_postgres::Error) -> ConnErrorReason {
@@ -131,34 +160,64 @@ pub struct Found {
 }
 
 /// Tries every host, starting with `prefer` (the last known primary), and
-/// returns the first writable primary, or every attempt's failure. The next
-/// host is tried as soon as one says no, or after a short head start while
-/// one is silent, so a partitioned or frozen old primary costs ~100 ms
-/// instead of a whole connect timeout. A standby that names the server it
-/// streams from leads there too (index `hosts.len()` and up), so a list
-/// that holds only replicas — the runbook's `DATABASE_HOST=postgres-replica`
-/// patch — still reaches the primary.
+/// returns the first writable primary, or every host's last failure. The
+/// next host is tried as soon as one says no, or after a short head start
+/// while one is silent, so a partitioned or frozen old primary costs ~100 ms
+/// instead of a whole connect timeout. A standby that says no is asked
+/// again every [`RECHECK`] over its open connection until the connect
+/// timeout has passed since the search began, so a standby promoted
+/// meanwhile is found within [`RECHECK`], not after the silent host's
+/// timeout and a new search. A standby that names the server it streams
+/// from leads there too (index `hosts.len()` and up), so a list that holds
+/// only replicas — the runbook's `DATABASE_HOST=postgres-replica` patch —
+/// still reaches the primary.
 pub async fn find_primary(
     s: &DbSettings,
     prefer: Option<usize>,
     mut on_error: impl FnMut(&AttemptError),
 ) -> Result<Found, Vec<AttemptError>> {
+    use futures::future::BoxFuture;
     use futures::stream::{FuturesUnordered, StreamExt};
+    use futures::FutureExt;
+
+    type Step<'a> = BoxFuture<'a, (usize, HostPort, Result<Answer, AttemptError>)>;
 
     let started = Instant::now();
+    let recheck_until = started + s.connect_timeout;
     let n = s.hosts.len();
     let first = prefer.filter(|i| *i < n).unwrap_or(0);
     let mut candidates: Vec<(usize, HostPort)> = (0..n)
         .map(|k| (first + k) % n)
         .map(|i| (i, s.hosts[i].clone()))
         .collect();
-    let attempt = |(i, host): (usize, HostPort)| async move {
-        let outcome = connect_one(s, &host).await;
-        (i, host, outcome)
+    let attempt = |(i, host): (usize, HostPort)| -> Step<'_> {
+        async move {
+            let outcome = connect_one(s, &host).await;
+            (i, host, outcome)
+        }
+        .boxed()
+    };
+    let recheck = |i: usize, host: HostPort, client: Client| -> Step<'_> {
+        async move {
+            let outcome = ask_again(s, client, &host).await;
+            (i, host, outcome)
+        }
+        .boxed()
     };
     let mut pending = FuturesUnordered::new();
     let mut next = 0;
-    let mut errors = Vec::new();
+    // The last failure of each host; a host's first one is reported.
+    let mut errors: Vec<AttemptError> = Vec::new();
+    let mut note = |e: AttemptError, errors: &mut Vec<AttemptError>| match errors
+        .iter_mut()
+        .find(|old| old.host == e.host)
+    {
+        Some(old) => *old = e,
+        None => {
+            on_error(&e);
+            errors.push(e);
+        }
+    };
     loop {
         if pending.is_empty() {
             if next >= candidates.len() {
@@ -185,13 +244,7 @@ pub async fn find_primary(
                         })
                     }
                     Ok(a) => {
-                        let e = AttemptError {
-                            host,
-                            reason: ConnErrorReason::ReadOnly,
-                            detail: "node is a standby or read-only".into(),
-                        };
-                        on_error(&e);
-                        errors.push(e);
+                        note(failure(&host, ConnErrorReason::ReadOnly, "node is a standby or read-only".into()), &mut errors);
                         let known = |h: &HostPort| candidates.iter().any(|(_, c)| c == h);
                         if let Some(up) = a.upstream.filter(|u| !known(u)) {
                             // Bounded: at most as many followed hosts as listed ones.
@@ -200,11 +253,11 @@ pub async fn find_primary(
                                 candidates.push((index, up));
                             }
                         }
+                        if Instant::now() + RECHECK < recheck_until {
+                            pending.push(recheck(i, host, a.client));
+                        }
                     }
-                    Err(e) => {
-                        on_error(&e);
-                        errors.push(e);
-                    }
+                    Err(e) => note(e, &mut errors),
                 }
                 // A host that answered no: try the next at once.
                 if next < candidates.len() {
