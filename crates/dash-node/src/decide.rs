@@ -238,6 +238,9 @@ pub fn decide(f: &Facts) -> Action {
             Some(_) if i_hold => release_or_restart(f, view, "postgres is not running"),
             _ if !local.may_start => Action::Wait("waiting out the restart backoff".into()),
             Some(l) => match leader_member {
+                Some(m) if local.needs_rewind && still_promoting(&m) => {
+                    Action::Wait(format!("{} is still promoting; rewinding after", m.name))
+                }
                 Some(m) => Action::StartReplica(Some(m)),
                 None => Action::Wait(format!("leader {} has not published its address", l.name)),
             },
@@ -262,7 +265,12 @@ pub fn decide(f: &Facts) -> Action {
         }
         Some(l) => match leader_member {
             Some(_) if !local.may_start => Action::Wait("waiting out the restart backoff".into()),
-            Some(m) if local.following.as_deref() != Some(m.name.as_str()) => Action::Follow(m),
+            Some(m) if local.following.as_deref() != Some(m.name.as_str()) => {
+                match still_promoting(&m) {
+                    true => Action::Wait(format!("{} is still promoting; following after", m.name)),
+                    false => Action::Follow(m),
+                }
+            }
             Some(_) => Action::Steady,
             None => Action::Wait(format!("leader {} has not published its address", l.name)),
         },
@@ -271,6 +279,14 @@ pub fn decide(f: &Facts) -> Action {
         }
         None => Action::Wait("no leader, and this member may not take over".into()),
     }
+}
+
+/// A new leader whose agent has not yet published a running primary: its
+/// promotion is under way. Rewinding against it now would find nothing to
+/// do (it is still on the old timeline) and fail, and a failed start costs
+/// the restart backoff; so followers wait the few ticks it takes.
+fn still_promoting(m: &MemberState) -> bool {
+    m.role != "primary"
 }
 
 /// PostgreSQL died (or hangs) under the key holder: hand over at once when a

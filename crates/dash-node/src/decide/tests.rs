@@ -340,6 +340,28 @@ fn standby_follows_the_leader_and_is_steady_once_it_does() {
     assert_eq!(on("b", &v, standby("a")), Action::Steady);
 }
 
+#[test]
+fn followers_wait_while_the_new_leader_is_still_promoting() {
+    // a holds the key but its agent still publishes a standby: promotion
+    // under way. Rewinding against it now would fail and cost the backoff.
+    let promoting = held("a", LEASE, &["b"])
+        .member(member("a", "replica", 100, false))
+        .replica("b", 100);
+    assert_is(on("b", &promoting, standby("c")), "Wait");
+    let rewind_first = with(stopped(), |l| l.needs_rewind = true);
+    assert_is(on("b", &promoting, rewind_first.clone()), "Wait");
+    // Once it publishes a running primary, they follow.
+    let leader = a_leads().published("a");
+    assert_eq!(
+        on("b", &a_leads(), standby("c")),
+        Action::Follow(leader.clone())
+    );
+    assert_eq!(
+        on("b", &a_leads(), rewind_first),
+        Action::StartReplica(Some(leader))
+    );
+}
+
 // Stopped members: initialize, clone, rejoin, restart.
 
 #[test]
