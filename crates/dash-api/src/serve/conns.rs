@@ -25,6 +25,8 @@ pub struct ConnInfo {
     head_started: AtomicU64,
     /// Notified when the registry sheds this connection.
     pub shed: Notify,
+    /// Notified when the header clock starts.
+    pub clock: Notify,
 }
 
 impl ConnInfo {
@@ -134,6 +136,7 @@ impl Registry {
             idle_since: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
             head_started: AtomicU64::new(0),
             shed: Notify::new(),
+            clock: Notify::new(),
         });
         conns.insert(id, info.clone());
         Some(Slot {
@@ -162,9 +165,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let info = &self.info;
         if buf.filled().len() > before && info.is_idle() {
             let now = info.now() + 1;
-            let _ = info
-                .head_started
-                .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+            let started =
+                info.head_started
+                    .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+            if started.is_ok() {
+                info.clock.notify_one();
+            }
         }
         r
     }

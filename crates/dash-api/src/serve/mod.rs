@@ -134,7 +134,10 @@ fn spawn_connection(
                 if deadline <= Instant::now() {
                     return;
                 }
-                tokio::time::sleep_until(deadline.into()).await;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline.into()) => {}
+                    _ = info.clock.notified() => {}
+                }
             }
         };
         tokio::select! {
