@@ -135,21 +135,41 @@ impl EventHub {
         let _ = self.tx.send(FeedMsg::Unavailable(Arc::new(e.to_string())));
     }
 
-    /// Reads what is new after the head and broadcasts it.
-    async fn read_new(&self, db: &Db) {
+    /// Reads what is new after the head and broadcasts it; after a failed
+    /// read (`recovering`) an empty batch tells lagging streams to catch up
+    /// now. Returns whether the log could be read.
+    async fn read_new(&self, db: &Db, recovering: bool) -> bool {
         let mut head = match self.head() {
             Some(h) => h,
             None => match db.latest_event_cursor().await {
                 Ok(c) => {
-                    self.set_head(Some(c));
+                    // Streams that subscribed before the feed had a head
+                    // catch up from their own cursors on this empty batch.
+                    self.publish(Batch {
+                        from: c,
+                        to: c,
+                        events: Vec::new(),
+                    });
                     c
                 }
-                Err(e) => return self.unavailable(&e),
+                Err(e) => {
+                    self.unavailable(&e);
+                    return false;
+                }
             },
         };
         loop {
             match db.list_events(head, READ_LIMIT, None, None).await {
-                Ok(events) if events.is_empty() => return,
+                Ok(events) if events.is_empty() => {
+                    if recovering {
+                        self.publish(Batch {
+                            from: head,
+                            to: head,
+                            events: Vec::new(),
+                        });
+                    }
+                    return true;
+                }
                 Ok(events) => {
                     let full = events.len() as i64 == READ_LIMIT;
                     let events: Vec<_> = events.iter().map(FeedEvent::from_event).collect();
@@ -161,10 +181,13 @@ impl EventHub {
                     });
                     head = to;
                     if !full {
-                        return;
+                        return true;
                     }
                 }
-                Err(e) => return self.unavailable(&e),
+                Err(e) => {
+                    self.unavailable(&e);
+                    return false;
+                }
             }
         }
     }
@@ -174,6 +197,7 @@ impl EventHub {
 pub async fn run(hub: Arc<EventHub>, db: Db, bell: EventBell, mut stop: watch::Receiver<bool>) {
     let mut bell = bell.subscribe();
     let mut bell_alive = true;
+    let mut failing = false;
     let mut tick = tokio::time::interval(READ_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -187,7 +211,7 @@ pub async fn run(hub: Arc<EventHub>, db: Db, bell: EventBell, mut stop: watch::R
             hub.set_head(None);
             continue;
         }
-        hub.read_new(&db).await;
+        failing = !hub.read_new(&db, failing).await;
     }
 }
 

@@ -266,3 +266,24 @@ async fn every_stream_gets_events_after_a_primary_failover() {
     drop((all, only_a));
     app.shutdown().await;
 }
+
+/// The first stream of a quiet process subscribes before the feed has a
+/// head; an event that commits before the feed's first read must still
+/// reach it (the feed's first read starts at the newest event).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_stream_gets_an_event_committed_before_the_feed_started() {
+    let app = TestApp::spawn().await;
+    app.swarm(json!({"name": "old", "strategy": "parallel"}))
+        .await;
+    let mut st = RawStream::open(&app.base, "/api/v1/events/stream")
+        .await
+        .unwrap();
+    let s = app.swarm(json!({"name": "new", "strategy": "tree"})).await;
+    let id = s["id"].as_str().unwrap().to_string();
+    assert!(
+        st.wait_for(&id, Duration::from_secs(10)).await,
+        "{}",
+        st.text
+    );
+    app.shutdown().await;
+}

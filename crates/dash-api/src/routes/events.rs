@@ -94,6 +94,10 @@ pub async fn stream(
         .into_response())
 }
 
+/// A stream that failed to catch up tries again after this, doubling up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
 fn too_many_streams(max: usize) -> Response {
     let message =
         format!("{max} event streams are open, the most this server allows; retry shortly");
@@ -147,6 +151,7 @@ impl Live {
             // Where the next batch must start for this stream to have seen everything.
             let mut expected = if fresh { sub.head } else { None };
             let mut behind = !fresh;
+            let mut retry = RETRY_FIRST;
             loop {
                 if behind {
                     let mut failed = None;
@@ -165,14 +170,19 @@ impl Live {
                         }
                     }
                     match failed {
-                        None => { behind = false; expected = last_seen; }
-                        // The database is away (a failover, say): tell the client and keep trying.
-                        Some(m) => yield Ok(unavailable(&m)),
+                        None => { behind = false; expected = last_seen; retry = RETRY_FIRST; }
+                        // The database is away (a failover, say): tell the client and try
+                        // again on the feed's next batch (it sends one when the log is
+                        // readable again) or after a backoff.
+                        Some(m) => {
+                            retry = (retry * 2).min(RETRY_MAX);
+                            yield Ok(unavailable(&m));
+                        }
                     }
                 }
                 let msg = tokio::select! {
                     m = sub.rx.recv() => m,
-                    _ = tokio::time::sleep(Duration::from_secs(1)), if behind => continue,
+                    _ = tokio::time::sleep(retry), if behind => continue,
                     _ = stop.wait_for(|s| *s) => break,
                 };
                 match msg {
