@@ -66,26 +66,21 @@ async fn queries_during(app: &TestApi, window: Duration) -> f64 {
     queries(app).await - before
 }
 
+async fn open_streams(app: &TestApi, streams: &mut Vec<RawStream>, n: usize) {
+    for _ in 0..n {
+        let s = RawStream::open(&app.base, "/api/v1/events/stream").await;
+        streams.push(s.expect("a stream"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_streams_cost_no_queries_each() {
     let app = TestApp::spawn().await;
     let window = Duration::from_secs(3);
     let mut streams = Vec::new();
-    for _ in 0..10 {
-        streams.push(
-            RawStream::open(&app.base, "/api/v1/events/stream")
-                .await
-                .unwrap(),
-        );
-    }
+    open_streams(&app, &mut streams, 10).await;
     let few = queries_during(&app, window).await;
-    for _ in 10..200 {
-        streams.push(
-            RawStream::open(&app.base, "/api/v1/events/stream")
-                .await
-                .unwrap(),
-        );
-    }
+    open_streams(&app, &mut streams, 190).await;
     let many = queries_during(&app, window).await;
     // Polling once a second each, 190 more streams cost ~570 more queries
     // in the window; shared, they cost none.
