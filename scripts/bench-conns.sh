@@ -23,7 +23,7 @@ runuser -u postgres -- "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/pg.log" -w start \
   -o "-p $PGPORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=100" >/dev/null
 runuser -u postgres -- "$BIN/createdb" -h 127.0.0.1 -p $PGPORT -U dash_user dash
 export DATABASE_URL="postgres://dash_user@127.0.0.1:$PGPORT/dash" DASH_BIND=127.0.0.1 \
-  DASH_API_PORT=$API METRICS_PORT=$MET DASH_API_TOKENS=$TOKEN RUST_LOG=warn
+  DASH_API_PORT=$API METRICS_PORT=$MET DASH_API_TOKENS=$TOKEN DASH_LOG=warn,dash_api=info
 LIMIT=()
 [ "$MODE" = slow ] && LIMIT=(prlimit --nofile=1024:1024)
 "${LIMIT[@]}" "$DASHCTL" serve >"$DIR/api.log" 2>&1 &
@@ -36,4 +36,4 @@ case "$MODE" in
   slow) python3 "$HERE/bench_conns.py" slow --url "http://127.0.0.1:$API" --conns "${N:-2000}" ;;
   *) echo "mode: streams or slow" >&2; exit 2 ;;
 esac
-echo "API log lines mentioning descriptors: $(grep -c 'Too many open files' "$DIR/api.log" || true)"
+echo "API log: $(grep -c "Too many open files" "$DIR/api.log" || true) lines with \"Too many open files\"; $(grep -m1 "connection limits" "$DIR/api.log" || true)"

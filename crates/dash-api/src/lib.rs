@@ -46,7 +46,7 @@ const OTHER_DESCRIPTORS: usize = 64;
 fn fit_limits(settings: &ApiSettings, nofile: Option<u64>) -> (serve::Limits, usize) {
     let reserve = settings.database.pool_size
         + METRICS_CONNECTIONS
-        + serve::OVERFLOW_LANE
+        + serve::OVERFLOW_DESCRIPTORS
         + OTHER_DESCRIPTORS;
     let room = nofile.map_or(usize::MAX, |n| {
         usize::try_from(n)

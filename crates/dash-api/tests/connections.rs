@@ -95,7 +95,14 @@ async fn at_the_cap_idle_connections_make_room_and_busy_ones_leave_a_503() {
             .unwrap();
         idle.push(c);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Within their grace they are not shed, but as they only hold slots,
+    // a complete request is served beside them (and its connection closed).
+    let mut quick = connect(&app.base).await;
+    let head = get(&mut quick, "/api/v1/swarms").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(closed_within(&mut quick, Duration::from_secs(15)).await);
+    // Past their grace (1 s), idle connections may be shed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     // A new client gets in: the oldest idle connection is shed for it.
     let mut fresh = connect(&app.base).await;
     let head = get(&mut fresh, "/api/v1/swarms").await;

@@ -15,9 +15,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
+/// A new connection is not shed for this long: its task gets to read the
+/// request it came with, and clients that reconnect at once cannot make the
+/// server close connections faster than one slot's worth a second.
+const SHED_GRACE: Duration = Duration::from_secs(1);
+
 /// What one connection's task and its requests share.
 pub struct ConnInfo {
     epoch: Instant,
+    /// Milliseconds after `epoch` when it was accepted.
+    admitted: u64,
     in_flight: AtomicUsize,
     /// Milliseconds after `epoch` when it last became idle.
     idle_since: AtomicU64,
@@ -76,8 +83,24 @@ pub struct Registry {
     max: usize,
     /// The zero of every connection's clocks, so that they compare.
     epoch: Instant,
+    /// How long a new connection is safe from shedding.
+    grace: Duration,
     next_id: AtomicU64,
     conns: Mutex<HashMap<u64, Arc<ConnInfo>>>,
+}
+
+pub enum Admit {
+    Slot(Slot),
+    Full { any_idle: bool },
+}
+
+impl Admit {
+    pub fn slot(self) -> Option<Slot> {
+        match self {
+            Admit::Slot(s) => Some(s),
+            Admit::Full { .. } => None,
+        }
+    }
 }
 
 /// A place in the registry, given back on drop.
@@ -95,9 +118,14 @@ impl Drop for Slot {
 
 impl Registry {
     pub fn new(max: usize) -> Arc<Registry> {
+        Self::with_grace(max, SHED_GRACE)
+    }
+
+    pub fn with_grace(max: usize, grace: Duration) -> Arc<Registry> {
         Arc::new(Registry {
             max: max.max(1),
             epoch: Instant::now(),
+            grace,
             next_id: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
         })
@@ -116,15 +144,25 @@ impl Registry {
     }
 
     /// A slot for a new connection: free, or taken from the oldest idle
-    /// connection (which is told to close). `None` when all are busy.
-    pub fn admit(self: &Arc<Self>) -> Option<Slot> {
+    /// connection past its grace (which is told to close). At the cap
+    /// without one: `Full`, saying whether idle (young) connections hold
+    /// slots, or every connection is busy with a request.
+    pub fn admit(self: &Arc<Self>) -> Admit {
         let mut conns = self.lock();
+        let now = self.epoch.elapsed().as_millis() as u64;
         if conns.len() >= self.max {
+            let grace = self.grace.as_millis() as u64;
+            let mut any_idle = false;
             let oldest = conns
                 .iter()
                 .filter(|(_, c)| c.is_idle())
+                .inspect(|_| any_idle = true)
+                .filter(|(_, c)| now.saturating_sub(c.admitted) >= grace)
                 .min_by_key(|(_, c)| c.idle_since.load(Ordering::Acquire))
-                .map(|(id, _)| *id)?;
+                .map(|(id, _)| *id);
+            let Some(oldest) = oldest else {
+                return Admit::Full { any_idle };
+            };
             if let Some(shed) = conns.remove(&oldest) {
                 shed.shed.notify_one();
             }
@@ -133,13 +171,14 @@ impl Registry {
         let info = Arc::new(ConnInfo {
             epoch: self.epoch,
             in_flight: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+            admitted: now,
+            idle_since: AtomicU64::new(now),
             head_started: AtomicU64::new(0),
             shed: Notify::new(),
             clock: Notify::new(),
         });
         conns.insert(id, info.clone());
-        Some(Slot {
+        Admit::Slot(Slot {
             id,
             info,
             registry: self.clone(),
@@ -200,27 +239,37 @@ mod tests {
 
     #[test]
     fn at_the_cap_the_oldest_idle_connection_is_shed_and_busy_ones_never() {
-        let reg = Registry::new(2);
-        let a = reg.admit().expect("a");
+        let reg = Registry::with_grace(2, Duration::ZERO);
+        let a = reg.admit().slot().expect("a");
         std::thread::sleep(Duration::from_millis(5));
-        let b = reg.admit().expect("b");
+        let b = reg.admit().slot().expect("b");
         let busy_b = Busy::start(&b.info);
         // a is idle and oldest: it is shed for c.
-        let c = reg.admit().expect("c sheds a");
+        let c = reg.admit().slot().expect("c sheds a");
         assert_eq!(reg.open(), 2);
         let _busy_c = Busy::start(&c.info);
         // b and c are busy: nothing to shed.
-        assert!(reg.admit().is_none());
+        assert!(reg.admit().slot().is_none());
         drop(busy_b);
-        assert!(reg.admit().is_some(), "b went idle and is shed");
+        assert!(reg.admit().slot().is_some(), "b went idle and is shed");
         drop(a);
         assert_eq!(reg.open(), 1, "only c is left");
     }
 
     #[test]
+    fn a_new_connection_is_not_shed_within_its_grace() {
+        let reg = Registry::with_grace(1, Duration::from_secs(60));
+        let _a = reg.admit().slot().expect("a");
+        assert!(
+            reg.admit().slot().is_none(),
+            "shed a connection just accepted"
+        );
+    }
+
+    #[test]
     fn deadlines_follow_the_idle_and_header_clocks() {
         let reg = Registry::new(4);
-        let s = reg.admit().expect("slot");
+        let s = reg.admit().slot().expect("slot");
         let (head, idle) = (Duration::from_secs(10), Duration::from_secs(60));
         let d = s.info.deadline(head, idle);
         assert!(d > Instant::now() + Duration::from_secs(50), "idle clock");

@@ -2,16 +2,19 @@
 //! not `axum::serve`, which has no header timeout and no connection cap):
 //! each connection is closed after `DASH_HEADER_READ_TIMEOUT` without a
 //! complete request head and after `DASH_KEEPALIVE_TIMEOUT` idle. At the
-//! connection cap the oldest idle connection is shed for the new one (so a
-//! crowd of slow or idle clients cannot lock anyone out); when every
-//! connection is busy the new one is served by a small overflow lane that
-//! answers `/livez`, `/health` and `/ready` and 503 with `Retry-After` to
-//! everything else, and past that lane is closed at once: never a hang.
+//! connection cap the oldest idle connection (past a 1 s grace) is shed for
+//! the new one, so a crowd of slow or idle clients cannot lock anyone out.
+//! Otherwise the new connection goes to one of two small overflow lanes (one
+//! for clients whose whole request head has already arrived, one for the
+//! rest; each sheds its oldest idle connection when full) that give it
+//! 500 ms to send one request: served when idle clients hold the slots,
+//! answered 503 with `Retry-After` when every slot is busy with requests
+//! (`/livez`, `/health` and `/ready` are always served). A connection that
+//! finds a lane busy throughout is closed at once: never a hang.
 
 pub mod conns;
 pub mod rlimit;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -22,15 +25,18 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tower::ServiceExt;
 
-use conns::{Busy, Registry, Slot, Tracked};
+use conns::{Admit, Busy, Registry, Slot, Tracked};
 
-/// Connections the overflow lane serves at once.
+/// Connections each of the two overflow lanes serves at once.
 pub const OVERFLOW_LANE: usize = 64;
-/// The overflow lane's header timeout (and the most its answer may take).
-const OVERFLOW_TIMEOUT: Duration = Duration::from_secs(2);
+/// Descriptors the overflow lanes may hold.
+pub const OVERFLOW_DESCRIPTORS: usize = 2 * OVERFLOW_LANE;
+/// The overflow lanes' header and idle timeout: a client that is not slow
+/// sends its request head at once. A lane serves one request per connection.
+const OVERFLOW_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How one listener treats its connections.
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +57,14 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let registry = Registry::new(limits.max_connections);
-    let overflow = Arc::new(Semaphore::new(OVERFLOW_LANE));
+    // The lanes shed their oldest idle connection at once (no grace).
+    let overflow = Registry::with_grace(OVERFLOW_LANE, Duration::ZERO);
+    let proven = Registry::with_grace(OVERFLOW_LANE, Duration::ZERO);
+    let lane_limits = Limits {
+        header_read_timeout: OVERFLOW_TIMEOUT,
+        keepalive_timeout: OVERFLOW_TIMEOUT,
+        ..limits
+    };
     let graceful = GracefulShutdown::new();
     let mut last_warning: Option<Instant> = None;
     loop {
@@ -73,17 +86,33 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         match registry.admit() {
-            Some(slot) => spawn_connection(&graceful, stream, slot, router.clone(), limits),
-            None => match overflow.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let router = router.clone();
-                    tokio::spawn(async move {
-                        overflow_lane(stream, router, limits.overflow_serves_all).await;
-                        drop(permit);
-                    });
+            Admit::Slot(slot) => {
+                spawn_connection(&graceful, stream, slot, router.clone(), limits, None)
+            }
+            Admit::Full { any_idle } => {
+                // A client that already sent a whole request head is no slow
+                // client: it has a lane of its own, so a crowd of slow heads
+                // cannot fill the lane ahead of it.
+                let lane = match sent_whole_head(&stream) {
+                    true => &proven,
+                    false => &overflow,
+                };
+                // Slots held by idle clients (a crowd of slow heads, say):
+                // a complete request is served all the same. Every slot
+                // busy with requests: the server is full, 503.
+                let serves_all = limits.overflow_serves_all || any_idle;
+                match lane.admit().slot() {
+                    Some(slot) => spawn_connection(
+                        &graceful,
+                        stream,
+                        slot,
+                        router.clone(),
+                        lane_limits,
+                        Some(serves_all),
+                    ),
+                    None => drop(stream),
                 }
-                Err(_) => drop(stream),
-            },
+            }
         }
     }
     drop(listener);
@@ -99,6 +128,7 @@ fn spawn_connection(
     slot: Slot,
     router: Router,
     limits: Limits,
+    lane: Option<bool>,
 ) {
     let info = slot.info.clone();
     let io = TokioIo::new(Tracked {
@@ -108,8 +138,12 @@ fn spawn_connection(
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let busy = Busy::start(&info);
         let router = router.clone();
+        let refuse = lane.is_some_and(|all| !lane_serves(req.uri().path(), all));
         async move {
-            let resp = router.oneshot(req).await?;
+            let resp = match refuse {
+                true => too_many_connections(),
+                false => router.oneshot(req).await?,
+            };
             // The connection stays busy until its response body is sent.
             Ok::<_, std::convert::Infallible>(resp.map(|b| {
                 Body::new(b.map_err(move |e| {
@@ -124,7 +158,9 @@ fn spawn_connection(
     // idle time included: a backstop behind the two clocks of `conns`.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout + limits.keepalive_timeout);
+        .header_read_timeout(limits.header_read_timeout + limits.keepalive_timeout)
+        // An overflow lane serves one request per connection.
+        .keep_alive(lane.is_none());
     let watched = graceful.watch(builder.serve_connection(io, svc));
     tokio::spawn(async move {
         let info = slot.info.clone();
@@ -149,28 +185,20 @@ fn spawn_connection(
     });
 }
 
-/// Whether the overflow lane serves `path` rather than refusing it.
-fn lane_serves(path: &str, all: bool) -> bool {
-    all || matches!(path, "/livez" | "/health" | "/ready")
+/// True when a whole request head has already arrived on `stream` (looked
+/// at without waiting and without consuming it).
+fn sent_whole_head(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    match futures::FutureExt::now_or_never(stream.peek(&mut buf)) {
+        Some(Ok(n)) => buf[..n].windows(4).any(|w| w == b"\r\n\r\n"),
+        _ => false,
+    }
 }
 
-async fn overflow_lane(stream: TcpStream, router: Router, serves_all: bool) {
-    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let router = router.clone();
-        async move {
-            if lane_serves(req.uri().path(), serves_all) {
-                return router.oneshot(req).await;
-            }
-            Ok(too_many_connections())
-        }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(OVERFLOW_TIMEOUT)
-        .keep_alive(false);
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-    let _ = tokio::time::timeout(OVERFLOW_TIMEOUT * 2, conn).await;
+/// Whether the overflow lane serves `path` rather than refusing it (it
+/// serves one short request: never an event stream).
+fn lane_serves(path: &str, all: bool) -> bool {
+    matches!(path, "/livez" | "/health" | "/ready") || (all && !path.ends_with("/events/stream"))
 }
 
 fn too_many_connections() -> Response<Body> {
@@ -198,5 +226,7 @@ mod tests {
             assert!(!lane_serves(p, false), "{p}");
         }
         assert!(lane_serves("/metrics", true));
+        assert!(lane_serves("/api/v1/swarms", true));
+        assert!(!lane_serves("/api/v1/events/stream", true));
     }
 }
