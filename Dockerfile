@@ -47,6 +47,15 @@ ENV DASH_BIND=0.0.0.0 \
     METRICS_PORT=9090 \
     DASH_BACKUP_DIR=/backups/dash/postgres
 
+# Descriptors: every connection and event stream holds one. An image cannot
+# carry an RLIMIT_NOFILE; `dashctl serve` raises its soft limit to the hard
+# limit the runtime grants and fits DASH_MAX_CONNECTIONS to it (logged at
+# start). Run with a hard limit above the caps below, e.g.
+#   docker run --ulimit nofile=65536:65536 dash:0.1.0
+# (the usual default hard limit, 524288 or more, is enough).
+ENV DASH_MAX_CONNECTIONS=16384 \
+    DASH_MAX_EVENT_STREAMS=10000
+
 USER 10001:10001
 WORKDIR /home/dash
 # 3001: REST API, /health, /ready, /livez, dashboard. 9090: /metrics.

@@ -6,14 +6,16 @@ pub mod auth;
 pub mod background;
 pub mod dashboard;
 pub mod error;
+pub mod feed;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 pub mod settings;
 pub mod state;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
@@ -30,6 +32,40 @@ pub struct App {
     metrics: TcpListener,
     state: AppState,
     stop_tx: watch::Sender<bool>,
+    api_limits: serve::Limits,
+}
+
+/// Connections of the metrics listener (scrapers, `dashctl db status`).
+const METRICS_CONNECTIONS: usize = 64;
+/// Descriptors kept back for everything else: the listeners, the event
+/// listener, logs, DNS, etcd and the like.
+const OTHER_DESCRIPTORS: usize = 64;
+
+/// The API listener's limits, lowered to fit `nofile` descriptors beside the
+/// pool, the metrics listener and the overflow lane; and the stream cap.
+fn fit_limits(settings: &ApiSettings, nofile: Option<u64>) -> (serve::Limits, usize) {
+    let reserve = settings.database.pool_size
+        + METRICS_CONNECTIONS
+        + serve::OVERFLOW_DESCRIPTORS
+        + OTHER_DESCRIPTORS;
+    let room = nofile.map_or(usize::MAX, |n| {
+        usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(reserve)
+    });
+    let max_connections = settings.max_connections.min(room).max(4);
+    // Streams never take every connection: a quarter stays for requests.
+    let max_streams = settings
+        .max_event_streams
+        .min(max_connections - max_connections / 4)
+        .max(1);
+    let limits = serve::Limits {
+        max_connections,
+        header_read_timeout: settings.header_read_timeout,
+        keepalive_timeout: settings.keepalive_timeout,
+        overflow_serves_all: false,
+    };
+    (limits, max_streams)
 }
 
 impl App {
@@ -46,6 +82,16 @@ impl App {
         let bell = dash_store::listen::spawn_listener(settings.database.clone(), async move {
             let _ = bell_stop.wait_for(|s| *s).await;
         });
+        let nofile = serve::rlimit::raise_nofile();
+        let (api_limits, max_streams) = fit_limits(&settings, nofile);
+        tracing::info!(
+            descriptors = nofile,
+            max_connections = api_limits.max_connections,
+            max_event_streams = max_streams,
+            "connection limits"
+        );
+        let events = feed::EventHub::new(max_streams);
+        tokio::spawn(feed::run(events.clone(), db.clone(), bell, stop_rx.clone()));
         if settings.tokens.is_empty() {
             tracing::warn!(
                 "DASH_API_TOKENS is empty: every mutating API call will be refused with 401"
@@ -55,7 +101,7 @@ impl App {
             db,
             metrics,
             settings: Arc::new(settings),
-            bell,
+            events,
             maintenance: Arc::new(RwLock::new(None)),
             shutdown: stop_rx,
             cluster: Default::default(),
@@ -65,6 +111,7 @@ impl App {
             metrics: metrics_listener,
             state,
             stop_tx,
+            api_limits,
         })
     }
 
@@ -114,21 +161,21 @@ impl App {
             metrics,
             state,
             stop_tx,
+            api_limits,
         } = self;
         let drain = state.settings.shutdown_timeout;
         let mut stopped = state.shutdown.clone();
         let background = tokio::spawn(background::run(state.clone()));
         let api_router = routes::router(state.clone());
         let metrics_router = routes::metrics_router(state.clone());
-        let wait_stop = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
+        let metrics_limits = serve::Limits {
+            max_connections: METRICS_CONNECTIONS,
+            overflow_serves_all: true,
+            ..api_limits
         };
-        let api_server =
-            axum::serve(api, api_router).with_graceful_shutdown(wait_stop(stopped.clone()));
-        let metrics_server =
-            axum::serve(metrics, metrics_router).with_graceful_shutdown(wait_stop(stopped.clone()));
-        let servers =
-            async { tokio::try_join!(api_server.into_future(), metrics_server.into_future()) };
+        let api_server = serve::serve(api, api_router, api_limits, stopped.clone());
+        let metrics_server = serve::serve(metrics, metrics_router, metrics_limits, stopped.clone());
+        let servers = async { tokio::try_join!(api_server, metrics_server) };
         tokio::pin!(servers);
         tokio::select! {
             r = &mut servers => { r?; }

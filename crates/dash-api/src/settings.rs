@@ -31,6 +31,16 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// `DASH_LOG_FORMAT` (default `text`; `json` for JSON lines).
     pub log_format: String,
+    /// `DASH_HEADER_READ_TIMEOUT` (default 10s): longest a client may take to send a request's head, from its first byte.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// `DASH_KEEPALIVE_TIMEOUT` (default 60s): an idle connection (no request in flight, no bytes of a new one) is closed after this.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// `DASH_MAX_CONNECTIONS` (default 16384): most open API connections; lowered to fit the descriptor limit. Past it the oldest idle connection is closed, or, when none is idle, the new one is answered 503.
+    pub max_connections: usize,
+    /// `DASH_MAX_EVENT_STREAMS` (default 10000): most open event streams; at most three quarters of the connections. Past it 503.
+    pub max_event_streams: usize,
     pub database: DbSettings,
 }
 
@@ -46,6 +56,10 @@ impl Default for ApiSettings {
             shutdown_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(15),
             log_format: "text".into(),
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            max_connections: 16_384,
+            max_event_streams: 10_000,
             database: DbSettings::default(),
         }
     }
@@ -121,6 +135,29 @@ impl ApiSettings {
         }
         if let Some(v) = get("DASH_REQUEST_TIMEOUT") {
             s.request_timeout = parse_duration("DASH_REQUEST_TIMEOUT", &v)?;
+        }
+        let timeout = |name: &'static str, v: String| match parse_duration(name, &v)? {
+            d if d.is_zero() => Err(bad(name, "a duration above 0", &v)),
+            d => Ok(d),
+        };
+        if let Some(v) = get("DASH_HEADER_READ_TIMEOUT") {
+            s.header_read_timeout = timeout("DASH_HEADER_READ_TIMEOUT", v)?;
+        }
+        if let Some(v) = get("DASH_KEEPALIVE_TIMEOUT") {
+            s.keepalive_timeout = timeout("DASH_KEEPALIVE_TIMEOUT", v)?;
+        }
+        let count = |name: &'static str, v: String| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad(name, "a whole number above 0", &v))
+        };
+        if let Some(v) = get("DASH_MAX_CONNECTIONS") {
+            s.max_connections = count("DASH_MAX_CONNECTIONS", v)?;
+        }
+        if let Some(v) = get("DASH_MAX_EVENT_STREAMS") {
+            s.max_event_streams = count("DASH_MAX_EVENT_STREAMS", v)?;
         }
         if let Some(v) = get("DASH_LOG_FORMAT") {
             match v.trim() {

@@ -4,10 +4,10 @@ pub mod cluster;
 
 use std::sync::{Arc, RwLock};
 
-use dash_store::listen::EventBell;
 use dash_store::{Db, StoreError};
 use tokio::sync::watch;
 
+use crate::feed::EventHub;
 use crate::metrics::Metrics;
 use crate::settings::ApiSettings;
 
@@ -18,7 +18,8 @@ pub struct AppState {
     pub db: Db,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<ApiSettings>,
-    pub bell: EventBell,
+    /// The event log fanned out to every live event stream.
+    pub events: Arc<EventHub>,
     /// `Some(reason)` while writes are paused for maintenance.
     pub maintenance: Arc<RwLock<Option<String>>>,
     /// Flips to true when the process starts shutting down; ends event streams.

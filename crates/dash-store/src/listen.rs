@@ -1,6 +1,7 @@
-//! LISTEN/NOTIFY fan-out: one dedicated connection per API process listens
-//! on `dash_events` on whichever node is the primary and wakes every live
-//! event stream. Wake-ups carry no data: streams read the log from their own
+//! LISTEN/NOTIFY: one dedicated connection per API process listens on
+//! `dash_events` on whichever node is the primary and wakes the process's
+//! one reader of the event log (`dash-api`'s `feed.rs`), which fans events
+//! out to every stream. Wake-ups carry no data: the log is read from a
 //! cursor, so a notification lost during a failover loses nothing.
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use crate::config::DbSettings;
 use crate::pool::{driver_config, find_primary};
 
-/// Wakes event streams. The value counts wake-ups; only changes matter.
+/// Wakes the reader of the event log. The value counts wake-ups; only changes matter.
 #[derive(Clone)]
 pub struct EventBell {
     rx: watch::Receiver<u64>,

@@ -1,21 +1,24 @@
-//! `/events`: the log after a cursor, and a live SSE stream woken by
-//! LISTEN/NOTIFY that resumes from `Last-Event-ID`.
+//! `/events`: the log after a cursor, and a live SSE stream fed by the
+//! process's one reader of the log (`feed.rs`) that resumes from `Last-Event-ID`.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dash_store::EventCursor;
+use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::{broadcast, watch, OwnedSemaphorePermit};
 use uuid::Uuid;
 
 use crate::error::extract::Query;
-use crate::error::ApiError;
+use crate::error::{error_response, ApiError};
+use crate::feed::{FeedEvent, FeedMsg, Subscription, READ_LIMIT};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -58,7 +61,8 @@ pub async fn list(
 }
 
 /// Streams events as they commit. Starts after `after` or `Last-Event-ID`,
-/// else at the newest event. Ends when the server shuts down.
+/// else at the newest event. Ends when the server shuts down. Past
+/// `DASH_MAX_EVENT_STREAMS` open streams, answers 503 with `Retry-After`.
 pub async fn stream(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -69,39 +73,137 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or(q.after.clone());
-    let mut cursor = match resume {
-        Some(c) => EventCursor::parse(&c)?,
-        None => st.db.latest_event_cursor().await?,
+    let resume = resume.map(|c| EventCursor::parse(&c)).transpose()?;
+    let Some(permit) = st.events.admit() else {
+        return Ok(too_many_streams(st.events.max_streams()));
     };
-    let mut bell = st.bell.subscribe();
-    let mut stop = st.shutdown.clone();
-    let (swarm_id, agent_id) = (q.swarm_id, q.agent_id);
-    let events = async_stream::stream! {
-        loop {
-            match st.db.list_events(cursor, 500, swarm_id, agent_id).await {
-                Ok(batch) => {
-                    let full = batch.len() == 500;
-                    for e in batch {
-                        cursor = EventCursor::parse(&e.cursor).unwrap_or(cursor);
-                        let data = serde_json::to_string(&e).unwrap_or_default();
-                        yield Ok::<_, Infallible>(SseEvent::default().id(e.cursor.clone()).event(e.kind.clone()).data(data));
-                    }
-                    if full { continue; }
-                }
-                Err(e) => {
-                    // The database is away (a failover, say): tell the client and keep waiting.
-                    yield Ok(SseEvent::default().event("error").data(json!({"error": {"code": "database_unavailable", "message": e.to_string()}}).to_string()));
-                }
-            }
-            tokio::select! {
-                _ = bell.changed() => {}
-                // Events held back behind a long transaction are picked up without a new notification.
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-        }
+    // Subscribe before reading the log, so that nothing published in between is lost.
+    let sub = st.events.subscribe();
+    let (cursor, fresh) = match resume {
+        Some(c) => (c, false),
+        None => (st.db.latest_event_cursor().await?, true),
     };
+    let live = Live {
+        db: st.db.clone(),
+        cursor,
+        filter: (q.swarm_id, q.agent_id),
+    };
+    let events = live.run(sub, fresh, st.shutdown.clone(), permit);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// A stream that failed to catch up tries again after this, doubling up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+fn too_many_streams(max: usize) -> Response {
+    let message =
+        format!("{max} event streams are open, the most this server allows; retry shortly");
+    let mut r = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_streams",
+        &message,
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+fn sse(e: &FeedEvent) -> SseEvent {
+    SseEvent::default()
+        .id(e.cursor.encode())
+        .event(e.kind.clone())
+        .data(e.json.clone())
+}
+
+fn unavailable(message: &str) -> SseEvent {
+    let body = json!({"error": {"code": "database_unavailable", "message": message}});
+    SseEvent::default().event("error").data(body.to_string())
+}
+
+/// One stream's position and subscription filter.
+struct Live {
+    db: dash_store::Db,
+    /// The last event sent (or where the stream started).
+    cursor: EventCursor,
+    filter: (Option<Uuid>, Option<Uuid>),
+}
+
+impl Live {
+    /// Sends the feed's batches for this subscription. The database is read
+    /// only to catch up: after a resume, and when a batch does not start
+    /// where the last one this stream saw ended (it lagged, or the feed
+    /// restarted). A catch-up begun after a batch arrived covers that batch.
+    fn run(
+        mut self,
+        mut sub: Subscription,
+        fresh: bool,
+        mut stop: watch::Receiver<bool>,
+        permit: OwnedSemaphorePermit,
+    ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+        async_stream::stream! {
+            let _permit = permit;
+            let (swarm_id, agent_id) = self.filter;
+            // The end of the newest batch known to be published.
+            let mut last_seen = sub.head;
+            // Where the next batch must start for this stream to have seen everything.
+            let mut expected = if fresh { sub.head } else { None };
+            let mut behind = !fresh;
+            let mut retry = RETRY_FIRST;
+            loop {
+                if behind {
+                    let mut failed = None;
+                    loop {
+                        match self.db.list_events(self.cursor, READ_LIMIT, swarm_id, agent_id).await {
+                            Ok(page) => {
+                                let full = page.len() as i64 == READ_LIMIT;
+                                for e in &page {
+                                    let e = FeedEvent::from_event(e);
+                                    self.cursor = e.cursor;
+                                    yield Ok(sse(&e));
+                                }
+                                if !full { break; }
+                            }
+                            Err(e) => { failed = Some(e.to_string()); break; }
+                        }
+                    }
+                    match failed {
+                        None => { behind = false; expected = last_seen; retry = RETRY_FIRST; }
+                        // The database is away (a failover, say): tell the client and try
+                        // again on the feed's next batch (it sends one when the log is
+                        // readable again) or after a backoff.
+                        Some(m) => {
+                            retry = (retry * 2).min(RETRY_MAX);
+                            yield Ok(unavailable(&m));
+                        }
+                    }
+                }
+                let msg = tokio::select! {
+                    m = sub.rx.recv() => m,
+                    _ = tokio::time::sleep(retry), if behind => continue,
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                match msg {
+                    Ok(FeedMsg::Batch(b)) => {
+                        last_seen = Some(b.to);
+                        if behind || expected != Some(b.from) {
+                            behind = true;
+                            continue;
+                        }
+                        let from = self.cursor;
+                        for e in b.events.iter().filter(|e| e.cursor > from && e.matches(swarm_id, agent_id)) {
+                            self.cursor = e.cursor;
+                            yield Ok(sse(e));
+                        }
+                        expected = Some(b.to);
+                    }
+                    Ok(FeedMsg::Unavailable(m)) => yield Ok(unavailable(&m)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => behind = true,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        }
+    }
 }
