@@ -1,12 +1,16 @@
 //! Restart backoff for a PostgreSQL that keeps crashing: 0.5 s, doubling to
-//! 30 s; forgiven once it has stayed up for 5 s (a server that ran that long
+//! 30 s; forgiven once it has answered for 2 s (a server that ran that long
 //! and then crashed is restarted at once; one that cannot stay up backs off).
 
 use std::time::{Duration, Instant};
 
 const FIRST: Duration = Duration::from_millis(500);
 const MAX: Duration = Duration::from_secs(30);
-const FORGIVEN_AFTER: Duration = Duration::from_secs(5);
+/// A server that answered this long started fine: a crash-looping one dies
+/// or fails its checks within its first second. Longer (5 s before) counted
+/// a promoted server that was killed 3 s later as a crash loop, and its
+/// rejoin waited out up to 30 s of backoff.
+const FORGIVEN_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
 pub struct Backoff {
