@@ -150,3 +150,60 @@ async fn at_the_cap_idle_connections_make_room_and_busy_ones_leave_a_503() {
     drop((busy, idle));
     app.shutdown().await;
 }
+
+/// A crowd of slow heads that reconnect as soon as they are closed (the
+/// slowloris pattern) churns the overflow lane; a client that sends its whole
+/// request a network round trip after connecting (20 ms here) must still be
+/// answered, never shed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordinary_requests_are_answered_through_a_churning_crowd_of_slow_heads() {
+    let app = TestApp::spawn_with(|s| {
+        s.max_connections = 4;
+        s.header_read_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut crowd = Vec::new();
+    // More slow clients than the cap and both lanes hold, each reconnecting
+    // with a fresh partial head whenever it is closed (bounded: 20 s).
+    for _ in 0..160 {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        crowd.push(tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + Duration::from_secs(20);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && tokio::time::Instant::now() < until
+            {
+                let Ok(mut s) = TcpStream::connect(&addr).await else {
+                    continue;
+                };
+                let _ = s
+                    .write_all(b"GET /api/v1/swarms HTTP/1.1\r\nHost: da")
+                    .await;
+                let mut buf = [0u8; 64];
+                let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut answered = 0;
+    for _ in 0..20 {
+        let mut sock = connect(&app.base).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let req = "GET /api/v1/swarms?limit=1 HTTP/1.1\r\nHost: dash\r\nConnection: close\r\n\r\n";
+        sock.write_all(req.as_bytes()).await.unwrap();
+        let mut text = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut text)).await;
+        let text = String::from_utf8_lossy(&text);
+        if read.is_ok() && (text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.1 503")) {
+            answered += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in crowd {
+        let _ = c.await;
+    }
+    assert_eq!(answered, 20, "ordinary requests closed without an answer");
+    app.shutdown().await;
+}

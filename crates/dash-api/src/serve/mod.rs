@@ -5,7 +5,7 @@
 //! connection cap the oldest idle connection (past a 1 s grace) is shed for
 //! the new one, so a crowd of slow or idle clients cannot lock anyone out.
 //! Otherwise the new connection goes to one of two small overflow lanes (one
-//! for clients whose whole request head has already arrived, one for the
+//! for clients whose whole request head arrives within 100 ms, one for the
 //! rest; each sheds its oldest idle connection when full) that give it
 //! 500 ms to send one request: served when idle clients hold the slots,
 //! answered 503 with `Retry-After` when every slot is busy with requests
@@ -15,6 +15,8 @@
 pub mod conns;
 pub mod rlimit;
 
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -23,12 +25,19 @@ use axum::Router;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
 use conns::{Admit, Busy, Registry, Slot, Tracked};
+
+/// What ties a connection to the graceful shutdown: the shutdown itself
+/// (from the accept loop), or a watcher of it (from a task of its own).
+enum WatchBy<'a> {
+    Graceful(&'a GracefulShutdown),
+    Watcher(Watcher),
+}
 
 /// Connections each of the two overflow lanes serves at once.
 pub const OVERFLOW_LANE: usize = 64;
@@ -37,6 +46,12 @@ pub const OVERFLOW_DESCRIPTORS: usize = 2 * OVERFLOW_LANE;
 /// The overflow lanes' header and idle timeout: a client that is not slow
 /// sends its request head at once. A lane serves one request per connection.
 const OVERFLOW_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a newcomer at the cap may take to send a whole request head and
+/// count as an ordinary client rather than a slow one.
+const HEAD_WAIT: Duration = Duration::from_millis(100);
+/// Newcomers at the cap waiting out HEAD_WAIT at once (each holds a
+/// descriptor); beyond, a newcomer is closed at once.
+pub const SORTING: usize = 128;
 
 /// How one listener treats its connections.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +81,8 @@ pub async fn serve(
         ..limits
     };
     let graceful = GracefulShutdown::new();
+    // Newcomers at the cap waiting to show whether they send a request.
+    let sorting = Arc::new(Semaphore::new(SORTING));
     let mut last_warning: Option<Instant> = None;
     loop {
         let stream = tokio::select! {
@@ -87,31 +104,39 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         match registry.admit() {
             Admit::Slot(slot) => {
-                spawn_connection(&graceful, stream, slot, router.clone(), limits, None)
+                let conn = Conn::new(stream, slot, router.clone(), limits, None);
+                conn.run(WatchBy::Graceful(&graceful));
             }
             Admit::Full { any_idle } => {
-                // A client that already sent a whole request head is no slow
-                // client: it has a lane of its own, so a crowd of slow heads
-                // cannot fill the lane ahead of it.
-                let lane = match sent_whole_head(&stream) {
-                    true => &proven,
-                    false => &overflow,
-                };
                 // Slots held by idle clients (a crowd of slow heads, say):
                 // a complete request is served all the same. Every slot
                 // busy with requests: the server is full, 503.
                 let serves_all = limits.overflow_serves_all || any_idle;
-                match lane.admit().slot() {
-                    Some(slot) => spawn_connection(
-                        &graceful,
-                        stream,
-                        slot,
-                        router.clone(),
-                        lane_limits,
-                        Some(serves_all),
-                    ),
-                    None => drop(stream),
-                }
+                let Ok(permit) = sorting.clone().try_acquire_owned() else {
+                    drop(stream); // more newcomers than a crowd can explain
+                    continue;
+                };
+                let (proven, overflow) = (proven.clone(), overflow.clone());
+                let (watcher, router) = (graceful.watcher(), router.clone());
+                tokio::spawn(async move {
+                    // A client that sends a whole request head within
+                    // HEAD_WAIT is no slow client: it has a lane of its own,
+                    // so a crowd of slow heads cannot fill the lane ahead of
+                    // it (looking at once, before its first bytes arrived,
+                    // sent ordinary requests into the slow lane, where they
+                    // were shed unanswered).
+                    let whole = tokio::time::timeout(HEAD_WAIT, whole_head(&stream)).await;
+                    drop(permit);
+                    let lane = match whole {
+                        Ok(true) => &proven,
+                        Ok(false) => return, // closed before a request
+                        Err(_) => &overflow,
+                    };
+                    if let Some(slot) = lane.admit().slot() {
+                        let conn = Conn::new(stream, slot, router, lane_limits, Some(serves_all));
+                        conn.run(WatchBy::Watcher(watcher));
+                    }
+                });
             }
         }
     }
@@ -120,78 +145,119 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one admitted connection on its own task until it ends, idles
-/// out, is shed, or the server drains.
-fn spawn_connection(
-    graceful: &GracefulShutdown,
+/// One admitted connection, ready to be served on its own task.
+struct Conn {
     stream: TcpStream,
     slot: Slot,
     router: Router,
     limits: Limits,
     lane: Option<bool>,
-) {
-    let info = slot.info.clone();
-    let io = TokioIo::new(Tracked {
-        inner: stream,
-        info: info.clone(),
-    });
-    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let busy = Busy::start(&info);
-        let router = router.clone();
-        let refuse = lane.is_some_and(|all| !lane_serves(req.uri().path(), all));
-        async move {
-            let resp = match refuse {
-                true => too_many_connections(),
-                false => router.oneshot(req).await?,
-            };
-            // The connection stays busy until its response body is sent.
-            Ok::<_, std::convert::Infallible>(resp.map(|b| {
-                Body::new(b.map_err(move |e| {
-                    let _ = &busy;
-                    e
-                }))
-            }))
-        }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    // hyper's own header timer runs from when it starts waiting for a head,
-    // idle time included: a backstop behind the two clocks of `conns`.
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout + limits.keepalive_timeout)
-        // An overflow lane serves one request per connection.
-        .keep_alive(lane.is_none());
-    let watched = graceful.watch(builder.serve_connection(io, svc));
-    tokio::spawn(async move {
-        let info = slot.info.clone();
-        let idle = async {
-            loop {
-                let deadline = info.deadline(limits.header_read_timeout, limits.keepalive_timeout);
-                if deadline <= Instant::now() {
-                    return;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline.into()) => {}
-                    _ = info.clock.notified() => {}
-                }
-            }
-        };
-        tokio::select! {
-            _ = watched => {}
-            _ = idle => {}
-            _ = info.shed.notified() => {}
-        }
-        drop(slot);
-    });
 }
 
-/// True when a whole request head has already arrived on `stream` (looked
-/// at without waiting and without consuming it).
-fn sent_whole_head(stream: &TcpStream) -> bool {
+impl Conn {
+    fn new(
+        stream: TcpStream,
+        slot: Slot,
+        router: Router,
+        limits: Limits,
+        lane: Option<bool>,
+    ) -> Conn {
+        Conn {
+            stream,
+            slot,
+            router,
+            limits,
+            lane,
+        }
+    }
+
+    /// Serves it until it ends, idles out, is shed, or the server drains
+    /// (`watch` ties it to the graceful shutdown).
+    fn run(self, watch: WatchBy<'_>) {
+        let Conn {
+            stream,
+            slot,
+            router,
+            limits,
+            lane,
+        } = self;
+        let info = slot.info.clone();
+        let io = TokioIo::new(Tracked {
+            inner: stream,
+            info: info.clone(),
+        });
+        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let busy = Busy::start(&info);
+            let router = router.clone();
+            let refuse = lane.is_some_and(|all| !lane_serves(req.uri().path(), all));
+            async move {
+                let resp = match refuse {
+                    true => too_many_connections(),
+                    false => router.oneshot(req).await?,
+                };
+                // The connection stays busy until its response body is sent.
+                Ok::<_, std::convert::Infallible>(resp.map(|b| {
+                    Body::new(b.map_err(move |e| {
+                        let _ = &busy;
+                        e
+                    }))
+                }))
+            }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        // hyper's own header timer runs from when it starts waiting for a head,
+        // idle time included: a backstop behind the two clocks of `conns`.
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout + limits.keepalive_timeout)
+            // An overflow lane serves one request per connection.
+            .keep_alive(lane.is_none());
+        let conn = builder.serve_connection(io, svc);
+        let watched: Pin<Box<dyn std::future::Future<Output = _> + Send>> = match watch {
+            WatchBy::Graceful(g) => Box::pin(g.watch(conn)),
+            WatchBy::Watcher(w) => Box::pin(w.watch(conn)),
+        };
+        tokio::spawn(async move {
+            let info = slot.info.clone();
+            let idle = async {
+                loop {
+                    let deadline =
+                        info.deadline(limits.header_read_timeout, limits.keepalive_timeout);
+                    if deadline <= Instant::now() {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline.into()) => {}
+                        _ = info.clock.notified() => {}
+                    }
+                }
+            };
+            tokio::select! {
+                _ = watched => {}
+                _ = idle => {}
+                _ = info.shed.notified() => {}
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Waits until a whole request head has arrived on `stream` (true), looking
+/// without consuming it; false when the client closes first.
+async fn whole_head(stream: &TcpStream) -> bool {
     let mut buf = [0u8; 4096];
-    match futures::FutureExt::now_or_never(stream.peek(&mut buf)) {
-        Some(Ok(n)) => buf[..n].windows(4).any(|w| w == b"\r\n\r\n"),
-        _ => false,
+    loop {
+        if stream.readable().await.is_err() {
+            return false;
+        }
+        match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") => return true,
+            // A head larger than the buffer is no ordinary request head.
+            Ok(n) if n == buf.len() => return false,
+            // Part of a head: wait for more (peek alone would spin).
+            Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
     }
 }
 
