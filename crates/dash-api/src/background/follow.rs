@@ -44,7 +44,7 @@ pub async fn run(state: &AppState) {
 
 /// One round: push changes the database has not taken, read the row, apply
 /// it (or put it back when a restore rewound it), report.
-#[tracing::instrument(skip_all, err)]
+/// Errors are the caller's to log (once per outage, not every second).
 pub async fn sync_once(state: &AppState) -> Result<(), StoreError> {
     push_pending(state).await?;
     let row = state.db.cluster_settings().await?;

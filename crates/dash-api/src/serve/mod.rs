@@ -50,7 +50,7 @@ const OVERFLOW_TIMEOUT: Duration = Duration::from_millis(500);
 /// count as an ordinary client rather than a slow one.
 const HEAD_WAIT: Duration = Duration::from_millis(100);
 /// Newcomers at the cap waiting out HEAD_WAIT at once (each holds a
-/// descriptor); beyond, a newcomer is closed at once.
+/// descriptor); beyond, a newcomer is sorted on what it has sent so far.
 pub const SORTING: usize = 128;
 
 /// How one listener treats its connections.
@@ -112,19 +112,31 @@ pub async fn serve(
                 // a complete request is served all the same. Every slot
                 // busy with requests: the server is full, 503.
                 let serves_all = limits.overflow_serves_all || any_idle;
+                // A whole head already here: an ordinary client.
+                if sent_whole_head(&stream) {
+                    if let Some(slot) = proven.admit().slot() {
+                        let conn =
+                            Conn::new(stream, slot, router.clone(), lane_limits, Some(serves_all));
+                        conn.run(WatchBy::Graceful(&graceful));
+                    }
+                    continue;
+                }
+                // Not yet: while few newcomers wait, give this one HEAD_WAIT
+                // to send one (its first bytes may simply not have arrived:
+                // looking only at once put ordinary requests into the slow
+                // lane, where a churning crowd of slow heads shed them);
+                // otherwise it goes to the slow lane at once.
                 let Ok(permit) = sorting.clone().try_acquire_owned() else {
-                    drop(stream); // more newcomers than a crowd can explain
+                    if let Some(slot) = overflow.admit().slot() {
+                        let conn =
+                            Conn::new(stream, slot, router.clone(), lane_limits, Some(serves_all));
+                        conn.run(WatchBy::Graceful(&graceful));
+                    }
                     continue;
                 };
                 let (proven, overflow) = (proven.clone(), overflow.clone());
                 let (watcher, router) = (graceful.watcher(), router.clone());
                 tokio::spawn(async move {
-                    // A client that sends a whole request head within
-                    // HEAD_WAIT is no slow client: it has a lane of its own,
-                    // so a crowd of slow heads cannot fill the lane ahead of
-                    // it (looking at once, before its first bytes arrived,
-                    // sent ordinary requests into the slow lane, where they
-                    // were shed unanswered).
                     let whole = tokio::time::timeout(HEAD_WAIT, whole_head(&stream)).await;
                     drop(permit);
                     let lane = match whole {
@@ -239,6 +251,16 @@ impl Conn {
             }
             drop(slot);
         });
+    }
+}
+
+/// True when a whole request head has already arrived on `stream` (looked
+/// at without waiting and without consuming it).
+fn sent_whole_head(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    match futures::FutureExt::now_or_never(stream.peek(&mut buf)) {
+        Some(Ok(n)) => buf[..n].windows(4).any(|w| w == b"\r\n\r\n"),
+        _ => false,
     }
 }
 
