@@ -68,11 +68,29 @@ fn fit_limits(settings: &ApiSettings, nofile: Option<u64>) -> (serve::Limits, us
     (limits, max_streams)
 }
 
+/// The API listener's accept queue. Tokio's `bind` asks for 1024; a crowd
+/// that reconnects faster than connections are accepted overflows it, and
+/// ordinary clients then see their connects refused. The kernel caps this at
+/// `net.core.somaxconn` (4096 on current kernels).
+const BACKLOG: u32 = 4096;
+
+/// Binds `addr` with SO_REUSEADDR (as `TcpListener::bind` does) and the
+/// larger accept queue.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 impl App {
     /// Binds both ports and prepares the state. Does not need the database
     /// to be up: it connects, migrates and reports readiness in the background.
     pub async fn build(settings: ApiSettings) -> std::io::Result<App> {
-        let api = TcpListener::bind(SocketAddr::new(settings.bind, settings.api_port)).await?;
+        let api = listen(SocketAddr::new(settings.bind, settings.api_port))?;
         let metrics_listener =
             TcpListener::bind(SocketAddr::new(settings.bind, settings.metrics_port)).await?;
         let metrics = Arc::new(metrics::Metrics::new());
