@@ -69,21 +69,27 @@ fn alerts() -> Vec<(String, String)> {
 #[test]
 fn every_alert_passes_its_promtool_tests_and_has_a_firing_case() {
     let rules = deploy().join("prometheus/alerts.yaml");
-    let tests = deploy().join("prometheus/alerts_test.yaml");
     ok("promtool", &["check", "rules", rules.to_str().unwrap()]);
-    ok("promtool", &["test", "rules", tests.to_str().unwrap()]);
-    let cases = yaml(&tests);
-    let mut firing = BTreeSet::new();
-    for t in cases["tests"].as_sequence().unwrap() {
-        for a in t["alert_rule_test"].as_sequence().unwrap() {
-            let fires = a["exp_alerts"].as_sequence().is_some_and(|s| !s.is_empty());
-            if fires {
-                firing.insert(a["alertname"].as_str().unwrap().to_string());
+    let (mut firing, mut silent) = (BTreeSet::new(), BTreeSet::new());
+    for file in ["alerts_test.yaml", "alerts_healthy_test.yaml"] {
+        let tests = deploy().join("prometheus").join(file);
+        ok("promtool", &["test", "rules", tests.to_str().unwrap()]);
+        for t in yaml(&tests)["tests"].as_sequence().unwrap() {
+            for a in t["alert_rule_test"].as_sequence().unwrap() {
+                let name = a["alertname"].as_str().unwrap().to_string();
+                match a["exp_alerts"].as_sequence().is_some_and(|s| !s.is_empty()) {
+                    true => firing.insert(name),
+                    false => silent.insert(name),
+                };
             }
         }
     }
     for (name, sev) in alerts() {
         assert!(firing.contains(&name), "{name} has no case where it fires");
+        assert!(
+            silent.contains(&name),
+            "{name} has no case where it stays silent"
+        );
         assert!(
             sev == "critical" || sev == "warning",
             "{name}: severity {sev:?}"
