@@ -2,6 +2,7 @@
 # Idle event streams and slow connections against a Dash API, on loopback:
 #   scripts/bench-conns.sh DASHCTL streams [N]   # N idle streams (default 10000)
 #   scripts/bench-conns.sh DASHCTL slow [N]      # N slow connections (default 2000), API under a 1,024-descriptor limit
+#   scripts/bench-conns.sh DASHCTL slow-once [N] # the same, each slow client connecting only once
 # Starts a private PostgreSQL 15 (trust auth, 127.0.0.1 only) and DASHCTL serve
 # against it, runs scripts/bench_conns.py, and stops both by PID. Run as root
 # (PostgreSQL runs as the postgres user).
@@ -25,7 +26,7 @@ runuser -u postgres -- "$BIN/createdb" -h 127.0.0.1 -p $PGPORT -U dash_user dash
 export DATABASE_URL="postgres://dash_user@127.0.0.1:$PGPORT/dash" DASH_BIND=127.0.0.1 \
   DASH_API_PORT=$API METRICS_PORT=$MET DASH_API_TOKENS=$TOKEN DASH_LOG=warn,dash_api=info
 LIMIT=()
-[ "$MODE" = slow ] && LIMIT=(prlimit --nofile=1024:1024)
+case "$MODE" in slow|slow-once) LIMIT=(prlimit --nofile=1024:1024) ;; esac
 "${LIMIT[@]}" "$DASHCTL" serve >"$DIR/api.log" 2>&1 &
 API_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$API/ready" >/dev/null && break; sleep 0.2; done
@@ -34,6 +35,7 @@ case "$MODE" in
   streams) python3 "$HERE/bench_conns.py" streams --url "http://127.0.0.1:$API" \
              --metrics-url "http://127.0.0.1:$MET/metrics" --token $TOKEN --pid "$API_PID" --streams "${N:-10000}" ;;
   slow) python3 "$HERE/bench_conns.py" slow --url "http://127.0.0.1:$API" --conns "${N:-2000}" ;;
-  *) echo "mode: streams or slow" >&2; exit 2 ;;
+  slow-once) python3 "$HERE/bench_conns.py" slow --no-reconnect --url "http://127.0.0.1:$API" --conns "${N:-2000}" ;;
+  *) echo "mode: streams, slow or slow-once" >&2; exit 2 ;;
 esac
 echo "API log: $(grep -c "Too many open files" "$DIR/api.log" || true) lines with \"Too many open files\"; $(grep -m1 "connection limits" "$DIR/api.log" || true)"

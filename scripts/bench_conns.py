@@ -151,7 +151,13 @@ async def slow(a):
     stats = {"connects": 0, "closed_by_server": 0, "refused": 0}
 
     async def trickler(i):
+        once = a.no_reconnect
         while time.monotonic() < end:
+            if once is None:
+                await asyncio.sleep(end - time.monotonic())
+                return
+            if once:
+                once = None  # this client connects only once
             try:
                 r, w = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
                 stats["connects"] += 1
@@ -181,7 +187,7 @@ async def slow(a):
     await asyncio.gather(*tasks, return_exceptions=True)
     ok = [d for st, d in probes if st == "200"]
     print(json.dumps({
-        "slow_conns": a.conns, **stats,
+        "slow_conns": a.conns, "reconnect": not a.no_reconnect, **stats,
         "probes": len(probes), "probes_200": len(ok),
         "other": sorted({st for st, _ in probes if st != "200"}),
         "p50_ms": round(pct(ok, 50) * 1000, 1), "p99_ms": round(pct(ok, 99) * 1000, 1),
@@ -206,6 +212,8 @@ def main():
     w.add_argument("--conns", type=int, default=2000)
     w.add_argument("--duration", type=float, default=30)
     w.add_argument("--ramp", type=float, default=5)
+    w.add_argument("--no-reconnect", action="store_true",
+                   help="each slow client connects once and stays away once closed")
     a = p.parse_args()
     asyncio.run(streams(a) if a.cmd == "streams" else slow(a))
 

@@ -308,7 +308,8 @@ fn list_parameters(statuses: &[&str], by_swarm: bool) -> Vec<Value> {
     p
 }
 
-/// The operation's parameters: its path id, list queries, `Idempotency-Key`.
+/// The operation's parameters: its path id, list and event queries,
+/// `Idempotency-Key`, `Last-Event-ID`.
 fn parameters(method: &str, path: &str) -> Vec<Value> {
     let mut p = Vec::new();
     if path.contains("{id}") {
@@ -326,6 +327,23 @@ fn parameters(method: &str, path: &str) -> Vec<Value> {
         ("get", "/swarms") => p.extend(list_parameters(&swarm, false)),
         ("get", "/agents") => p.extend(list_parameters(&agent, true)),
         ("get", "/swarms/{id}/agents") => p.extend(list_parameters(&agent, false)),
+        ("get", "/events" | "/events/stream") => {
+            p.extend([
+                json!({ "name": "after", "in": "query", "description": "An event's `cursor`: the events after it; omitted or `0`: from the start of the log",
+                        "schema": { "type": "string" } }),
+                json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1,
+                        "maximum": dash_core::page::MAX_LIMIT, "default": dash_core::page::DEFAULT_LIMIT } }),
+                json!({ "name": "swarm_id", "in": "query", "schema": { "type": "string", "format": "uuid" } }),
+                json!({ "name": "agent_id", "in": "query", "schema": { "type": "string", "format": "uuid" } }),
+                json!({ "name": "newest", "in": "query", "description": "`true`: the newest `limit` events, in log order, instead of those after a cursor",
+                        "schema": { "type": "boolean" } }),
+            ]);
+            if path == "/events/stream" {
+                p.push(json!({ "name": "Last-Event-ID", "in": "header",
+                    "description": "Resume after this event (what an EventSource sends on reconnect)",
+                    "schema": { "type": "string" } }));
+            }
+        }
         ("post", "/swarms" | "/agents") => p.push(json!({ "name": "Idempotency-Key", "in": "header",
             "description": "Retrying with the same key and body replays the first answer; another body is refused (409).",
             "schema": { "type": "string", "minLength": 1, "maxLength": 255 } })),

@@ -187,3 +187,48 @@ async fn reads_are_documented_as_open_and_replays_as_200() {
     }
     app.shutdown().await;
 }
+
+/// Every documented `limit` of a list is the server's: its maximum is
+/// accepted, one past it refused; and the event queries are documented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_limits_and_event_queries_are_the_servers() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = app.get("/openapi.json").await;
+    let mut checked = Vec::new();
+    for path in ["/swarms", "/agents", "/events"] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().cloned();
+        let params = params.unwrap_or_else(|| panic!("{path}: no parameters documented"));
+        let limit = (params.iter())
+            .find(|p| p["name"] == "limit")
+            .unwrap_or_else(|| panic!("{path}: no limit documented"));
+        let max = limit["schema"]["maximum"].as_i64().expect("a maximum");
+        assert_eq!(
+            app.get(&format!("{path}?limit={max}")).await.0,
+            200,
+            "{path}"
+        );
+        let (st, _) = app.get(&format!("{path}?limit={}", max + 1)).await;
+        assert!(
+            (400..500).contains(&st),
+            "{path}: limit {} answered {st}",
+            max + 1
+        );
+        checked.push(path);
+    }
+    let names: Vec<String> = (doc["paths"]["/events"]["get"]["parameters"]
+        .as_array()
+        .unwrap())
+    .iter()
+    .map(|p| p["name"].as_str().unwrap().to_string())
+    .collect();
+    for want in ["after", "limit", "swarm_id", "agent_id", "newest"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "/events lacks {want}: {names:?}"
+        );
+    }
+    let stream = &doc["paths"]["/events/stream"]["get"]["parameters"];
+    assert!(stream.to_string().contains("Last-Event-ID"), "{stream}");
+    assert_eq!(checked.len(), 3);
+    app.shutdown().await;
+}
