@@ -25,7 +25,7 @@ pub struct Caller {
     pub legacy_scope: String,
 }
 
-type HmacSha256 = hmac::Hmac<sha2_hmac::Sha256>;
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// The idempotency scope of `token`: HMAC-SHA256 keyed with
 /// `DASH_IDEMPOTENCY_SECRET` over the token, or, without that secret, keyed
