@@ -43,18 +43,10 @@ pub async fn wait_ha(
 ) -> Option<(usize, usize, Instant)> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        let all = statuses(bed, http).await;
-        let leader = all.iter().find(|(_, s)| s.role == "primary" && s.holds_key);
-        if let Some((p, ls)) = leader {
-            let standby = all.iter().find(|(_, s)| {
-                s.role == "replica"
-                    && s.streaming
-                    && s.leader.as_deref() == Some(ls.name.as_str())
-                    && (!bed.opts.synchronous || ls.sync_standbys.contains(&s.name))
-            });
-            if let Some((s, _)) = standby {
-                return Some((*p, *s, Instant::now()));
-            }
+        let (members, all): (Vec<usize>, Vec<NodeStatus>) =
+            statuses(bed, http).await.into_iter().unzip();
+        if let Ok((l, s)) = NodeStatus::ha_pair(&all, bed.opts.synchronous) {
+            return Some((members[l], members[s], Instant::now()));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
