@@ -87,21 +87,14 @@ impl Agents {
     /// rest: SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]. An agent stops its
     /// own PostgreSQL (a leader cleanly, handing the key over).
     pub fn stop(&mut self, order: &[String], progress: &dyn Fn(&str)) {
-        let mut names: Vec<String> = order.to_vec();
-        names.extend(self.children.iter().map(|(n, _)| n.clone()));
-        names.dedup_by(|a, b| a == b);
-        let mut stopped = Vec::new();
-        for name in names {
-            if stopped.contains(&name) {
-                continue;
+        let rest: Vec<String> = self.children.iter().map(|(n, _)| n.clone()).collect();
+        for name in order.iter().chain(&rest) {
+            // A name met again finds its slot already empty.
+            let slot = self.children.iter_mut().find(|(n, _)| n == name);
+            if let Some(child) = slot.and_then(|(_, c)| c.take()) {
+                progress(&format!("stopping the agent of {name}"));
+                stop_child(child, name, progress);
             }
-            if let Some((_, slot)) = self.children.iter_mut().find(|(n, _)| *n == name) {
-                if let Some(child) = slot.take() {
-                    progress(&format!("stopping the agent of {name}"));
-                    stop_child(child, &name, progress);
-                }
-            }
-            stopped.push(name);
         }
     }
 }

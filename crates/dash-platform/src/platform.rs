@@ -61,11 +61,12 @@ pub struct PlatformOptions {
 /// The platform, running.
 pub struct Platform {
     topo: Topology,
-    // Dropped last: the etcd member and the agents die with this thread.
-    _parent: ParentThread,
     etcd: Option<EtcdMember>,
     agents: Option<Agents>,
     app: Option<RunningApp>,
+    // Declared (so dropped) last: the etcd member and the agents die with
+    // this thread, after their own drops had their say.
+    _parent: ParentThread,
 }
 
 impl Platform {
