@@ -30,10 +30,9 @@ fn deploy() -> PathBuf {
 
 /// Runs a tool; panics with its output, or with how to install it.
 fn run(tool: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
+    Command::new(tool).args(args).output().unwrap_or_else(|e| {
         panic!("cannot run {tool} ({e}): install Debian's prometheus and prometheus-alertmanager packages (`make deps`)")
-    });
-    out
+    })
 }
 
 fn ok(tool: &str, args: &[&str]) -> String {
