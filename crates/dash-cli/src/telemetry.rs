@@ -22,7 +22,7 @@ pub fn init(json: bool, default_filter: &str) {
     };
 }
 
-/// The filter of the long-running commands (`serve`, `up`, `supervise`).
+/// The filter of the long-running commands (`serve`, `up`, `node`).
 pub const SERVICE: &str = "info,tokio_postgres=warn";
 /// The filter of commands that print a report on stdout (`chaos`, `bench`).
 pub const QUIET: &str = "warn";

@@ -1,6 +1,6 @@
 //! Why a connection attempt (or a live connection) failed, decided in one
-//! place for the pool's metrics, the supervisor's probes and `dashctl db`
-//! reports; each maps the class to its own vocabulary.
+//! place for the pool's metrics and `dashctl db` reports; each maps the
+//! class to its own vocabulary.
 
 use std::io;
 
