@@ -6,8 +6,9 @@ mod conn;
 mod connect;
 mod observer;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, PoolError, RecycleError, RecycleResult};
@@ -36,6 +37,9 @@ pub struct PgConn {
 /// State shared by the pool, its manager and every checked-out connection.
 pub(crate) struct Shared {
     pub(crate) settings: DbSettings,
+    /// Hosts added while running ([`Db::add_hosts`]), tried after the
+    /// listed ones; only ever appended, so an index keeps naming one host.
+    added: RwLock<Vec<HostPort>>,
     /// Connections from an older generation are discarded on return.
     generation: AtomicU64,
     primary: AtomicUsize,
@@ -46,6 +50,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The settings with every host added while running.
+    fn effective(&self) -> Cow<'_, DbSettings> {
+        let added = self.added.read().unwrap_or_else(|p| p.into_inner());
+        if added.is_empty() {
+            return Cow::Borrowed(&self.settings);
+        }
+        let mut s = self.settings.clone();
+        s.hosts.extend(added.iter().cloned());
+        Cow::Owned(s)
+    }
+
     /// Retires every pooled connection: called when one of them shows the
     /// primary died, hung or was demoted, since the others share its fate.
     pub(crate) fn retire_all(&self) {
@@ -67,7 +82,8 @@ impl managed::Manager for Manager {
             NO_PRIMARY => None,
             i => Some(i),
         };
-        let found = find_primary(&sh.settings, prefer, |e| {
+        let settings = sh.effective();
+        let found = find_primary(&settings, prefer, |e| {
             sh.observer.connection_error(e.reason)
         })
         .await
@@ -76,18 +92,20 @@ impl managed::Manager for Manager {
             *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.clone());
             StoreError::Unavailable(text)
         })?;
-        let previous = sh.primary.swap(found.host_index, Ordering::SeqCst);
-        if previous != NO_PRIMARY && previous != found.host_index {
+        // Compared by address: a followed host's index can name an added
+        // host once hosts are added.
+        sh.primary.store(found.host_index, Ordering::SeqCst);
+        *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let previous = sh
+            .primary_host
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(found.host.clone());
+        if let Some(from) = previous.filter(|p| *p != found.host) {
             sh.retire_all();
             sh.observer.failover();
-            tracing::warn!(
-                from = %sh.settings.hosts.get(previous).map_or("a followed host".to_string(), |h| h.to_string()),
-                to = %found.host,
-                "the writable primary moved; following it"
-            );
+            tracing::warn!(%from, to = %found.host, "the writable primary moved; following it");
         }
-        *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        *sh.primary_host.lock().unwrap_or_else(|p| p.into_inner()) = Some(found.host.clone());
         Ok(PgConn {
             client: found.client,
             generation: sh.generation.load(Ordering::SeqCst),
@@ -140,6 +158,7 @@ impl Db {
             generation: AtomicU64::new(0),
             primary: AtomicUsize::new(NO_PRIMARY),
             primary_host: Mutex::new(None),
+            added: RwLock::new(Vec::new()),
             observer,
             last_error: Mutex::new(None),
             settings,
@@ -159,6 +178,26 @@ impl Db {
 
     pub fn settings(&self) -> &DbSettings {
         &self.shared.settings
+    }
+
+    /// Every host the pool tries: the listed ones, then those added since.
+    pub fn hosts(&self) -> Vec<HostPort> {
+        self.shared.effective().hosts.clone()
+    }
+
+    /// Adds hosts to try while running (a replica added to the cluster, so
+    /// that the pool still finds the primary if it is promoted); returns
+    /// those that were new. Connections already pooled are kept.
+    pub fn add_hosts(&self, hosts: impl IntoIterator<Item = HostPort>) -> Vec<HostPort> {
+        let mut added = self.shared.added.write().unwrap_or_else(|p| p.into_inner());
+        let mut new = Vec::new();
+        for h in hosts {
+            if !self.shared.settings.hosts.contains(&h) && !added.contains(&h) {
+                added.push(h.clone());
+                new.push(h);
+            }
+        }
+        new
     }
 
     /// A connection to the writable primary. While no primary is reachable
