@@ -156,6 +156,7 @@ impl App {
         };
         let base_url = format!("http://{host}:{}", self.port());
         let metrics_url = format!("http://{host}:{}/metrics", self.metrics_port());
+        let db = self.state.db.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(self.run_until_stopped(async {
             let _ = rx.await;
@@ -163,6 +164,7 @@ impl App {
         RunningApp {
             base_url,
             metrics_url,
+            db,
             stop: Some(tx),
             task: Some(task),
         }
@@ -219,6 +221,7 @@ impl App {
 pub struct RunningApp {
     base_url: String,
     metrics_url: String,
+    db: dash_store::Db,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -232,6 +235,11 @@ impl RunningApp {
     /// `http://host:port/metrics`.
     pub fn metrics_url(&self) -> &str {
         &self.metrics_url
+    }
+
+    /// The app's database pool (e.g. to add a host it should try).
+    pub fn db(&self) -> &dash_store::Db {
+        &self.db
     }
 
     /// Starts the graceful shutdown and hands back the server task.

@@ -36,6 +36,7 @@ pub fn log_path(node: &NodeInfo) -> PathBuf {
 /// The running agents, in the record's node order.
 pub struct Agents {
     parent: ParentThread,
+    dashctl: PathBuf,
     children: Vec<(String, Option<Child>)>,
 }
 
@@ -49,23 +50,35 @@ impl Agents {
     ) -> Result<Agents, PlatformError> {
         let mut agents = Agents {
             parent,
+            dashctl: dashctl.to_path_buf(),
             children: Vec::new(),
         };
         for n in &topo.nodes {
-            let cmd = command(dashctl, topo, n)?;
-            let child = agents
-                .parent
-                .run(move || {
-                    let mut cmd = cmd;
-                    cmd.spawn()
-                })
-                .await
-                .map_err(|e| {
-                    PlatformError::io_owned(format!("run {} node", dashctl.display()), e)
-                })?;
-            agents.children.push((n.name.clone(), Some(child)));
+            agents.add(topo, n).await?;
         }
         Ok(agents)
+    }
+
+    /// Whether an agent of node `name` was started.
+    pub fn runs(&self, name: &str) -> bool {
+        self.children.iter().any(|(n, _)| n == name)
+    }
+
+    /// Starts the agent of node `n` of `topo`.
+    pub async fn add(&mut self, topo: &Topology, n: &NodeInfo) -> Result<(), PlatformError> {
+        let cmd = command(&self.dashctl, topo, n)?;
+        let child = self
+            .parent
+            .run(move || {
+                let mut cmd = cmd;
+                cmd.spawn()
+            })
+            .await
+            .map_err(|e| {
+                PlatformError::io_owned(format!("run {} node", self.dashctl.display()), e)
+            })?;
+        self.children.push((n.name.clone(), Some(child)));
+        Ok(())
     }
 
     /// Agents that have exited, with how (an agent exits only on a bad

@@ -5,27 +5,29 @@ use std::time::{Duration, Instant};
 
 use dash_node::Status;
 
-use crate::topology::Topology;
+use crate::topology::{NodeInfo, Topology};
 
 /// How long one `/status` may take.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Every node's `/status` in the record's order (`None`: no answer).
 pub async fn statuses(topo: &Topology) -> Vec<Option<Status>> {
+    futures::future::join_all(topo.nodes.iter().map(status)).await
+}
+
+/// Node `n`'s `/status` (`None`: no answer within [`STATUS_TIMEOUT`]).
+pub async fn status(n: &NodeInfo) -> Option<Status> {
     let http = reqwest::Client::builder()
         .timeout(STATUS_TIMEOUT)
         .no_proxy()
         .build()
-        .expect("a plain HTTP client builds");
-    let asks = topo.nodes.iter().map(|n| {
-        let http = http.clone();
-        let url = format!("{}/status", n.node_url());
-        async move {
-            let resp = http.get(url).send().await.ok()?;
-            resp.json::<Status>().await.ok()
-        }
-    });
-    futures::future::join_all(asks).await
+        .ok()?;
+    let resp = http
+        .get(format!("{}/status", n.node_url()))
+        .send()
+        .await
+        .ok()?;
+    resp.json::<Status>().await.ok()
 }
 
 /// The leader and a standby that makes the cluster highly available.

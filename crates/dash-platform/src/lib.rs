@@ -5,6 +5,7 @@
 
 mod agents;
 mod create;
+mod grow;
 pub mod ha;
 mod platform;
 mod scratch;
@@ -12,6 +13,7 @@ mod topology;
 
 pub use agents::log_path as agent_log_path;
 pub use create::{free_ports, taken, ClusterOptions};
+pub use grow::NewNode;
 pub use platform::{agent_logs, api_ready, Platform, PlatformError, PlatformOptions};
 pub use scratch::ScratchCluster;
 pub use topology::{NodeInfo, Topology, TopologyError, VERSION};

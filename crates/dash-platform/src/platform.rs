@@ -161,6 +161,49 @@ impl Platform {
         &self.topo
     }
 
+    /// Follows the record: starts the agent of every node recorded since the
+    /// platform started (`dashctl db add-replica`), whose agent clones the
+    /// leader, and has the API's pool try that node too, so that the API
+    /// follows a failover onto it. `progress` gets a line per node started
+    /// and per agent that exited (with its log's path). `dashctl up` calls
+    /// this twice a second.
+    pub async fn follow_record(
+        &mut self,
+        home: &Path,
+        progress: &dyn Fn(&str),
+    ) -> Result<(), PlatformError> {
+        let recorded = Topology::load(home)?;
+        let Some(agents) = self.agents.as_mut() else {
+            return Ok(());
+        };
+        for (name, status) in agents.exited() {
+            let log = (self.topo.node(&name)).map_or_else(String::new, |n| {
+                format!("; its log: {}", agents::log_path(n).display())
+            });
+            progress(&format!("the agent of {name} exited ({status}){log}"));
+        }
+        let new: Vec<_> = (recorded.nodes.iter())
+            .filter(|n| !agents.runs(&n.name))
+            .cloned()
+            .collect();
+        for n in &new {
+            progress(&format!(
+                "{} was added to {}: starting its agent (it clones the leader; log {})",
+                n.name,
+                Topology::path(home).display(),
+                agents::log_path(n).display()
+            ));
+            agents.add(&recorded, n).await?;
+            if let Some(app) = &self.app {
+                app.db().add_hosts([n.host_port()]);
+            }
+        }
+        if !new.is_empty() {
+            self.topo.nodes = recorded.nodes;
+        }
+        Ok(())
+    }
+
     /// Stops the API (in-flight requests drain), then the agents, replicas
     /// first so the leader's last writes reach them and no replica takes
     /// over from a leader that is only shutting down, then etcd.

@@ -1,7 +1,8 @@
 //! `dashctl up`: the whole platform on this machine, on the same engine as
 //! across machines. Records a new cluster under `$DASH_HOME` (or reuses the
 //! recorded one), starts etcd, one `dashctl node` agent per node and the
-//! API, prints the URLs, and on Ctrl-C stops them in order: API, the
+//! API, prints the URLs, follows its record (a node `dashctl db add-replica`
+//! records gets an agent), and on Ctrl-C stops them in order: API, the
 //! replicas' agents, the leader's agent, etcd.
 
 use anyhow::Context;
@@ -83,12 +84,39 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_OK);
         }
     };
+    let mut platform = platform;
     print_urls(&platform, &api_url, &metrics_url).await;
-    shutdown_signal().await;
+    follow_until_stopped(&mut platform, &home).await;
     say("stopping: API, the replicas' agents, the leader's agent, etcd");
     platform.stop(&say).await.context("stopping the platform")?;
     say("stopped");
     Ok(EXIT_OK)
+}
+
+/// Until Ctrl-C: follows `cluster.json` (a node that `dashctl db
+/// add-replica` records gets its agent), saying each failure to read it once.
+async fn follow_until_stopped(platform: &mut Platform, home: &std::path::Path) {
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut said = String::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {
+                let e = platform.follow_record(home, &say).await.err().map(|e| e.to_string());
+                match e {
+                    Some(e) if e != said => {
+                        say(&format!("following {}: {e}", Topology::path(home).display()));
+                        said = e;
+                    }
+                    Some(_) => {}
+                    None => said.clear(),
+                }
+            }
+        }
+    }
 }
 
 /// `count` consecutive ports from `flag`'s value, refused when one is in
