@@ -12,7 +12,9 @@
 //! | Scenario 3 with node agents | [`ha::switchover`], [`ha::failover`] (a request in etcd) |
 //! | Recovery Verification | [`recovery_check`] |
 //! | Post-incident pool review | [`pool_advice`] (in `diagnose`) |
+//! | Consider enabling HA | [`add_replica`] (a streaming replica added online) |
 
+pub mod add_replica;
 pub mod admin;
 pub mod amcheck;
 pub mod api_client;

@@ -33,6 +33,14 @@ pub enum DbCommand {
   3  no new writable leader within --wait (a request nobody acted on is withdrawn)
   4  refused: no leader key, no recorded synchronous standby, a --target that is not one, a pending request, or the leader's agent refused (its reason printed); or no --yes without a terminal")]
     Switchover(SwitchoverArgs),
+    /// "Consider enabling HA": add a streaming replica to the running `dashctl up` platform ($DASH_HOME), online. Records the node in cluster.json; the running platform starts its agent, which clones the leader (pg_basebackup, while the leader keeps serving writes; its synchronous standby set is unchanged, so no write waits) and streams; the API's pool tries it too. Waits, with progress, until it streams and has caught up; it then becomes the synchronous standby, hence the failover target, if the present one is lost.
+    #[command(after_help = "Exit codes:
+  0  added: streaming and caught up (or --dry-run: checked and printed, nothing recorded)
+  1  the command failed (error and causes printed)
+  2  bad usage or configuration (no cluster recorded, a bad or used --name, a taken port)
+  3  recorded, but not streaming and caught up within --wait (or no running platform started its agent); it stays recorded and its agent keeps trying
+  4  refused: no node answers as the key-holding primary (the platform is not running); nothing recorded")]
+    AddReplica(AddReplicaArgs),
     /// Post-incident: the timeline of each incident (detections, fences, releases, promotions, rejoins, refusals, operator requests) from the HA history the agents keep in etcd (--etcd, DASH_ETCD_ENDPOINTS, or beside `dashctl up` its local etcd), merged with the API's maintenance and pool changes from the database's admin log, grouped by quiet gaps, ready for the review.
     #[command(after_help = "Exit codes:
   0  printed (also when nothing was recorded)
@@ -138,6 +146,20 @@ pub async fn run(cmd: DbCommand) -> anyhow::Result<u8> {
                     .map(|r| print(a.json, &r, r.render(), dash_runbook::exit::OK)),
             )
         }
+        DbCommand::AddReplica(a) => {
+            let opts = dash_runbook::add_replica::AddReplicaOptions {
+                home: super::dash_home(),
+                node: dash_platform::NewNode {
+                    name: a.name,
+                    pg_port: a.pg_port,
+                    node_port: a.node_port,
+                },
+                wait: a.wait,
+                dry_run: a.dry_run,
+            };
+            let r = dash_runbook::add_replica::add_replica(&opts).await;
+            finish(r.map(|r| print(a.json, &r, r.render(), r.exit_code())))
+        }
         other => finish(dispatch(other).await),
     }
 }
@@ -160,8 +182,11 @@ fn recorded_etcd() -> Option<ha::EtcdTarget> {
 
 async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
     match cmd {
-        DbCommand::Failover(_) | DbCommand::Switchover(_) | DbCommand::Incidents(_) => {
-            unreachable!("run() sends these to etcd")
+        DbCommand::Failover(_)
+        | DbCommand::Switchover(_)
+        | DbCommand::Incidents(_)
+        | DbCommand::AddReplica(_) => {
+            unreachable!("run() handles these itself")
         }
         DbCommand::Status(a) => {
             let t = target(&a.common)?;

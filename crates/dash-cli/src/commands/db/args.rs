@@ -94,6 +94,28 @@ pub struct EtcdRequestArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AddReplicaArgs {
+    /// The new node's name (also its replication application_name); default: the next free nodeN.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Its PostgreSQL port; default: a free one.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub pg_port: Option<u16>,
+    /// Its node API port (/primary, /replica, /status); default: a free one.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub node_port: Option<u16>,
+    /// How long to wait for the node to stream and catch up (a large database clones for longer); it stays recorded and keeps trying after.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub wait: Duration,
+    /// Check and print the steps; record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DbFailoverArgs {
     #[command(flatten)]
     pub request: RequestArgs,
