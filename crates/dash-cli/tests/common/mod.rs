@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod up;
+
 use std::path::Path;
 
 use dash_store::DbSettings;
