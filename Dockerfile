@@ -17,8 +17,8 @@
 # and write `FROM rust:1.95.0-bookworm@sha256:<digest>` (keep the tag: it says
 # what the digest is, and the digest wins). The same for every `image:` in
 # deploy/kubernetes (deploy/README.md, "Build the image"). The test
-# crates/dash-kube/tests/image.rs
-# fails on a moving tag and accepts `tag` or `tag@sha256:<64 hex>`.
+# crates/dash-kube/tests/image.rs fails on a moving tag and accepts `tag` or
+# `tag@sha256:<64 hex>`.
 #
 # All three Debian-based images are bookworm (Debian 12): the build stage,
 # the runtime, and postgres:<PG_MAJOR>.<minor>-bookworm in the database pods,
