@@ -138,6 +138,13 @@ fn database_pods_run_the_agent_with_its_flags_and_identity() {
         assert_eq!(env(agent, "DASH_PG_PORT"), "5432");
         assert!(env(agent, "DASH_PG_DATA").starts_with("/var/lib/postgresql/data/"));
         assert_eq!(env(agent, "PGDATA"), env(agent, "DASH_PG_DATA"));
+        // The runbook's `kubectl exec ... -- pg_restore -U dash_user -d dash`
+        // reaches the server through its socket directory.
+        let data = std::path::PathBuf::from(env(agent, "DASH_PG_DATA"));
+        assert_eq!(
+            std::path::PathBuf::from(env(agent, "PGHOST")),
+            dash_pg::socket_dir_for(&data)
+        );
         assert_eq!(
             env(agent, "DATABASE_PASSWORD"),
             "secret:dash-secrets/DATABASE_PASSWORD"

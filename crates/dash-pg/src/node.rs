@@ -183,13 +183,7 @@ impl PgNode {
             let cwd = std::env::current_dir().map_err(|e| PgError::io("current directory", e))?;
             cfg.data_dir = cwd.join(&cfg.data_dir);
         }
-        let parent = cfg.data_dir.parent().unwrap_or(Path::new("/"));
-        let mut socket_dir = parent.join("sock");
-        if socket_dir.as_os_str().len() > MAX_SOCKET_DIR_LEN {
-            let uid = nix::unistd::Uid::effective();
-            let hash = super::init::fnv1a(parent.as_os_str().as_encoded_bytes());
-            socket_dir = PathBuf::from(format!("/tmp/dash-pg-sock-{uid}-{hash:016x}"));
-        }
+        let socket_dir = socket_dir_for(&cfg.data_dir);
         std::fs::create_dir_all(&socket_dir)
             .map_err(|e| PgError::io(format!("create {}", socket_dir.display()), e))?;
         give_to_server_user(&socket_dir)?;
@@ -313,6 +307,20 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The Unix socket directory of the server whose data directory is
+/// `data_dir` (absolute): `sock` beside it, or a short path under /tmp when
+/// that would pass the socket path limit. What an operator's `PGHOST` is.
+pub fn socket_dir_for(data_dir: &Path) -> PathBuf {
+    let parent = data_dir.parent().unwrap_or(Path::new("/"));
+    let socket_dir = parent.join("sock");
+    if socket_dir.as_os_str().len() <= MAX_SOCKET_DIR_LEN {
+        return socket_dir;
+    }
+    let uid = nix::unistd::Uid::effective();
+    let hash = super::init::fnv1a(parent.as_os_str().as_encoded_bytes());
+    PathBuf::from(format!("/tmp/dash-pg-sock-{uid}-{hash:016x}"))
 }
 
 #[cfg(test)]
