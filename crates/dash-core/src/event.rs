@@ -32,6 +32,13 @@ string_enum! {
         AgentDeleted => "agent.deleted",
         /// An agent reported a cost.
         AgentCost => "agent.cost",
+        /// Lines an agent's runtime wrote: `{"stream": "stdout"|"stderr",
+        /// "lines": [..]}`, in order, from the worker that runs it.
+        AgentOutput => "agent.output",
+        /// A worker's attempt was fenced out: its lease expired and the
+        /// agent was reclaimed, or a report of an older attempt was
+        /// rejected: `{"attempt", "reason"}`.
+        AgentFenced => "agent.fenced",
         /// A swarm was created.
         SwarmCreated => "swarm.created",
         /// A swarm's settings changed.
@@ -135,7 +142,7 @@ mod tests {
                 "variant name matches its string"
             );
         }
-        assert_eq!(EventKind::ALL.len(), 23);
+        assert_eq!(EventKind::ALL.len(), 25);
     }
 
     #[test]
