@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cluster_settings",
         sql: include_str!("../migrations/0002_cluster_settings.sql"),
     },
+    Migration {
+        version: 3,
+        name: "worker",
+        sql: include_str!("../migrations/0003_worker.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serializes migrators (ASCII "dashmigr").

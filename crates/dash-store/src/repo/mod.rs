@@ -1,7 +1,7 @@
 //! Queries: each public operation is one short transaction on the primary,
 //! with its events appended in the same transaction.
 
-mod agents;
+pub mod agents;
 mod budget;
 pub mod control;
 mod events;

@@ -2,6 +2,7 @@
 //! kill) and delete. What a worker reports (progress and cost, complete,
 //! fail) is in `worker.rs`.
 
+pub mod lease;
 mod worker;
 
 use dash_core::{
@@ -62,6 +63,14 @@ async fn read_agent(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<Agent>, StoreErr
         .await?
         .map(|row| agent_from_row(&row))
         .transpose()
+}
+
+/// Whether a worker (`dashctl worker`) has claimed the agent before.
+async fn run_by_workers(tx: &mut Tx<'_>, id: Uuid) -> Result<bool, StoreError> {
+    let row = tx
+        .query_one("SELECT attempt > 0 FROM agents WHERE id = $1", &[&id])
+        .await?;
+    Ok(row.get(0))
 }
 
 impl Db {
@@ -225,7 +234,12 @@ impl Db {
         let mut conn = self.conn().await?;
         let mut tx = conn.transaction().await?;
         let current = lock_agent(&mut tx, id).await?;
-        let next = agent_transition(current.status, action)?;
+        let mut next = agent_transition(current.status, action)?;
+        if action == AgentAction::Resume && run_by_workers(&mut tx, id).await? {
+            // Its worker stopped its runtime when it was paused: a worker
+            // claims it again (a new attempt) instead.
+            next = AgentStatus::Pending;
+        }
         if matches!(action, AgentAction::Start | AgentAction::Resume) {
             if let Some(swarm_id) = current.swarm_id {
                 let swarm = lock_swarm(&mut tx, swarm_id).await?;

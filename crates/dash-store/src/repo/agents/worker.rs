@@ -20,7 +20,7 @@ use crate::repo::{emit, money, validate_json};
 
 /// Charges `cost` to the agent and its swarm in `tx`, emitting the cost
 /// event, and applies the budget rules (`budget.rs`).
-async fn charge(tx: &mut Tx<'_>, agent: &Agent, cost: f64) -> Result<(), StoreError> {
+pub(super) async fn charge(tx: &mut Tx<'_>, agent: &Agent, cost: f64) -> Result<(), StoreError> {
     if cost == 0.0 {
         return Ok(());
     }
@@ -118,44 +118,63 @@ impl Db {
     }
 
     async fn finish(&self, id: Uuid, o: Outcome, ok: bool) -> Result<Agent, StoreError> {
-        let cost = money("cost", o.cost)?;
-        if let Some(e) = &o.error {
-            validate_text("error", e, 10_000)?;
-        }
-        if let Some(r) = &o.result {
-            validate_json("result", r)?;
-        }
+        check_outcome(&o)?;
         let mut conn = self.conn().await?;
         let mut tx = conn.transaction().await?;
         let current = lock_agent(&mut tx, id).await?;
-        let (next, retry_count, kind) = if ok {
-            let next = agent_transition(current.status, AgentAction::Complete)?;
-            (next, current.retry_count, EventKind::AgentCompleted)
-        } else {
-            let f = agent_fail(current.status, current.retry_count, current.max_retries)?;
-            (f.status, f.retry_count, EventKind::for_agent_failure(&f))
-        };
-        let progress = if ok { 1.0 } else { current.progress };
-        tx.execute(
-            "UPDATE agents SET status = $2, retry_count = $3, last_error = coalesce($4, last_error),
-                 progress = $5, updated_at = now(),
-                 completed_at = CASE WHEN $2 IN ('completed', 'failed') THEN now() ELSE NULL END,
-                 metadata = CASE WHEN $6::jsonb IS NULL THEN metadata ELSE metadata || jsonb_build_object('result', $6::jsonb) END
-             WHERE id = $1",
-            &[&id, &next.as_str(), &retry_count, &o.error, &progress, &o.result],
-        )
-        .await?;
-        emit(
-            &mut tx,
-            kind,
-            current.swarm_id,
-            Some(id),
-            json!({ "from": current.status.as_str(), "to": next.as_str(), "error": o.error, "retry_count": retry_count }),
-        )
-        .await?;
-        charge(&mut tx, &current, cost).await?;
-        let agent = lock_agent(&mut tx, id).await?;
+        let agent = apply_finish(&mut tx, current, o, ok).await?;
         tx.commit().await?;
         Ok(agent)
     }
+}
+
+/// Checks a completion's or failure's fields before anything is locked.
+pub(super) fn check_outcome(o: &Outcome) -> Result<(), StoreError> {
+    money("cost", o.cost)?;
+    if let Some(e) = &o.error {
+        validate_text("error", e, 10_000)?;
+    }
+    if let Some(r) = &o.result {
+        validate_json("result", r)?;
+    }
+    Ok(())
+}
+
+/// Completes (`ok`) or fails the locked agent `current` in `tx`, with the
+/// retry policy, its events and its final cost; returns it as it is now.
+pub(super) async fn apply_finish(
+    tx: &mut Tx<'_>,
+    current: Agent,
+    o: Outcome,
+    ok: bool,
+) -> Result<Agent, StoreError> {
+    let id = current.id;
+    let cost = money("cost", o.cost)?;
+    let (next, retry_count, kind) = if ok {
+        let next = agent_transition(current.status, AgentAction::Complete)?;
+        (next, current.retry_count, EventKind::AgentCompleted)
+    } else {
+        let f = agent_fail(current.status, current.retry_count, current.max_retries)?;
+        (f.status, f.retry_count, EventKind::for_agent_failure(&f))
+    };
+    let progress = if ok { 1.0 } else { current.progress };
+    tx.execute(
+        "UPDATE agents SET status = $2, retry_count = $3, last_error = coalesce($4, last_error),
+             progress = $5, updated_at = now(),
+             completed_at = CASE WHEN $2 IN ('completed', 'failed') THEN now() ELSE NULL END,
+             metadata = CASE WHEN $6::jsonb IS NULL THEN metadata ELSE metadata || jsonb_build_object('result', $6::jsonb) END
+         WHERE id = $1",
+        &[&id, &next.as_str(), &retry_count, &o.error, &progress, &o.result],
+    )
+    .await?;
+    emit(
+        tx,
+        kind,
+        current.swarm_id,
+        Some(id),
+        json!({ "from": current.status.as_str(), "to": next.as_str(), "error": o.error, "retry_count": retry_count }),
+    )
+    .await?;
+    charge(tx, &current, cost).await?;
+    lock_agent(tx, id).await
 }
