@@ -115,7 +115,7 @@ async fn heartbeats_and_reports_carry_the_stop_and_usage_is_charged_once() {
     assert_eq!((c.id, c.attempt), (id, 1));
     assert_eq!(c.budget_remaining, Some(1.0));
     assert_eq!(
-        db.heartbeat(id, 1, LEASE).await.unwrap(),
+        db.heartbeat(id, 1, LEASE, None).await.unwrap(),
         Directive::Continue
     );
 
@@ -144,7 +144,7 @@ async fn heartbeats_and_reports_carry_the_stop_and_usage_is_charged_once() {
         "{sw}"
     );
     assert!(matches!(
-        db.heartbeat(id, 1, LEASE).await.unwrap(),
+        db.heartbeat(id, 1, LEASE, None).await.unwrap(),
         Directive::Stop(_)
     ));
 
@@ -164,7 +164,7 @@ async fn heartbeats_and_reports_carry_the_stop_and_usage_is_charged_once() {
     assert_eq!(c2.id, id2);
     let (st, _) = app.act(&format!("/agents/{id2}/kill")).await;
     assert_eq!(st, 200);
-    let d = db.heartbeat(id2, 1, LEASE).await.unwrap();
+    let d = db.heartbeat(id2, 1, LEASE, None).await.unwrap();
     assert!(
         matches!(d, Directive::Lost(ref why) if why.contains("killed")),
         "{d:?}"
@@ -252,7 +252,7 @@ async fn a_paused_worker_agent_resumes_to_pending_for_a_new_claim() {
     claim(&db).await.expect("a claim");
     let (st, _) = app.act(&format!("/agents/{id}/pause")).await;
     assert_eq!(st, 200);
-    let d = db.heartbeat(id, 1, LEASE).await.unwrap();
+    let d = db.heartbeat(id, 1, LEASE, None).await.unwrap();
     assert!(
         matches!(d, Directive::Lost(ref w) if w.contains("paused")),
         "{d:?}"

@@ -69,11 +69,28 @@ Logs: $DASH_HOME/nodeN.agent.log (each agent), $DASH_HOME/nodeN.log (its Postgre
   1  no writable primary (or streaming replica) answers, or psql is not installed
   2  bad usage or configuration")]
     Psql(crate::commands::pgenv::PsqlArgs),
+    /// Run agents: claims pending agents from the database (under MAX_CONCURRENT_AGENTS and the per-swarm caps) and runs each through --runtime, renewing its lease, streaming its output back, charging its usage and reporting its end; stops a runtime whose agent was killed or paused, whose swarm was paused or ran out of budget, or whose lease it could not renew in time. Any number of workers, on any hosts, share one database.
+    #[command(after_help = "Exit codes:
+  0  stopped (Ctrl-C or SIGTERM; running agents got --drain to finish, the rest were handed back)
+  1  failed: the error and its causes are printed (e.g. the database never answered)
+  2  bad usage or configuration")]
+    Worker(crate::commands::worker::WorkerArgs),
+    /// Built-in agent runtimes, run by `dashctl worker --runtime demo`.
+    Runtime {
+        #[command(subcommand)]
+        command: RuntimeCommand,
+    },
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuntimeCommand {
+    /// Reads the task on stdin and works through --demo-steps steps, printing a line and a usage report each (the worker's JSON-lines protocol), then a result; exits 1 on attempts up to --demo-fail-attempts.
+    Demo(crate::commands::worker::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]

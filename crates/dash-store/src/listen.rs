@@ -25,25 +25,35 @@ impl EventBell {
     }
 }
 
-/// Starts the listener task; it runs until `shutdown` resolves.
+/// Starts the listener of `dash_events`; it runs until `shutdown` resolves.
 pub fn spawn_listener(
     settings: DbSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> EventBell {
+    spawn_channel_listener(settings, "dash_events", shutdown)
+}
+
+/// Starts a listener of `channel` (also rung at every reconnect, when
+/// notifications may have been missed); it runs until `shutdown` resolves.
+pub fn spawn_channel_listener(
+    settings: DbSettings,
+    channel: &'static str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> EventBell {
     let (tx, rx) = watch::channel(0u64);
     tokio::spawn(async move {
         tokio::select! {
             _ = shutdown => {}
-            _ = listen_forever(settings, tx) => {}
+            _ = listen_forever(settings, channel, tx) => {}
         }
     });
     EventBell { rx }
 }
 
-async fn listen_forever(settings: DbSettings, tx: watch::Sender<u64>) {
+async fn listen_forever(settings: DbSettings, channel: &'static str, tx: watch::Sender<u64>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match listen_once(&settings, &tx).await {
+        match listen_once(&settings, channel, &tx).await {
             Ok(()) => backoff = Duration::from_millis(50),
             Err(e) => tracing::debug!(error = %e, "event listener disconnected; reconnecting"),
         }
@@ -54,7 +64,11 @@ async fn listen_forever(settings: DbSettings, tx: watch::Sender<u64>) {
     }
 }
 
-async fn listen_once(settings: &DbSettings, tx: &watch::Sender<u64>) -> Result<(), String> {
+async fn listen_once(
+    settings: &DbSettings,
+    channel: &str,
+    tx: &watch::Sender<u64>,
+) -> Result<(), String> {
     let found = find_primary(settings, None, |_| {})
         .await
         .map_err(|e| crate::pool::describe(&e))?;
@@ -68,7 +82,8 @@ async fn listen_once(settings: &DbSettings, tx: &watch::Sender<u64>) -> Result<(
     .map_err(|_| "connect timed out".to_string())?
     .map_err(|e| e.to_string())?;
     let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-    let listen = client.batch_execute("LISTEN dash_events");
+    let listen_sql = format!("LISTEN {channel}");
+    let listen = client.batch_execute(&listen_sql);
     tokio::pin!(listen);
     // Drive the connection while LISTEN runs.
     loop {

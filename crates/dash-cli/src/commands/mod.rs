@@ -9,8 +9,9 @@ pub(crate) mod pgenv;
 mod serve;
 mod up;
 pub(crate) mod verify;
+pub(crate) mod worker;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, RuntimeCommand};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -44,6 +45,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify(args) => verify::run(args).await,
         Command::Env(args) => pgenv::env(args).await,
         Command::Psql(args) => pgenv::psql(args).await,
+        Command::Worker(args) => worker::run(args).await,
+        Command::Runtime {
+            command: RuntimeCommand::Demo(args),
+        } => Ok(worker::demo(&args)),
         Command::Config {
             command: ConfigCommand::Check { json },
         } => config::check(json),

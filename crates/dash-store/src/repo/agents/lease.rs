@@ -230,20 +230,24 @@ impl Db {
         Ok(Some(claim))
     }
 
-    /// Renews the lease of `(id, attempt)`; says whether to go on.
+    /// Renews the lease of `(id, attempt)`, with the runtime's latest
+    /// `progress` (0 to 1) if it reported one; says whether to go on.
     pub async fn heartbeat(
         &self,
         id: Uuid,
         attempt: i32,
         lease: Duration,
+        progress: Option<f64>,
     ) -> Result<Directive, StoreError> {
+        let progress = progress.filter(|p| (0.0..=1.0).contains(p));
         let mut conn = self.conn().await?;
         let mut tx = conn.transaction().await?;
         let row = tx
             .query_opt(
-                "UPDATE agents SET lease_expires_at = now() + $3 * interval '1 millisecond'
+                "UPDATE agents SET lease_expires_at = now() + $3 * interval '1 millisecond',
+                     progress = coalesce($4, progress)
                  WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING swarm_id",
-                &[&id, &attempt, &ms(lease)],
+                &[&id, &attempt, &ms(lease), &progress],
             )
             .await?;
         let directive = match row {
@@ -385,6 +389,33 @@ impl Db {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Appends lines the runtime of `(id, attempt)` wrote to `stream`
+    /// (`stdout` or `stderr`) as one `agent.output` event, only while that
+    /// attempt runs; returns whether they were recorded.
+    pub async fn append_output(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        stream: &str,
+        lines: &[String],
+    ) -> Result<bool, StoreError> {
+        if lines.is_empty() {
+            return Ok(true);
+        }
+        let data = json!({ "stream": stream, "attempt": attempt, "lines": lines });
+        crate::repo::validate_json("output", &data)?;
+        let mut conn = self.conn().await?;
+        let n = conn
+            .execute(
+                "INSERT INTO events (kind, swarm_id, agent_id, data)
+                 SELECT $1, swarm_id, id, $4 FROM agents
+                 WHERE id = $2 AND attempt = $3 AND status = 'running'",
+                &[&EventKind::AgentOutput.as_str(), &id, &attempt, &data],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     /// Reclaims agents whose lease expired (their worker died, hung or was
