@@ -9,6 +9,7 @@
 #   nft, ip                  nftables, iproute2               multi-host tests (network namespaces, partitions)
 #   promtool                 prometheus                       alert rule tests (deploy/prometheus)
 #   amtool                   prometheus-alertmanager          routing tests (deploy/alertmanager)
+#   jq                       jq                               the coding-agent runtime deploy/runtimes/claude-code.sh
 #
 # Idempotent: when everything is present it installs nothing and skips
 # `apt-get update`. Debian/Ubuntu (apt-get, as root or through sudo) only;
@@ -55,6 +56,7 @@ missing=()
 have_pg_server || missing+=(postgresql postgresql-contrib)
 have_etcd || missing+=(etcd-server)
 have etcdctl || missing+=(etcd-client)
+have jq || missing+=(jq)
 have_protoc || missing+=(protobuf-compiler)
 have nft || missing+=(nftables)
 have ip || missing+=(iproute2)
