@@ -6,3 +6,4 @@ pub mod chaos;
 pub mod compare;
 pub mod hosts;
 pub mod load;
+pub mod worker;

@@ -29,6 +29,33 @@ pub enum BenchCommand {
     Api(ApiArgs),
     /// Start a private PostgreSQL node and `dashctl serve` against it (or the API in-process), run create-agent and get-agent through the API, then pgbench running the same SQL at the same concurrency, and print them side by side with the RSS and the benchmark targets. Exits 130 when interrupted (everything started is stopped).
     Compare(CompareArgs),
+    /// On a private PostgreSQL node: N pending agents run by W in-process workers (claims and completions per second; the `noop` runtime starts no process), then the wake-up latency of an idle worker (LISTEN) for agents spawned one at a time. Exits 1 when the run fails.
+    Worker(WorkerBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerBenchArgs {
+    /// Agents to run.
+    #[arg(long, default_value_t = 5000)]
+    pub agents: u32,
+    /// Workers, each with its own pool.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Slots per worker.
+    #[arg(long, default_value_t = 32)]
+    pub slots: usize,
+    /// The runtime: `noop` (no process), or a program such as /bin/true.
+    #[arg(long, default_value = "noop")]
+    pub runtime: String,
+    /// Agents for the wake-up latency, one at a time.
+    #[arg(long, default_value_t = 200)]
+    pub wake_samples: u32,
+    /// PostgreSQL with fsync, synchronous_commit and full_page_writes on.
+    #[arg(long)]
+    pub durable: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -100,7 +127,36 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
                 }
             }
         }
+        BenchCommand::Worker(a) => {
+            tokio::select! {
+                r = worker(&a) => r,
+                _ = shutdown_signal() => {
+                    eprintln!("dashctl bench: interrupted; stopped everything it started");
+                    Ok(EXIT_INTERRUPTED)
+                }
+            }
+        }
     }
+}
+
+async fn worker(a: &WorkerBenchArgs) -> anyhow::Result<u8> {
+    let opts = dash_bench::worker::WorkerBenchOptions {
+        agents: a.agents,
+        workers: a.workers,
+        slots: a.slots,
+        runtime: vec![a.runtime.clone()],
+        wake_samples: a.wake_samples,
+        durable: a.durable,
+    };
+    let r = dash_bench::worker::run(&opts, &|m| eprintln!("dashctl bench: {m}"))
+        .await
+        .context("the worker benchmark")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", r.render());
+    }
+    Ok(EXIT_OK)
 }
 
 async fn api(a: ApiArgs) -> anyhow::Result<u8> {

@@ -17,7 +17,7 @@ fn parse_duration(v: &str) -> Result<Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// The runtime each agent runs: `demo` (built in), or a program, run directly (never through a shell) with the task on stdin and DASH_AGENT_ID, DASH_AGENT_MODEL, DASH_AGENT_ATTEMPT, DASH_BUDGET_REMAINING, DASH_BUDGET_CURRENCY, DASH_SWARM_ID in its environment. Its stdout and stderr become the agent's log; JSON lines with a "dash" key report usage, progress and a result (docs/WORKER.md).
+    /// The runtime each agent runs: `demo` (built in), `noop` (completes at once, no process: for measuring claims), or a program, run directly (never through a shell) with the task on stdin and DASH_AGENT_ID, DASH_AGENT_MODEL, DASH_AGENT_ATTEMPT, DASH_BUDGET_REMAINING, DASH_BUDGET_CURRENCY, DASH_SWARM_ID in its environment. Its stdout and stderr become the agent's log; JSON lines with a "dash" key report usage, progress and a result (docs/WORKER.md).
     #[arg(
         long,
         env = "DASH_WORKER_RUNTIME",
