@@ -251,6 +251,30 @@ async fn logs_follow_until_the_agent_is_killed_and_print_output_as_data() {
     );
     assert_eq!(o.stderr, "a warning\n", "{}", o.show());
 
+    // Ctrl-C while following a pending agent: exit 130, no error printed.
+    let pending = app
+        .agent(json!({"swarm_id": swarm["id"], "task": "waits"}))
+        .await;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dashctl"))
+        .args(["agent", "logs", pending["id"].as_str().unwrap(), "--follow"])
+        .env_clear()
+        .env("DASH_HOME", env.home.path())
+        .env("DASH_API_URL", &env.api)
+        .env("DASH_API_TOKEN", TOKEN)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let done = tokio::task::spawn_blocking(move || child.wait_with_output());
+    let done = tokio::time::timeout(Duration::from_secs(30), done).await;
+    let done = done.expect("Ctrl-C ends --follow").unwrap().unwrap();
+    assert_eq!(done.status.code(), Some(130), "{done:?}");
+    assert!(done.stderr.is_empty(), "{done:?}");
+
     // --json keeps the API's values as they are (JSON-escaped).
     let o = dash.run(&["agent", "logs", &id, "--json"]).await;
     let output: Vec<Value> = (o.expect_code(0).stdout.lines())
