@@ -55,6 +55,16 @@ Logs: $DASH_HOME/nodeN.agent.log (each agent), $DASH_HOME/nodeN.log (its Postgre
         #[command(subcommand)]
         command: crate::commands::db::DbCommand,
     },
+    /// Swarms, through the API: create, list, show, pause, resume, destroy.
+    Swarm {
+        #[command(subcommand)]
+        command: crate::commands::swarm::SwarmCommand,
+    },
+    /// Agents, through the API: spawn, list, show, kill, logs [--follow].
+    Agent {
+        #[command(subcommand)]
+        command: crate::commands::agent::AgentCommand,
+    },
     /// Recovery Verification: /health, /ready, the metrics (pg_up 1) and a create/read/delete smoke test through the API.
     Verify(crate::commands::verify::VerifyArgs),
     /// libpq's environment for the current primary (or --replica): prints `export PGHOST=... PGPORT=... PGUSER=... PGDATABASE=... PGPASSFILE=...`, so that after `eval "$(dashctl env)"` the runbook's psql and pg_isready lines work as written. The password goes to a private pgpass file ($DASH_HOME/pgpass beside `dashctl up`, else ~/.dash/pgpass), never to the output.

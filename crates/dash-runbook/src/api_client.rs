@@ -129,6 +129,46 @@ impl ApiClient {
         })
     }
 
+    /// [`ApiClient::call`] with the token when there is one (reads may not
+    /// need it; a write without one answers 401 and says so).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Answer, RunbookError> {
+        let auth = self.endpoint.token.is_some();
+        self.call(method, path, body, auth).await
+    }
+
+    /// Opens a long-lived GET such as `/api/v1/events/stream` (with the token
+    /// when there is one): a connect deadline but none on the body, which
+    /// may stream for hours. A non-2xx answer is an error naming it.
+    pub async fn open_stream(&self, path: &str) -> Result<reqwest::Response, RunbookError> {
+        let url = self.url(path);
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| self.api_error(&url, describe_reqwest(&e)))?;
+        let mut req = http.get(&url).header("accept", "text/event-stream");
+        if let Some(token) = &self.endpoint.token {
+            req = req.bearer_auth(token.expose());
+        }
+        let resp = (req.send().await).map_err(|e| self.api_error(&url, describe_reqwest(&e)))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let raw = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&raw).unwrap_or(Value::String(raw));
+        let answer = Answer {
+            status,
+            body,
+            millis: 0.0,
+        };
+        Err(self.api_error(&url, answer.describe()))
+    }
+
     /// An authenticated call that must succeed (2xx).
     pub(crate) async fn admin(
         &self,

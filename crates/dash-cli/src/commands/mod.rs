@@ -1,12 +1,15 @@
 //! Runs each command and maps failures to documented exit codes.
 
+pub(crate) mod agent;
 pub(crate) mod bench;
 mod chaos;
 mod config;
 pub(crate) mod db;
+mod domain;
 pub(crate) mod node;
 pub(crate) mod pgenv;
 mod serve;
+pub(crate) mod swarm;
 mod up;
 pub(crate) mod verify;
 pub(crate) mod worker;
@@ -42,6 +45,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Chaos(args) => chaos::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Db { command } => db::run(command).await,
+        Command::Swarm { command } => swarm::run(command).await,
+        Command::Agent { command } => agent::run(command).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Env(args) => pgenv::env(args).await,
         Command::Psql(args) => pgenv::psql(args).await,
