@@ -40,6 +40,7 @@ use crate::routes::{admin, agents, events, health, swarms};
     tags(
         (name = "swarms"), (name = "agents"), (name = "events"),
         (name = "admin", description = "Always needs a token"),
+        (name = "openapi", description = "This document"),
         (name = "health", description = "Outside /api: served at the root"),
     ),
 )]

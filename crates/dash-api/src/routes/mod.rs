@@ -123,7 +123,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// This document.
 #[utoipa::path(
-    get, path = "/openapi.json", tag = "health", operation_id = "openapi",
+    get, path = "/openapi.json", tag = "openapi", operation_id = "openapi",
     responses(
         (status = 200, description = "This document", content_type = "application/json"),
         crate::openapi::TokenErrors,
