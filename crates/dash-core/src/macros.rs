@@ -1,7 +1,8 @@
 //! `string_enum!`: declares a fieldless enum whose variants each have one
 //! canonical string, and derives `as_str`, `ALL`, `Display`, `FromStr`,
-//! `Serialize` and `Deserialize` from that single table, so the JSON, SQL
-//! and CLI spellings can never drift apart.
+//! `Serialize`, `Deserialize` and (with the `openapi` feature) its OpenAPI
+//! schema from that single table, so the JSON, SQL, CLI and documented
+//! spellings can never drift apart.
 
 /// Declares an enum with one canonical string per variant.
 ///
@@ -80,5 +81,19 @@ macro_rules! string_enum {
                 deserializer.deserialize_str(Visitor)
             }
         }
+
+        /// A string with one of the canonical spellings.
+        #[cfg(feature = "openapi")]
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                ::utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(::utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl ::utoipa::ToSchema for $name {}
     };
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SwarmConfig {
     pub model: String,
@@ -14,6 +15,7 @@ pub struct SwarmConfig {
 }
 
 /// A budget as the API shows it: the stored numbers plus what follows from them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BudgetView {
     pub allocated: f64,
@@ -42,6 +44,7 @@ impl From<&Budget> for BudgetView {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Swarm {
     pub id: Uuid,
@@ -55,6 +58,7 @@ pub struct Swarm {
     pub updated_at: DateTime<Utc>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Agent {
     pub id: Uuid,
@@ -74,11 +78,13 @@ pub struct Agent {
     pub updated_at: DateTime<Utc>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
     pub id: i64,
     /// Opaque, increasing in log order; pass it back as `after` to continue.
     pub cursor: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = dash_core::EventKind))]
     pub kind: String,
     pub swarm_id: Option<Uuid>,
     pub agent_id: Option<Uuid>,
@@ -87,81 +93,154 @@ pub struct Event {
 }
 
 /// Input for a new budget; omitted fields take the documented defaults.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewBudget {
+    /// Spending limit; 0 means unlimited (the budget never warns, pauses or runs out).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e12))]
     pub allocated: f64,
+    /// ISO 4217 code; USD when none is given.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Z]{3}$"))]
     pub currency: Option<String>,
+    /// A fraction of allocated, at most critical_threshold.
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1))]
     pub warning_threshold: Option<f64>,
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1))]
     pub critical_threshold: Option<f64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSwarmConfig {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 200, pattern = r"^[^\u0000]*$")
+    )]
     pub model: Option<String>,
     #[serde(default, deserialize_with = "dash_core::integral::option")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
     pub max_agents: Option<i64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSwarm {
     /// Client-chosen id: creating the same id twice returns the first swarm.
     pub id: Option<Uuid>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 100000, pattern = r"^[^\u0000]*$")
+    )]
     pub task: String,
     pub strategy: Strategy,
     pub config: Option<NewSwarmConfig>,
     pub budget: Option<NewBudget>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwarmPatch {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub name: Option<String>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 100000, pattern = r"^[^\u0000]*$")
+    )]
     pub task: Option<String>,
     pub strategy: Option<Strategy>,
     pub config: Option<NewSwarmConfig>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetPatch {
+    /// Spending limit; 0 means unlimited (the budget never warns, pauses or runs out).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e12))]
     pub allocated: Option<f64>,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Z]{3}$"))]
     pub currency: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1))]
     pub warning_threshold: Option<f64>,
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1))]
     pub critical_threshold: Option<f64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
     /// Client-chosen id: spawning the same id twice returns the first agent.
     pub id: Option<Uuid>,
     pub swarm_id: Option<Uuid>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100000,
+            pattern = r"^[^\u0000]*\S[^\u0000]*$"
+        )
+    )]
     pub task: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 200, pattern = r"^[^\u0000]*$")
+    )]
     pub model: Option<String>,
     #[serde(default, deserialize_with = "dash_core::integral::option")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub max_retries: Option<i64>,
     pub metadata: Option<Value>,
 }
 
 /// A worker's progress report: progress in [0, 1] and cost incurred since the last report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressReport {
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
     pub progress: Option<f64>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e12))]
     pub cost: Option<f64>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 10000, pattern = r"^[^\u0000]*$")
+    )]
     pub message: Option<String>,
 }
 
 /// Completion or failure report from a worker.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e12))]
     pub cost: Option<f64>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 10000, pattern = r"^[^\u0000]*$")
+    )]
     pub error: Option<String>,
     pub result: Option<Value>,
 }
@@ -175,6 +254,7 @@ pub enum Order {
 }
 
 /// One page of a list and the cursor of the next page, if there is one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,

@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, JsonBody};
+use crate::openapi::bodies::{
+    AdminMaintenance, AdminMaintenanceChange, AdminPool, AdminPoolChange,
+};
+use crate::openapi::{Actor, AdminWriteErrors, TokenErrors};
 use crate::state::AppState;
 
 /// Names the person or tool behind an admin call in the change log.
@@ -141,6 +145,11 @@ fn merged(mut base: Value, extra: Value) -> Value {
     base
 }
 
+#[utoipa::path(
+    get, path = "/admin/pool", tag = "admin", operation_id = "get_pool",
+    summary = "This process's pool, the cluster-wide setting and every API instance with the size it applied",
+    responses((status = 200, description = "The pools", body = AdminPool), TokenErrors),
+)]
 pub async fn pool(
     State(st): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -151,13 +160,22 @@ pub async fn pool(
     Ok(Json(merged(here, cluster_view(&st).await)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSize {
     #[serde(deserialize_with = "dash_core::integral::required")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub size: i64,
 }
 
+#[utoipa::path(
+    put, path = "/admin/pool", tag = "admin", operation_id = "resize_pool",
+    summary = "Resize the pool on every API process",
+    description = "Applied here at once, kept in the database, followed by every process within a second or so.",
+    params(Actor),
+    request_body = PoolSize,
+    responses((status = 200, description = "The change", body = AdminPoolChange), AdminWriteErrors),
+)]
 pub async fn resize_pool(
     State(st): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -185,6 +203,11 @@ pub async fn resize_pool(
     Ok(Json(merged(here, store(&st, seq, &change, &by).await)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/admin/maintenance", tag = "admin", operation_id = "get_maintenance",
+    summary = "Maintenance mode here and in the cluster setting, and every API instance with what it applied",
+    responses((status = 200, description = "Maintenance mode", body = AdminMaintenance), TokenErrors),
+)]
 pub async fn maintenance(
     State(st): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -196,10 +219,12 @@ pub async fn maintenance(
     Ok(Json(merged(here, cluster_view(&st).await)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Maintenance {
     pub enabled: bool,
+    /// Shown in every refused write; `maintenance` when none is given.
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub reason: Option<String>,
 }
 
@@ -228,6 +253,14 @@ fn reason(given: Option<String>) -> Result<String, ApiError> {
     })
 }
 
+#[utoipa::path(
+    put, path = "/admin/maintenance", tag = "admin", operation_id = "set_maintenance",
+    summary = "Turn read-only maintenance mode on or off on every API process",
+    description = "Applied here at once, even when the database is out of reach (then cluster_wide is false).",
+    params(Actor),
+    request_body = Maintenance,
+    responses((status = 200, description = "The change", body = AdminMaintenanceChange), AdminWriteErrors),
+)]
 pub async fn set_maintenance(
     State(st): State<AppState>,
     caller: Option<Extension<Caller>>,

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::{Extension, Json};
 use dash_core::AgentAction;
-use dash_store::model::{NewAgent, Outcome, ProgressReport};
+use dash_store::model::{Agent, NewAgent, Outcome, Page, ProgressReport};
 use uuid::Uuid;
 
 use super::swarms::{created, idempotency};
@@ -14,8 +14,21 @@ use super::ListQuery;
 use crate::auth::Caller;
 use crate::error::extract::{Path, Query};
 use crate::error::{check_json_content_type, parse_json, ApiError, JsonBody, RawBody};
+use crate::openapi::{
+    ActionErrors, AgentId, ChangeErrors, Created, GetErrors, IdempotencyKey, ListErrors,
+};
 use crate::state::AppState;
 
+#[utoipa::path(
+    post, path = "/agents", tag = "agents", operation_id = "spawn_agent",
+    summary = "Spawn an agent, alone or in a swarm (honours Idempotency-Key and client ids)",
+    params(IdempotencyKey),
+    request_body = NewAgent,
+    responses(
+        Created<Agent>,
+        ChangeErrors
+    ),
+)]
 pub async fn spawn(
     State(st): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -26,6 +39,12 @@ pub async fn spawn(
     Ok(created(st.db.spawn_agent(body.value, idem).await?))
 }
 
+#[utoipa::path(
+    get, path = "/agents", tag = "agents", operation_id = "list_agents",
+    summary = "List agents, oldest first unless sort=-created_at",
+    params(ListQuery),
+    responses((status = 200, description = "A page of agents", body = Page<Agent>), ListErrors),
+)]
 pub async fn list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -47,10 +66,21 @@ pub async fn list_page(
     Ok(Json(page).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/agents/{id}", tag = "agents", operation_id = "get_agent", summary = "Get an agent",
+    params(AgentId),
+    responses((status = 200, description = "The agent", body = Agent), GetErrors),
+)]
 pub async fn get(State(st): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
     Ok(Json(st.db.get_agent(id).await?).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/agents/{id}", tag = "agents", operation_id = "delete_agent",
+    summary = "Delete an agent that is not running",
+    params(AgentId),
+    responses((status = 204, description = "Deleted"), ActionErrors),
+)]
 pub async fn delete(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
@@ -58,6 +88,39 @@ pub async fn delete(
     st.db.delete_agent(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+crate::openapi::action_doc!(
+    "agents",
+    AgentId,
+    Agent,
+    kill_agent,
+    "/agents/{id}/kill",
+    "Kill an agent"
+);
+crate::openapi::action_doc!(
+    "agents",
+    AgentId,
+    Agent,
+    pause_agent,
+    "/agents/{id}/pause",
+    "Pause a running agent"
+);
+crate::openapi::action_doc!(
+    "agents",
+    AgentId,
+    Agent,
+    resume_agent,
+    "/agents/{id}/resume",
+    "Resume a paused agent"
+);
+crate::openapi::action_doc!(
+    "agents",
+    AgentId,
+    Agent,
+    start_agent,
+    "/agents/{id}/start",
+    "Worker: start a pending agent"
+);
 
 /// The route of a lifecycle action: answers the agent as it is after it.
 pub fn act(action: AgentAction) -> MethodRouter<AppState> {
@@ -68,6 +131,13 @@ pub fn act(action: AgentAction) -> MethodRouter<AppState> {
     )
 }
 
+#[utoipa::path(
+    post, path = "/agents/{id}/progress", tag = "agents", operation_id = "report_progress",
+    summary = "Worker: report progress and the cost since the last report",
+    params(AgentId),
+    request_body = ProgressReport,
+    responses((status = 200, description = "The agent", body = Agent), ChangeErrors),
+)]
 pub async fn progress(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
@@ -86,6 +156,13 @@ fn outcome(headers: &HeaderMap, raw: &[u8]) -> Result<Outcome, ApiError> {
     parse_json(raw)
 }
 
+#[utoipa::path(
+    post, path = "/agents/{id}/complete", tag = "agents", operation_id = "complete_agent",
+    summary = "Worker: complete, with the final cost and result",
+    params(AgentId),
+    request_body(content = Option<Outcome>, description = "Optional: an empty body means no cost and no result"),
+    responses((status = 200, description = "The agent", body = Agent), ChangeErrors),
+)]
 pub async fn complete(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
@@ -95,6 +172,13 @@ pub async fn complete(
     Ok(Json(st.db.complete_agent(id, outcome(&headers, &body)?).await?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/agents/{id}/fail", tag = "agents", operation_id = "fail_agent",
+    summary = "Worker: fail; retried while retries remain",
+    params(AgentId),
+    request_body(content = Option<Outcome>, description = "Optional: an empty body means no cost and no result"),
+    responses((status = 200, description = "The agent", body = Agent), ChangeErrors),
+)]
 pub async fn fail(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,

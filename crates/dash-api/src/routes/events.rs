@@ -19,20 +19,33 @@ use uuid::Uuid;
 use crate::error::extract::Query;
 use crate::error::{error_response, ApiError};
 use crate::feed::{FeedEvent, FeedMsg, Subscription, READ_LIMIT};
+use crate::openapi::bodies::EventPage;
+use crate::openapi::{LastEventId, ListErrors};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// An event's `cursor`; omitted or `0` means the start of the log.
     pub after: Option<String>,
+    /// Page size; 50 when not given.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// Only this swarm's events.
     pub swarm_id: Option<Uuid>,
+    /// Only this agent's events.
     pub agent_id: Option<Uuid>,
     /// `true`: the newest `limit` events (in log order) instead of those after a cursor.
     pub newest: Option<bool>,
 }
 
+#[utoipa::path(
+    get, path = "/events", tag = "events", operation_id = "list_events",
+    summary = "Events after a cursor, in log order, or the newest ones (newest=true)",
+    params(EventQuery),
+    responses((status = 200, description = "A page of events", body = EventPage), ListErrors),
+)]
 pub async fn list(
     State(st): State<AppState>,
     Query(q): Query<EventQuery>,
@@ -60,6 +73,18 @@ pub async fn list(
     Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/events/stream", tag = "events", operation_id = "stream_events",
+    summary = "Live event stream (server-sent events); resumes from Last-Event-ID",
+    description = "Each event is an SSE message whose id is its cursor, whose event is its \
+        kind and whose data is the event as /events shows it; an `error` message says the \
+        database is out of reach. Starts after `after` or Last-Event-ID, else at the newest event.",
+    params(EventQuery, LastEventId),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        ListErrors,
+    ),
+)]
 /// Streams events as they commit. Starts after `after` or `Last-Event-ID`,
 /// else at the newest event. Ends when the server shuts down. Past
 /// `DASH_MAX_EVENT_STREAMS` open streams, answers 503 with `Retry-After`.

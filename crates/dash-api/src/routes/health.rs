@@ -15,8 +15,13 @@ use dash_store::StoreError;
 use serde_json::{json, Value};
 use std::time::Instant;
 
+use crate::openapi::bodies::{Alive, Healthy, NotReady, Ready, Unhealthy};
 use crate::state::AppState;
 
+#[utoipa::path(
+    get, path = "/livez", tag = "health", summary = "The process runs (Kubernetes liveness)",
+    responses((status = 200, description = "Alive", body = Alive)),
+)]
 pub async fn livez() -> Response {
     Json(json!({ "status": "alive" })).into_response()
 }
@@ -88,6 +93,13 @@ fn detailed(state: &AppState, headers: &HeaderMap) -> bool {
     !state.settings.auth_reads || crate::auth::authenticate(&state.settings, headers).is_some()
 }
 
+#[utoipa::path(
+    get, path = "/health", tag = "health", summary = "The API and its database are healthy",
+    responses(
+        (status = 200, description = "Healthy", body = Healthy),
+        (status = 503, description = "The database is unreachable; Retry-After", body = Unhealthy),
+    ),
+)]
 pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let detail = detailed(&state, &headers);
     let pool = state.db.status();
@@ -116,6 +128,14 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
+#[utoipa::path(
+    get, path = "/ready", tag = "health",
+    summary = "Connected to a writable primary with the schema migrated (Kubernetes readiness)",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Not ready, naming what blocks it; Retry-After", body = NotReady),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let detail = detailed(&state, &headers);
     match check(&state).await {

@@ -1,11 +1,11 @@
 //! The routers: the REST API (under `/api/v1` and, identically, `/api`),
 //! health endpoints and dashboard on the API port; `/metrics` on the other.
 
-mod admin;
-mod agents;
-mod events;
-mod health;
-mod swarms;
+pub(crate) mod admin;
+pub(crate) mod agents;
+pub(crate) mod events;
+pub(crate) mod health;
+pub(crate) mod swarms;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
@@ -121,7 +121,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn openapi(State(state): State<AppState>) -> Response {
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "openapi", operation_id = "openapi",
+    responses(
+        (status = 200, description = "This document", content_type = "application/json"),
+        crate::openapi::TokenErrors,
+    ),
+)]
+pub(crate) async fn openapi(State(state): State<AppState>) -> Response {
     axum::Json(crate::openapi::document(state.settings.auth_reads)).into_response()
 }
 
@@ -149,14 +157,24 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// Query of every list endpoint.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only this status: a swarm's (active, paused, completed, failed,
+    /// destroyed) on /swarms, an agent's (pending, running, paused,
+    /// completed, failed, killed) on agents.
     pub status: Option<String>,
+    /// Only this swarm's agents; a filter of /agents alone (/swarms refuses it).
     pub swarm_id: Option<uuid::Uuid>,
+    /// Page size; 50 when not given.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// The previous page's `next_cursor`, unchanged.
+    #[param(max_length = 4096)]
     pub cursor: Option<String>,
     /// `created_at` (default, oldest first) or `-created_at` (newest first).
+    #[param(pattern = "^-?created_at$")]
     pub sort: Option<String>,
 }
 

@@ -6,13 +6,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::{Extension, Json};
 use dash_core::{SwarmAction, SwarmStatus};
-use dash_store::model::{BudgetPatch, NewSwarm, SwarmPatch};
+use dash_store::model::{Agent, BudgetPatch, BudgetView, NewSwarm, Page, Swarm, SwarmPatch};
 use uuid::Uuid;
 
 use super::ListQuery;
 use crate::auth::Caller;
 use crate::error::extract::{Path, Query};
 use crate::error::{ApiError, JsonBody};
+use crate::openapi::{
+    ActionErrors, ChangeErrors, Created, GetErrors, IdempotencyKey, ListErrors, OwnedListErrors,
+    SwarmId, WriteErrors,
+};
 use crate::state::AppState;
 
 /// Reads `Idempotency-Key` and scopes it to the route and caller.
@@ -58,6 +62,16 @@ pub fn created(c: dash_store::model::Created) -> Response {
     r
 }
 
+#[utoipa::path(
+    post, path = "/swarms", tag = "swarms", operation_id = "create_swarm",
+    summary = "Create a swarm (honours Idempotency-Key and client ids)",
+    params(IdempotencyKey),
+    request_body = NewSwarm,
+    responses(
+        Created<Swarm>,
+        WriteErrors,
+    ),
+)]
 pub async fn create(
     State(st): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -68,6 +82,12 @@ pub async fn create(
     Ok(created(st.db.create_swarm(body.value, idem).await?))
 }
 
+#[utoipa::path(
+    get, path = "/swarms", tag = "swarms", operation_id = "list_swarms",
+    summary = "List swarms, oldest first unless sort=-created_at",
+    params(ListQuery),
+    responses((status = 200, description = "A page of swarms", body = Page<Swarm>), ListErrors),
+)]
 pub async fn list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -87,10 +107,22 @@ pub async fn list(
     Ok(Json(page).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/swarms/{id}", tag = "swarms", operation_id = "get_swarm", summary = "Get a swarm",
+    params(SwarmId),
+    responses((status = 200, description = "The swarm", body = Swarm), GetErrors),
+)]
 pub async fn get(State(st): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
     Ok(Json(st.db.get_swarm(id).await?).into_response())
 }
 
+#[utoipa::path(
+    patch, path = "/swarms/{id}", tag = "swarms", operation_id = "update_swarm",
+    summary = "Change a swarm's name, task, strategy or config",
+    params(SwarmId),
+    request_body = SwarmPatch,
+    responses((status = 200, description = "The swarm as changed", body = Swarm), ChangeErrors),
+)]
 pub async fn update(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
@@ -99,6 +131,12 @@ pub async fn update(
     Ok(Json(st.db.update_swarm(id, body.value).await?).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/swarms/{id}", tag = "swarms", operation_id = "delete_swarm",
+    summary = "Delete a swarm with no live agents",
+    params(SwarmId),
+    responses((status = 204, description = "Deleted"), ActionErrors),
+)]
 pub async fn delete(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
@@ -106,6 +144,39 @@ pub async fn delete(
     st.db.delete_swarm(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+crate::openapi::action_doc!(
+    "swarms",
+    SwarmId,
+    Swarm,
+    pause_swarm,
+    "/swarms/{id}/pause",
+    "Pause an active swarm"
+);
+crate::openapi::action_doc!(
+    "swarms",
+    SwarmId,
+    Swarm,
+    resume_swarm,
+    "/swarms/{id}/resume",
+    "Resume a paused swarm"
+);
+crate::openapi::action_doc!(
+    "swarms",
+    SwarmId,
+    Swarm,
+    complete_swarm,
+    "/swarms/{id}/complete",
+    "Mark a swarm completed"
+);
+crate::openapi::action_doc!(
+    "swarms",
+    SwarmId,
+    Swarm,
+    destroy_swarm,
+    "/swarms/{id}/destroy",
+    "Destroy a swarm and kill its live agents"
+);
 
 /// The route of a lifecycle action: answers the swarm as it is after it.
 pub fn act(action: SwarmAction) -> MethodRouter<AppState> {
@@ -116,6 +187,12 @@ pub fn act(action: SwarmAction) -> MethodRouter<AppState> {
     )
 }
 
+#[utoipa::path(
+    get, path = "/swarms/{id}/agents", tag = "swarms", operation_id = "list_swarm_agents",
+    summary = "List a swarm's agents (the filters of /agents but swarm_id)",
+    params(SwarmId, ListQuery),
+    responses((status = 200, description = "A page of agents", body = Page<Agent>), OwnedListErrors),
+)]
 pub async fn agents(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
@@ -125,6 +202,12 @@ pub async fn agents(
     super::agents::list_page(&st, &q, Some(id)).await
 }
 
+#[utoipa::path(
+    get, path = "/swarms/{id}/budget", tag = "swarms", operation_id = "get_budget",
+    summary = "Get a swarm's budget",
+    params(SwarmId),
+    responses((status = 200, description = "The budget", body = BudgetView), GetErrors),
+)]
 pub async fn budget(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
@@ -132,6 +215,13 @@ pub async fn budget(
     Ok(Json(st.db.get_swarm(id).await?.budget).into_response())
 }
 
+#[utoipa::path(
+    patch, path = "/swarms/{id}/budget", tag = "swarms", operation_id = "patch_budget",
+    summary = "Change a swarm's budget; crossing a level records its event",
+    params(SwarmId),
+    request_body = BudgetPatch,
+    responses((status = 200, description = "The budget as changed", body = BudgetView), ChangeErrors),
+)]
 pub async fn patch_budget(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,

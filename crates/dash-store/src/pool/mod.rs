@@ -132,6 +132,7 @@ impl managed::Manager for Manager {
 }
 
 /// The pool's numbers, as `pg_pool_*` reports them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct PoolStatus {
     pub max_size: usize,
