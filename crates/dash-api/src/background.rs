@@ -23,8 +23,20 @@ pub async fn run(state: AppState) {
         migrate_until_done(&state).await;
         tokio::join!(probe_loop(&state), follow::run(&state));
     };
-    // The dashboard shows the cluster and the outage while migrations wait.
-    tokio::join!(database, crate::dashboard::run(&state));
+    // The dashboard shows the cluster and the outage while migrations wait,
+    // on its own task so that nothing here delays its database event; it
+    // ends with this one (aborted or not).
+    let dashboard = AbortOnDrop(tokio::spawn(crate::dashboard::run(state.clone())));
+    database.await;
+    drop(dashboard);
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn probe_loop(state: &AppState) {

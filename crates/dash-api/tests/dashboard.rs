@@ -44,7 +44,7 @@ async fn the_snapshot_shows_the_pool_the_swarms_agents_and_events() {
     let swarm = &body["swarms"][0];
     assert_eq!(
         swarm["name"], "<b>bold</b>",
-        "stored as given; the page escapes it"
+        "as given, the page escapes it: {body}"
     );
     assert_eq!(swarm["budget"]["allocated"], 10.0);
     assert_eq!(swarm["budget"]["level"], "normal");

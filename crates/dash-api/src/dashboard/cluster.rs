@@ -54,10 +54,11 @@ impl ClusterSource {
         match self {
             ClusterSource::Etcd(e) => e.read().await,
             ClusterSource::Pool => {
-                let primary = db.primary();
-                let standbys = match db.reachable() {
-                    true => standbys(db).await,
-                    false => Ok(Vec::new()),
+                // A primary the pool cannot reach now is not shown as one.
+                let primary = db.primary().filter(|_| db.reachable());
+                let standbys = match primary {
+                    Some(_) => standbys(db).await,
+                    None => Ok(Vec::new()),
                 };
                 let mut c = snapshot::from_pool(
                     &db.settings().hosts,

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dash_core::AgentStatus;
 use dash_store::model::Order;
+use dash_store::EventCursor;
 use tokio::sync::{broadcast, watch, Notify};
 
 use super::cluster::ClusterSource;
@@ -110,36 +111,61 @@ pub fn database_state(db: &dash_store::Db) -> DatabaseState {
 }
 
 /// Runs until the process stops: watches the pool, and rebuilds the
-/// snapshot while someone watches.
-pub async fn run(state: &AppState) {
+/// snapshot while someone watches. The two loops are apart so that a slow
+/// read never delays the `database` event.
+pub async fn run(state: AppState) {
+    tokio::join!(watch_pool(&state), refresh(&state));
+}
+
+async fn watch_pool(state: &AppState) {
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let db = database_state(&state.db);
+        state.dashboard.database.send_if_modified(|cur| {
+            let flipped = cur.reachable != db.reachable || cur.primary != db.primary;
+            *cur = db;
+            flipped
+        });
+    }
+}
+
+async fn refresh(state: &AppState) {
     let hub = &state.dashboard;
     let mut cluster = ClusterSource::new(&state.settings.etcd, &state.settings.cluster);
     let mut recent = Recent::default();
     let mut last = Body::default();
+    let mut database = hub.database();
     let mut tick = tokio::time::interval(WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut since_refresh = REFRESH_EVERY;
     loop {
         tick.tick().await;
-        let db = database_state(&state.db);
-        hub.database.send_if_modified(|cur| {
-            let flipped = cur.reachable != db.reachable || cur.primary != db.primary;
-            *cur = db.clone();
-            flipped
-        });
         since_refresh += WATCH_EVERY;
         if !hub.watched() {
             recent.stop();
             continue;
         }
-        if since_refresh < REFRESH_EVERY && !recent.has_news() {
+        let flipped = database.has_changed().unwrap_or(false);
+        if since_refresh < REFRESH_EVERY && !flipped && !recent.has_news() {
             continue;
         }
         since_refresh = Duration::ZERO;
+        database.mark_unchanged();
+        let db = database_state(&state.db);
+        let data = match db.reachable {
+            true => read_data(state, &mut recent, last).await,
+            // Keep the last values read rather than wait on a database that is away.
+            false => Body {
+                data_error: Some("the database is unreachable".into()),
+                ..last
+            },
+        };
         last = Body {
             database: db,
             cluster: cluster.read(&state.db).await,
-            ..read_data(state, &mut recent, last).await
+            ..data
         };
         hub.publish(last.clone());
     }
@@ -172,13 +198,16 @@ async fn read_data(state: &AppState, recent: &mut Recent, last: Body) -> Body {
     body
 }
 
-/// The newest events: read once when watching starts, then from the feed.
+/// The newest events: read from the database when watching starts (and
+/// after a gap in the feed), then from the event feed's batches.
 #[derive(Default)]
 struct Recent {
     sub: Option<Subscription>,
     /// Newest first.
     events: VecDeque<EventRow>,
     seeded: bool,
+    /// Where the last batch seen ended: the next must start there.
+    last_to: Option<EventCursor>,
 }
 
 impl Recent {
@@ -193,10 +222,20 @@ impl Recent {
     }
 
     async fn update(&mut self, state: &AppState) {
-        let sub = self.sub.get_or_insert_with(|| state.events.subscribe());
-        loop {
+        if self.sub.is_none() {
+            let sub = state.events.subscribe();
+            self.last_to = sub.head;
+            self.sub = Some(sub);
+        }
+        while let Some(sub) = self.sub.as_mut() {
             match sub.rx.try_recv() {
                 Ok(FeedMsg::Batch(b)) => {
+                    // A batch that does not follow the last one: events were
+                    // missed (the feed started or restarted); read them again.
+                    if self.last_to != Some(b.from) {
+                        self.seeded = false;
+                    }
+                    self.last_to = Some(b.to);
                     for e in b.events.iter().filter_map(|e| EventRow::from_json(&e.json)) {
                         if self.events.iter().all(|x| x.cursor != e.cursor) {
                             self.events.push_front(e);
