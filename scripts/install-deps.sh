@@ -10,6 +10,7 @@
 #   promtool                 prometheus                       alert rule tests (deploy/prometheus)
 #   amtool                   prometheus-alertmanager          routing tests (deploy/alertmanager)
 #   jq                       jq                               the coding-agent runtime deploy/runtimes/claude-code.sh
+#   chromium, chromedriver   chromium, chromium-driver        the dashboard's browser test (headless)
 #
 # Idempotent: when everything is present it installs nothing and skips
 # `apt-get update`. Debian/Ubuntu (apt-get, as root or through sudo) only;
@@ -62,6 +63,8 @@ have nft || missing+=(nftables)
 have ip || missing+=(iproute2)
 have promtool || missing+=(prometheus)
 have amtool || missing+=(prometheus-alertmanager)
+have chromium || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
 
 if [ "$(id -u)" -eq 0 ]; then
     as_root=()
@@ -72,7 +75,7 @@ else
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "Dash's dependencies are installed (PostgreSQL server, etcd, etcdctl, protoc, nft, ip, promtool, amtool)."
+    echo "Dash's dependencies are installed (PostgreSQL server, etcd, etcdctl, protoc, nft, ip, promtool, amtool, chromium, chromedriver)."
 elif ! command -v apt-get >/dev/null 2>&1 || [ "${as_root[*]}" = none ]; then
     echo "Missing the packages: ${missing[*]}" >&2
     echo "Install them (Debian/Ubuntu: apt-get install ${missing[*]}), or point Dash at" >&2

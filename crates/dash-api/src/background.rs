@@ -1,6 +1,7 @@
 //! Background work of an API process: migrations until they succeed, the
 //! `pg_up` probe, the by-status gauges, idempotency-key and instance
-//! pruning, and following the cluster-wide settings ([`follow`]).
+//! pruning, following the cluster-wide settings ([`follow`]), and the
+//! dashboard's live snapshot ([`crate::dashboard`]).
 
 pub mod follow;
 
@@ -18,8 +19,24 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const KEY_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 pub async fn run(state: AppState) {
-    migrate_until_done(&state).await;
-    tokio::join!(probe_loop(&state), follow::run(&state));
+    let database = async {
+        migrate_until_done(&state).await;
+        tokio::join!(probe_loop(&state), follow::run(&state));
+    };
+    // The dashboard shows the cluster and the outage while migrations wait,
+    // on its own task so that nothing here delays its database event; it
+    // ends with this one (aborted or not).
+    let dashboard = AbortOnDrop(tokio::spawn(crate::dashboard::run(state.clone())));
+    database.await;
+    drop(dashboard);
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn probe_loop(state: &AppState) {

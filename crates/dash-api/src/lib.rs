@@ -123,6 +123,7 @@ impl App {
             maintenance: Arc::new(RwLock::new(None)),
             shutdown: stop_rx,
             cluster: Default::default(),
+            dashboard: Default::default(),
         };
         Ok(App {
             api,

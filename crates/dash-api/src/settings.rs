@@ -41,6 +41,13 @@ pub struct ApiSettings {
     pub max_connections: usize,
     /// `DASH_MAX_EVENT_STREAMS` (default 10000): most open event streams; at most three quarters of the connections. Past it 503.
     pub max_event_streams: usize,
+    /// `DASH_ETCD_ENDPOINTS` (comma list, default none): etcd client URLs of
+    /// the node agents' cluster; the dashboard reads the leader, members,
+    /// sync set and HA history there. Without it the dashboard shows what
+    /// the pool sees (its hosts, the primary, `pg_stat_replication`).
+    pub etcd: Vec<String>,
+    /// `DASH_CLUSTER` (default `dash`, as `dashctl node`): the agents' etcd prefix `/dash/<cluster>/`.
+    pub cluster: String,
     pub database: DbSettings,
 }
 
@@ -60,6 +67,8 @@ impl Default for ApiSettings {
             keepalive_timeout: Duration::from_secs(60),
             max_connections: 16_384,
             max_event_streams: 10_000,
+            etcd: Vec::new(),
+            cluster: "dash".into(),
             database: DbSettings::default(),
         }
     }
@@ -159,6 +168,20 @@ impl ApiSettings {
         if let Some(v) = get("DASH_MAX_EVENT_STREAMS") {
             s.max_event_streams = count("DASH_MAX_EVENT_STREAMS", v)?;
         }
+        if let Some(v) = get("DASH_ETCD_ENDPOINTS") {
+            s.etcd = (v.split(',').map(str::trim))
+                .filter(|e| !e.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        if let Some(v) = get("DASH_CLUSTER") {
+            match v.trim() {
+                c if c.is_empty() || c.contains('/') => {
+                    return Err(bad("DASH_CLUSTER", "a name without '/'", &v))
+                }
+                c => s.cluster = c.to_string(),
+            }
+        }
         if let Some(v) = get("DASH_LOG_FORMAT") {
             match v.trim() {
                 "text" | "json" => s.log_format = v.trim().to_string(),
@@ -170,5 +193,34 @@ impl ApiSettings {
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<ApiSettings, ConfigError> {
+        ApiSettings::from_lookup(|k| {
+            (pairs.iter())
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn etcd_endpoints_and_cluster_default_to_none_and_dash() {
+        let s = with(&[]).unwrap();
+        assert!(s.etcd.is_empty());
+        assert_eq!(s.cluster, "dash");
+        let s = with(&[
+            ("DASH_ETCD_ENDPOINTS", " http://a:2379, ,http://b:2379 "),
+            ("DASH_CLUSTER", "prod"),
+        ])
+        .unwrap();
+        assert_eq!(s.etcd, ["http://a:2379", "http://b:2379"]);
+        assert_eq!(s.cluster, "prod");
+        assert!(with(&[("DASH_CLUSTER", "a/b")]).is_err());
+        assert!(with(&[("DASH_CLUSTER", " ")]).is_err());
     }
 }

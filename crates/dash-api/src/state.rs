@@ -27,6 +27,8 @@ pub struct AppState {
     /// This process in the cluster: its identity, and the cluster-wide
     /// settings it follows (maintenance mode, pool size).
     pub cluster: Arc<ClusterLink>,
+    /// The dashboard's live snapshot and the pool's reachability as it flips.
+    pub dashboard: Arc<crate::dashboard::Dashboard>,
 }
 
 impl AppState {

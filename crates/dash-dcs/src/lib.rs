@@ -9,6 +9,7 @@
 mod error;
 mod etcd_leader;
 mod history;
+mod incidents;
 mod keyspace;
 mod leader_watch;
 mod lease;
@@ -17,6 +18,7 @@ mod requests;
 mod server;
 
 pub use error::DcsError;
+pub use incidents::{group, IncidentGroup, IncidentHead, DEFAULT_INCIDENT_GAP};
 pub use keyspace::{ClusterView, Dcs, Leader, Versioned};
 pub use leader_watch::LeaderChange;
 pub use lease::{LeaseKeeperTask, LeaseState, LeaseTiming};

@@ -123,6 +123,7 @@ impl Platform {
         let pool_size = api.database.pool_size;
         api.database = topo.db_settings();
         api.database.pool_size = pool_size;
+        (api.etcd, api.cluster) = (topo.etcd_endpoints(), topo.cluster.clone());
         if api.tokens.is_empty() {
             api.tokens.push(topo.api_token.clone());
         }

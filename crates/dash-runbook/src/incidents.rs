@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use dash_dcs::HistoryEntry;
+use dash_dcs::{HistoryEntry, IncidentGroup, IncidentHead};
 use serde::Serialize;
 
 use crate::ha::{EtcdTarget, HistoryLine};
@@ -20,17 +20,15 @@ use crate::{RunbookError, Target};
 /// At most this many admin log entries are read.
 const ADMIN_LOG_LIMIT: i64 = 1000;
 
-/// One incident: consecutive decisions with no long quiet between them.
+/// One incident as the report shows it: an [`IncidentGroup`] with RFC 3339
+/// times and its length in seconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Incident {
-    /// What happened, in a few words (`failover node1 -> node0`).
-    pub title: String,
+    #[serde(flatten)]
+    pub head: IncidentHead,
     pub started: String,
     pub ended: String,
     pub seconds: f64,
-    /// The leader before and after, when the entries say.
-    pub leader_before: Option<String>,
-    pub leader_after: Option<String>,
     pub entries: Vec<HistoryLine>,
 }
 
@@ -45,20 +43,6 @@ pub struct IncidentsReport {
     pub sources: Vec<String>,
     pub notes: Vec<String>,
 }
-
-/// Decisions that mean the leader changed or was lost, most telling first.
-const KINDS: &[(&str, &str)] = &[
-    ("refuse", "refused request"),
-    ("fence", "failover"),
-    ("release", "failover"),
-    ("demote", "switchover"),
-    ("restart", "restart in place"),
-    ("bootstrap", "cluster created"),
-    ("promote", "new leader"),
-    ("request", "operator request"),
-    ("maintenance", "maintenance"),
-    ("pool_size", "pool resized"),
-];
 
 /// `--since`: an RFC 3339 time, or a duration back from now (`24h`, `30m`,
 /// plain seconds); Unix ms.
@@ -80,58 +64,24 @@ pub fn parse_since(v: &str) -> Result<i64, String> {
 }
 
 /// Groups `entries` (any order) into incidents separated by more than `gap`
-/// of quiet; only entries at or after `since_ms` count.
+/// of quiet; only entries at or after `since_ms` count ([`dash_dcs::group`]).
 pub fn group(entries: &[HistoryEntry], gap: Duration, since_ms: Option<i64>) -> Vec<Incident> {
-    let mut sorted: Vec<&HistoryEntry> = (entries.iter())
-        .filter(|e| since_ms.is_none_or(|s| e.at_ms >= s))
-        .collect();
-    sorted.sort_by_key(|e| e.at_ms);
-    let gap_ms = gap.as_millis() as i64;
-    let mut runs: Vec<Vec<&HistoryEntry>> = Vec::new();
-    for e in sorted {
-        match runs.last_mut() {
-            Some(run) if e.at_ms - run.last().map_or(e.at_ms, |l| l.at_ms) <= gap_ms => run.push(e),
-            _ => runs.push(vec![e]),
-        }
-    }
-    runs.into_iter().map(|run| incident(&run)).collect()
+    (dash_dcs::group(entries, gap, since_ms).into_iter())
+        .map(Incident::from)
+        .collect()
 }
 
-fn incident(run: &[&HistoryEntry]) -> Incident {
-    let first = run.first().map_or(0, |e| e.at_ms);
-    let last = run.last().map_or(0, |e| e.at_ms);
-    let kind = (KINDS.iter())
-        .find(|(d, _)| run.iter().any(|e| e.decision == *d))
-        .map_or("HA activity", |(_, k)| k);
-    // Who led before: the member that released, demoted or was fenced first;
-    // then every member that took the key, in order (a failover and the
-    // switchover back within one incident read `a -> b -> a`).
-    let before = (run.iter())
-        .find(|e| matches!(e.decision.as_str(), "release" | "demote" | "fence"))
-        .map(|e| e.member.clone());
-    let mut chain: Vec<String> = before.iter().cloned().collect();
-    for e in run.iter().filter(|e| e.decision == "promote") {
-        if chain.last() != Some(&e.member) {
-            chain.push(e.member.clone());
+impl From<IncidentGroup> for Incident {
+    fn from(g: IncidentGroup) -> Incident {
+        let line =
+            |e: Option<&HistoryEntry>| e.map(|e| HistoryLine::from(e).at).unwrap_or_default();
+        Incident {
+            started: line(g.entries.first()),
+            ended: line(g.entries.last()),
+            seconds: (g.ended_ms - g.started_ms) as f64 / 1000.0,
+            entries: g.entries.iter().map(HistoryLine::from).collect(),
+            head: g.head,
         }
-    }
-    let after = (run.iter().rev())
-        .find(|e| e.decision == "promote")
-        .map(|e| e.member.clone());
-    let title = match (&before, &after) {
-        (Some(_), Some(_)) if chain.len() > 1 => format!("{kind} {}", chain.join(" -> ")),
-        (_, Some(a)) if kind == "cluster created" => format!("{kind}, {a} leads"),
-        (Some(b), None) => format!("{kind}: {b} lost the key, no new leader recorded"),
-        _ => kind.to_string(),
-    };
-    Incident {
-        title,
-        started: HistoryLine::from(run[0]).at,
-        ended: HistoryLine::from(run[run.len() - 1]).at,
-        seconds: (last - first) as f64 / 1000.0,
-        leader_before: before,
-        leader_after: after,
-        entries: run.iter().map(|e| HistoryLine::from(*e)).collect(),
     }
 }
 
@@ -232,7 +182,7 @@ impl IncidentsReport {
             out.push_str(&format!(
                 "\n{}. {}  {} .. {} ({})\n",
                 i + 1,
-                inc.title,
+                inc.head.title,
                 inc.started,
                 inc.ended,
                 duration(Duration::from_secs_f64(inc.seconds.max(0.0)))
@@ -281,7 +231,7 @@ mod tests {
             entry(2_000_300, "n1", "promote"),
         ];
         let all = group(&h, Duration::from_secs(300), None);
-        let titles: Vec<&str> = all.iter().map(|i| i.title.as_str()).collect();
+        let titles: Vec<&str> = all.iter().map(|i| i.head.title.as_str()).collect();
         assert_eq!(
             titles,
             [
@@ -293,7 +243,7 @@ mod tests {
         // Without the quiet gaps, one incident names every hop.
         let one = group(&h[3..], Duration::from_secs(3600), None);
         assert_eq!(one.len(), 1);
-        assert_eq!(one[0].title, "failover n1 -> n0 -> n1");
+        assert_eq!(one[0].head.title, "failover n1 -> n0 -> n1");
         assert_eq!(all[1].seconds, 5.0);
         assert_eq!(all[1].entries.len(), 3);
         let since = group(&h, Duration::from_secs(300), Some(600_000));
@@ -316,7 +266,7 @@ mod tests {
         let all = group(&h, Duration::from_secs(60), None);
         assert_eq!(all.len(), 1);
         assert_eq!(
-            all[0].title,
+            all[0].head.title,
             "refused request: n1 lost the key, no new leader recorded"
         );
         let text = IncidentsReport {

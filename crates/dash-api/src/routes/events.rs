@@ -123,7 +123,7 @@ pub async fn stream(
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-fn too_many_streams(max: usize) -> Response {
+pub(crate) fn too_many_streams(max: usize) -> Response {
     let message =
         format!("{max} event streams are open, the most this server allows; retry shortly");
     let mut r = error_response(

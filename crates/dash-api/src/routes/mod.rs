@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod agents;
+pub(crate) mod dashboard;
 pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod swarms;
@@ -54,6 +55,7 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/agents", get(agents::list))
         .route("/agents/{id}", get(agents::get))
         .route("/events", get(events::list))
+        .route("/dashboard", get(dashboard::snapshot))
         .route("/admin/pool", get(admin::pool).put(admin::resize_pool))
         .route(
             "/admin/maintenance",
@@ -67,6 +69,7 @@ fn api_routes(state: &AppState) -> Router<AppState> {
     plain
         // The live stream is long-lived by design: no request timeout.
         .route("/events/stream", get(events::stream))
+        .route("/dashboard/stream", get(dashboard::stream))
         .route("/openapi.json", get(openapi))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

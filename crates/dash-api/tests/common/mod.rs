@@ -3,4 +3,6 @@
 
 #![allow(unused_imports)]
 
+pub mod sse;
+
 pub use dash_testkit::*;
