@@ -16,7 +16,7 @@ use utoipa::openapi::server::Server;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, OpenApi, ToSchema};
 
-use crate::routes::{admin, agents, events, health, swarms};
+use crate::routes::{admin, agents, dashboard, events, health, swarms};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,7 @@ use crate::routes::{admin, agents, events, health, swarms};
         agents::kill_agent, agents::pause_agent, agents::resume_agent, agents::start_agent,
         agents::progress, agents::complete, agents::fail,
         events::list, events::stream,
+        dashboard::snapshot, dashboard::stream,
         admin::pool, admin::resize_pool, admin::maintenance, admin::set_maintenance,
         crate::routes::openapi,
         health::livez, health::health, health::ready,
@@ -39,6 +40,7 @@ use crate::routes::{admin, agents, events, health, swarms};
     components(schemas(bodies::ErrorBody)),
     tags(
         (name = "swarms"), (name = "agents"), (name = "events"),
+        (name = "dashboard", description = "What the page at / shows"),
         (name = "admin", description = "Always needs a token"),
         (name = "openapi", description = "This document"),
         (name = "health", description = "Outside /api: served at the root"),

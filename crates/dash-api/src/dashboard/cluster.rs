@@ -61,7 +61,7 @@ impl ClusterSource {
                     None => Ok(Vec::new()),
                 };
                 let mut c = snapshot::from_pool(
-                    &db.settings().hosts,
+                    &db.hosts(),
                     primary.as_ref(),
                     standbys.as_deref().unwrap_or_default(),
                 );

@@ -13,7 +13,7 @@ use serde::Serialize;
 pub const INCIDENT_STEPS: usize = 12;
 
 /// One dashboard snapshot: `at_ms` when it was built, then its content.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Snapshot {
     pub at_ms: i64,
     #[serde(flatten)]
@@ -21,7 +21,7 @@ pub struct Snapshot {
 }
 
 /// A snapshot's content; a new one is sent only when this changes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Body {
     pub database: DatabaseState,
     pub cluster: ClusterSnapshot,
@@ -35,7 +35,7 @@ pub struct Body {
 }
 
 /// The API's pool: whether it reaches a writable primary, which, and why not.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DatabaseState {
     pub reachable: bool,
     pub primary: Option<String>,
@@ -43,7 +43,7 @@ pub struct DatabaseState {
 }
 
 /// The database cluster.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ClusterSnapshot {
     /// `etcd` (the node agents' records) or `pool` (what the API's pool sees).
     pub source: &'static str,
@@ -58,7 +58,7 @@ pub struct ClusterSnapshot {
 }
 
 /// One PostgreSQL node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NodeCard {
     pub name: String,
     /// `host:port` of its PostgreSQL.
@@ -77,19 +77,21 @@ pub struct NodeCard {
 }
 
 /// The newest incident of the HA history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IncidentSummary {
     pub title: String,
     pub started_ms: i64,
     pub ended_ms: i64,
-    /// Its newest [`INCIDENT_STEPS`] decisions, oldest first.
+    /// Its newest [`INCIDENT_STEPS`] decisions, oldest first: `{at_ms,
+    /// member, decision, detail}`.
+    #[schema(value_type = Vec<Object>)]
     pub steps: Vec<HistoryEntry>,
     /// How many decisions it had in all.
     pub total_steps: usize,
 }
 
 /// One swarm and its budget.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SwarmRow {
     pub id: uuid::Uuid,
     pub name: String,
@@ -99,7 +101,7 @@ pub struct SwarmRow {
 }
 
 /// One event of the log, without its data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EventRow {
     pub cursor: String,
     pub kind: String,

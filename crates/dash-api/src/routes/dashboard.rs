@@ -20,6 +20,14 @@ use crate::state::AppState;
 /// Longest a `GET` waits for a snapshot when nobody was watching.
 const FIRST_SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
 
+#[utoipa::path(
+    get, path = "/dashboard", tag = "dashboard", operation_id = "dashboard_snapshot",
+    summary = "What the dashboard shows: the database as the API's pool sees it, the cluster, swarms with budgets, agents by status, recent events",
+    responses(
+        (status = 200, description = "One snapshot", body = crate::dashboard::snapshot::Snapshot),
+        crate::openapi::TokenErrors,
+    ),
+)]
 pub async fn snapshot(State(st): State<AppState>) -> Response {
     let mut snap = (*st.dashboard.fresh(FIRST_SNAPSHOT_WAIT).await).clone();
     // The pool's state now, not as of the last refresh.
@@ -33,6 +41,17 @@ fn event(kind: &str, data: &impl Serialize) -> SseEvent {
         .data(serde_json::to_string(data).unwrap_or_default())
 }
 
+#[utoipa::path(
+    get, path = "/dashboard/stream", tag = "dashboard", operation_id = "dashboard_stream",
+    summary = "The dashboard, live (server-sent events)",
+    description = "A `database` message ({reachable, primary, error}) at connect and the moment the \
+        pool's reachability or primary changes; a `snapshot` message (as GET /dashboard answers) at \
+        connect and whenever it changes. Counts against DASH_MAX_EVENT_STREAMS: past it, 503.",
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        crate::openapi::TokenErrors,
+    ),
+)]
 pub async fn stream(State(st): State<AppState>) -> Response {
     let Some(permit) = st.events.admit() else {
         return too_many_streams(st.events.max_streams());
