@@ -28,6 +28,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// Past a rate limit; retry after the duration.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The request ran past `DASH_REQUEST_TIMEOUT` and was abandoned.
     #[error("the request did not finish within {0:?}")]
     Timeout(std::time::Duration),
@@ -104,6 +110,11 @@ impl ApiError {
                 "method_not_allowed",
                 m.clone(),
             ),
+            ApiError::RateLimited { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                message.clone(),
+            ),
             ApiError::Timeout(limit) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",
@@ -129,6 +140,11 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

@@ -10,6 +10,7 @@ pub mod feed;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod serve;
 pub mod settings;
@@ -115,9 +116,11 @@ impl App {
                 "DASH_API_TOKENS is empty: every mutating API call will be refused with 401"
             );
         }
+        let spawns = crate::ratelimit::SpawnLimiter::new(settings.spawn_rate, settings.spawn_burst);
         let state = AppState {
             db,
             metrics,
+            spawns: Arc::new(spawns),
             settings: Arc::new(settings),
             events,
             maintenance: Arc::new(RwLock::new(None)),

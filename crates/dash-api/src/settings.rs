@@ -48,6 +48,10 @@ pub struct ApiSettings {
     pub etcd: Vec<String>,
     /// `DASH_CLUSTER` (default `dash`, as `dashctl node`): the agents' etcd prefix `/dash/<cluster>/`.
     pub cluster: String,
+    /// `DASH_SPAWN_RATE` (default 100): agents `POST /agents` may spawn per second in this process; past it (and the burst), 429 with `Retry-After`. 0 turns the limit off.
+    pub spawn_rate: f64,
+    /// `DASH_SPAWN_BURST` (default 200): spawns allowed at once before the rate applies.
+    pub spawn_burst: u32,
     pub database: DbSettings,
 }
 
@@ -69,6 +73,8 @@ impl Default for ApiSettings {
             max_event_streams: 10_000,
             etcd: Vec::new(),
             cluster: "dash".into(),
+            spawn_rate: 100.0,
+            spawn_burst: 200,
             database: DbSettings::default(),
         }
     }
@@ -167,6 +173,20 @@ impl ApiSettings {
         }
         if let Some(v) = get("DASH_MAX_EVENT_STREAMS") {
             s.max_event_streams = count("DASH_MAX_EVENT_STREAMS", v)?;
+        }
+        if let Some(v) = get("DASH_SPAWN_RATE") {
+            s.spawn_rate = (v.trim().parse::<f64>().ok())
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .ok_or_else(|| {
+                    bad(
+                        "DASH_SPAWN_RATE",
+                        "a number of spawns per second, 0 for no limit",
+                        &v,
+                    )
+                })?;
+        }
+        if let Some(v) = get("DASH_SPAWN_BURST") {
+            s.spawn_burst = count("DASH_SPAWN_BURST", v)?.min(u32::MAX as usize) as u32;
         }
         if let Some(v) = get("DASH_ETCD_ENDPOINTS") {
             s.etcd = (v.split(',').map(str::trim))

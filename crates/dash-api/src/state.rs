@@ -29,6 +29,8 @@ pub struct AppState {
     pub cluster: Arc<ClusterLink>,
     /// The dashboard's live snapshot and the pool's reachability as it flips.
     pub dashboard: Arc<crate::dashboard::Dashboard>,
+    /// The spawn-rate limit of `POST /agents`.
+    pub spawns: Arc<crate::ratelimit::SpawnLimiter>,
 }
 
 impl AppState {

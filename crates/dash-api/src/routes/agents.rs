@@ -26,7 +26,8 @@ use crate::state::AppState;
     request_body = NewAgent,
     responses(
         Created<Agent>,
-        ChangeErrors
+        ChangeErrors,
+        (status = 429, description = "Past DASH_SPAWN_RATE: retry after Retry-After seconds", body = crate::openapi::bodies::ErrorBody),
     ),
 )]
 pub async fn spawn(
@@ -35,6 +36,15 @@ pub async fn spawn(
     headers: HeaderMap,
     body: JsonBody<NewAgent>,
 ) -> Result<Response, ApiError> {
+    if let Err(retry_after) = st.spawns.take() {
+        return Err(ApiError::RateLimited {
+            message: format!(
+                "more than {} agent spawns a second (DASH_SPAWN_RATE) on this server; retry after {retry_after:?}",
+                st.settings.spawn_rate
+            ),
+            retry_after,
+        });
+    }
     let idem = idempotency(&headers, "POST /agents", caller.as_deref(), &body.raw)?;
     Ok(created(st.db.spawn_agent(body.value, idem).await?))
 }
@@ -136,14 +146,37 @@ pub fn act(action: AgentAction) -> MethodRouter<AppState> {
     summary = "Worker: report progress and the cost since the last report",
     params(AgentId),
     request_body = ProgressReport,
-    responses((status = 200, description = "The agent", body = Agent), ChangeErrors),
+    responses(
+        (status = 200, description = "The agent, and whether its worker should go on: `directive` is `stop` (with a `reason`) once its swarm is paused or its budget spent (the cost reported is recorded all the same)", body = ProgressAnswer),
+        ChangeErrors,
+    ),
 )]
 pub async fn progress(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
     body: JsonBody<ProgressReport>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(st.db.record_progress(id, body.value).await?).into_response())
+    let agent = st.db.record_progress(id, body.value).await?;
+    let reason = st.db.stop_reason(agent.swarm_id).await?;
+    let directive = if reason.is_some() { "stop" } else { "continue" };
+    Ok(Json(ProgressAnswer {
+        agent,
+        directive,
+        reason,
+    })
+    .into_response())
+}
+
+/// The answer to a progress report: the agent, and the order for its worker.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProgressAnswer {
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// `continue`, or `stop`: stop the runtime at the next step boundary.
+    #[schema(value_type = String, pattern = "^(continue|stop)$")]
+    pub directive: &'static str,
+    /// Why to stop.
+    pub reason: Option<String>,
 }
 
 /// The outcome body is optional: an empty body means "no cost, no result".

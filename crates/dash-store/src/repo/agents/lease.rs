@@ -261,6 +261,17 @@ impl Db {
         Ok(directive)
     }
 
+    /// Why the running agent `id` should stop now (its swarm paused, out
+    /// of budget or gone), if it should: what a progress report through
+    /// the API answers.
+    pub async fn stop_reason(&self, swarm_id: Option<Uuid>) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.transaction().await?;
+        let why = swarm_stop(&mut tx, swarm_id).await?;
+        tx.commit().await?;
+        Ok(why)
+    }
+
     /// Records one usage report of `(id, attempt)`: charged once per
     /// `message_id` (a retried report is not charged again), and charged
     /// even from a fenced attempt, since the money was spent. Says whether
