@@ -78,6 +78,8 @@ async fn in_process_api(
         api_port: 0,
         metrics_port: 0,
         tokens: vec![Secret::new(token)],
+        // The API's own speed is measured: no spawn-rate limit.
+        spawn_rate: 0.0,
         database: DbSettings {
             hosts: vec![HostPort {
                 host: node.host().to_string(),
@@ -197,6 +199,7 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
     let env = [
         ("DATABASE_URL", node.url(&db)),
         ("DASH_API_TOKENS", token.clone()),
+        ("DASH_SPAWN_RATE", "0".to_string()),
         ("DATABASE_POOL_SIZE", a.concurrency.to_string()),
     ];
     let serve = ServeProcess::start(exe, &env, Duration::from_secs(30)).await?;

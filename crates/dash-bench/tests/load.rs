@@ -31,6 +31,7 @@ async fn spawn_app() -> Running {
         api_port: 0,
         metrics_port: 0,
         tokens: vec![Secret::new(TOKEN)],
+        spawn_rate: 0.0,
         database: DbSettings {
             hosts: vec![HostPort {
                 host: node.host().to_string(),

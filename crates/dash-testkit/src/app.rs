@@ -54,6 +54,8 @@ impl TestApi {
             api_port: 0,
             metrics_port: 0,
             tokens: vec![Secret::new(TOKEN)],
+            // Tests spawn at will; the limit's own test sets it.
+            spawn_rate: 0.0,
             database,
             ..ApiSettings::default()
         };

@@ -89,6 +89,7 @@ pub async fn run(opts: &ChaosOptions, progress: &dyn Fn(&str)) -> Result<ChaosRu
         api_port: 0,
         metrics_port: 0,
         tokens: vec![Secret::new(token.clone())],
+        spawn_rate: 0.0,
         ..dash_api::ApiSettings::default()
     };
     api.database.pool_size = (opts.concurrency + 4).max(20);

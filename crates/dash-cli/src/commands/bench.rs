@@ -25,7 +25,7 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Drive create-agent and/or get-agent load at a running API (loopback only) and report req/s and latency. Exits 1 when no request succeeded, 2 for a URL that is not loopback.
+    /// Drive create-agent and/or get-agent load at a running API (loopback only) and report req/s and latency; start that API with DASH_SPAWN_RATE=0, or creates past its spawn-rate limit answer 429. Exits 1 when no request succeeded, 2 for a URL that is not loopback.
     Api(ApiArgs),
     /// Start a private PostgreSQL node and `dashctl serve` against it (or the API in-process), run create-agent and get-agent through the API, then pgbench running the same SQL at the same concurrency, and print them side by side with the RSS and the benchmark targets. Exits 130 when interrupted (everything started is stopped).
     Compare(CompareArgs),
