@@ -217,7 +217,7 @@ pub async fn run(
         loop {
             let row = client
                 .query_one(
-                    "SELECT extract(epoch FROM started_at - spawned_at) * 1000 FROM agents WHERE id = $1",
+                    "SELECT (extract(epoch FROM started_at - spawned_at) * 1000)::float8 FROM agents WHERE id = $1",
                     &[&id],
                 )
                 .await?;

@@ -141,30 +141,30 @@ impl Worker {
                     continue;
                 }
             }
-            // Fill the free slots.
-            while runs.len() < s.slots {
-                let claim = self.db.claim_agent(&s.name, s.lease, s.caps);
-                let claim = match tokio::time::timeout(CLAIM_TIMEOUT, claim).await {
-                    Ok(Ok(Some(c))) => c,
-                    Ok(Ok(None)) => break,
-                    Ok(Err(e)) => {
-                        let e = e.to_string();
-                        if e != said {
-                            tracing::warn!(error = %e, "cannot claim agents; retrying");
-                            said = e;
-                        }
-                        break;
+            // Fill the free slots, in one claim.
+            let free = s.slots.saturating_sub(runs.len());
+            let claims = self.db.claim_agents(&s.name, s.lease, s.caps, free);
+            let claims = match tokio::time::timeout(CLAIM_TIMEOUT, claims).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    let e = e.to_string();
+                    if e != said {
+                        tracing::warn!(error = %e, "cannot claim agents; retrying");
+                        said = e;
                     }
-                    Err(_) => break,
-                };
-                said.clear();
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            said.clear();
+            for claim in claims {
                 report.claimed += 1;
                 self.metrics.claims.inc();
                 tracing::info!(agent = %claim.id, attempt = claim.attempt, "claimed");
                 let ctx = ctx.clone();
                 runs.spawn(async move { runner::run(&ctx, claim).await });
-                self.metrics.running.set(runs.len() as i64);
             }
+            self.metrics.running.set(runs.len() as i64);
         }
         let _ = stop_tx.send(true);
         let _ = stop_rx.borrow_and_update();

@@ -11,10 +11,13 @@
 
 use std::time::Duration;
 
-use dash_core::{agent_fail, AgentStatus, EventKind};
+use dash_core::{AgentStatus, EventKind};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
+
+mod claim;
+mod reap;
 
 use super::lock_agent;
 use super::worker::{apply_finish, charge, check_outcome};
@@ -23,12 +26,8 @@ use crate::model::Agent;
 use crate::pool::{Db, Tx};
 use crate::repo::emit;
 
-/// Key of the advisory lock claims take (ASCII "dashclm").
-const CLAIM_LOCK: i64 = 0x0064_6173_6863_6c6d;
 /// Longest retry delay after a failed attempt.
 const RETRY_MAX: Duration = Duration::from_secs(60);
-/// Most expired leases one reaper pass reclaims.
-const REAP_BATCH: i64 = 100;
 
 /// The running caps a claim respects.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +81,7 @@ pub fn retry_delay(retry: i32) -> Duration {
     (Duration::from_secs(1) * 2u32.pow(shift)).min(RETRY_MAX)
 }
 
-fn ms(d: Duration) -> f64 {
+pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -159,77 +158,6 @@ async fn lock_attempt(
 }
 
 impl Db {
-    /// Claims the oldest pending agent that may run now (its retry delay
-    /// passed, its swarm active with budget left, under every cap): it
-    /// becomes `running` with the next attempt and a lease of `lease`.
-    pub async fn claim_agent(
-        &self,
-        worker: &str,
-        lease: Duration,
-        caps: Caps,
-    ) -> Result<Option<Claim>, StoreError> {
-        let mut conn = self.conn().await?;
-        let mut tx = conn.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLAIM_LOCK])
-            .await?;
-        let row = tx
-            .query_opt(
-                "WITH cand AS (
-                     SELECT a.id FROM agents a LEFT JOIN swarms s ON s.id = a.swarm_id
-                     WHERE a.status = 'pending' AND a.not_before <= now()
-                       AND (SELECT count(*) FROM agents WHERE status = 'running') < $2
-                       AND (a.swarm_id IS NULL OR (
-                            s.status = 'active'
-                            AND (s.budget_allocated = 0 OR s.budget_consumed < s.budget_allocated)
-                            AND (SELECT count(*) FROM agents r
-                                 WHERE r.swarm_id = s.id AND r.status = 'running')
-                                < least(s.max_agents, $3)))
-                     ORDER BY a.spawned_at, a.id LIMIT 1
-                     FOR UPDATE OF a SKIP LOCKED)
-                 UPDATE agents a SET status = 'running', attempt = a.attempt + 1, worker = $1,
-                     lease_expires_at = now() + $4 * interval '1 millisecond',
-                     started_at = coalesce(a.started_at, now()), updated_at = now()
-                 FROM cand WHERE a.id = cand.id
-                 RETURNING a.id, a.swarm_id, a.task, a.model, a.attempt, a.retry_count, a.max_retries,
-                     (SELECT CASE WHEN s.budget_allocated > 0
-                             THEN greatest(s.budget_allocated - s.budget_consumed, 0) END
-                      FROM swarms s WHERE s.id = a.swarm_id),
-                     coalesce((SELECT s.budget_currency FROM swarms s WHERE s.id = a.swarm_id), 'USD')",
-                &[
-                    &worker,
-                    &i64::from(caps.global),
-                    &(caps.per_swarm.min(i32::MAX as u32) as i32),
-                    &ms(lease),
-                ],
-            )
-            .await?;
-        let Some(r) = row else {
-            tx.commit().await?;
-            return Ok(None);
-        };
-        let claim = Claim {
-            id: r.get(0),
-            swarm_id: r.get(1),
-            task: r.get(2),
-            model: r.get(3),
-            attempt: r.get(4),
-            retry_count: r.get(5),
-            max_retries: r.get(6),
-            budget_remaining: r.get(7),
-            currency: r.get(8),
-        };
-        emit(
-            &mut tx,
-            EventKind::AgentStarted,
-            claim.swarm_id,
-            Some(claim.id),
-            json!({ "from": "pending", "to": "running", "attempt": claim.attempt, "worker": worker }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(claim))
-    }
-
     /// Renews the lease of `(id, attempt)`, with the runtime's latest
     /// `progress` (0 to 1) if it reported one; says whether to go on.
     pub async fn heartbeat(
@@ -427,59 +355,6 @@ impl Db {
             )
             .await?;
         Ok(n == 1)
-    }
-
-    /// Reclaims agents whose lease expired (their worker died, hung or was
-    /// cut off): each counts as a failed attempt, retried while retries
-    /// remain. Returns how many were reclaimed.
-    pub async fn reap_expired(&self) -> Result<usize, StoreError> {
-        let mut conn = self.conn().await?;
-        let mut tx = conn.transaction().await?;
-        let rows = tx
-            .query(
-                "SELECT id, attempt, worker FROM agents
-                 WHERE status = 'running' AND lease_expires_at < now()
-                 ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-                &[&REAP_BATCH],
-            )
-            .await?;
-        for r in &rows {
-            let (id, attempt, worker): (Uuid, i32, Option<String>) = (r.get(0), r.get(1), r.get(2));
-            let agent = lock_agent(&mut tx, id).await?;
-            let f = agent_fail(agent.status, agent.retry_count, agent.max_retries)?;
-            let error = format!(
-                "lease of attempt {attempt} expired: worker {} stopped renewing it",
-                worker.as_deref().unwrap_or("?")
-            );
-            let delay = retry_delay(f.retry_count);
-            tx.execute(
-                "UPDATE agents SET status = $2, retry_count = $3, last_error = $4,
-                     lease_expires_at = NULL, worker = NULL, updated_at = now(),
-                     not_before = now() + $5 * interval '1 millisecond',
-                     completed_at = CASE WHEN $2 = 'failed' THEN now() END
-                 WHERE id = $1",
-                &[&id, &f.status.as_str(), &f.retry_count, &error, &ms(delay)],
-            )
-            .await?;
-            emit(
-                &mut tx,
-                EventKind::AgentFenced,
-                agent.swarm_id,
-                Some(id),
-                json!({ "attempt": attempt, "reason": error }),
-            )
-            .await?;
-            emit(
-                &mut tx,
-                EventKind::for_agent_failure(&f),
-                agent.swarm_id,
-                Some(id),
-                json!({ "from": "running", "to": f.status.as_str(), "error": error, "retry_count": f.retry_count }),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(rows.len())
     }
 }
 
