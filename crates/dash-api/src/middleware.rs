@@ -46,6 +46,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     };
     let status = resp.status();
     let elapsed = started.elapsed();
+    // A probe's 503 is its answer (not ready yet, the database away), not
+    // a failure: polled at start and by Kubernetes, it would flood the log.
+    let probe = matches!(route.as_str(), "/ready" | "/health");
     state
         .metrics
         .http_requests
@@ -73,7 +76,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
                 tracing::error!(status = status.as_u16(), cause = %cause.0, "request failed")
             }
         });
-    } else if status.is_server_error() {
+    } else if status.is_server_error() && !probe {
         span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
