@@ -7,25 +7,27 @@ use super::journal;
 use super::report::{KillRound, KillWorkerReport, Latency};
 use super::{KillWorkerError, KillWorkerOptions};
 
-/// From `killed_at` (Unix seconds) until the first claim of a later
-/// attempt of `agent` (its `agent.started` event), ms.
+/// From `killed_at` (Unix seconds) until the killed attempt's lease was
+/// reclaimed (the reaper's `agent.fenced`) and until the first claim of a
+/// later attempt of `agent` (its `agent.started` event), ms.
 pub(super) async fn reclaim_ms(
     client: &Client,
     agent: &str,
     attempt: i32,
     killed_at: f64,
-) -> Result<Option<f64>, KillWorkerError> {
+) -> Result<(Option<f64>, Option<f64>), KillWorkerError> {
     let row = client
         .query_one(
-            "SELECT extract(epoch FROM min(created_at))::float8 FROM events
-             WHERE kind = 'agent.started' AND agent_id = $1::text::uuid
-               AND (data->>'attempt')::int > $2",
+            "SELECT extract(epoch FROM min(created_at) FILTER (WHERE kind = 'agent.fenced'
+                        AND data->>'rejected' IS NULL AND (data->>'attempt')::int = $2))::float8,
+                    extract(epoch FROM min(created_at) FILTER (WHERE kind = 'agent.started'
+                        AND (data->>'attempt')::int > $2))::float8
+             FROM events WHERE agent_id = $1::text::uuid",
             &[&agent, &attempt],
         )
         .await?;
-    Ok(row
-        .get::<_, Option<f64>>(0)
-        .map(|t| (t - killed_at) * 1000.0))
+    let since = |t: Option<f64>| t.map(|t| (t - killed_at) * 1000.0);
+    Ok((since(row.get(0)), since(row.get(1))))
 }
 
 /// Every figure but the running samples.
@@ -65,6 +67,13 @@ pub(super) async fn collect(
     let latencies: Vec<f64> = (rounds.iter())
         .flat_map(|r| r.killed.iter().filter_map(|k| k.reclaim_ms))
         .collect();
+    let released: Vec<f64> = (rounds.iter())
+        .flat_map(|r| r.killed.iter().filter_map(|k| k.released_ms))
+        .collect();
+    let first: Vec<f64> = (rounds.iter())
+        .flat_map(|r| r.killed.iter().filter(|k| k.attempt == 1))
+        .filter_map(|k| k.reclaim_ms)
+        .collect();
     let killed_attempts = rounds.iter().map(|r| r.killed.len()).sum();
     Ok(KillWorkerReport {
         scenario: "kill-worker",
@@ -77,6 +86,8 @@ pub(super) async fn collect(
         killed_attempts,
         not_reclaimed: killed_attempts - latencies.len(),
         reclaim_ms: Latency::of(&latencies),
+        reclaim_first_attempt_ms: Latency::of(&first),
+        released_ms: Latency::of(&released),
         rounds,
         completed,
         lost: i64::from(o.agents) - completed,

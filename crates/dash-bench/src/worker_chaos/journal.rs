@@ -67,6 +67,10 @@ pub struct JournalFigures {
     pub ended: usize,
     /// Attempts of one agent started more than once (a double claim).
     pub double_starts: usize,
+    /// Agents whose runs reached `end` more than once: a run finished but
+    /// its worker died before the completion was recorded, so the agent ran
+    /// again (at least once in work, exactly once in completions).
+    pub ended_more_than_once: usize,
     pub overlaps: Vec<Overlap>,
 }
 
@@ -103,7 +107,9 @@ pub fn overlaps(lines: &[Line]) -> JournalFigures {
         let mut ordered: Vec<(i32, &Run)> = runs.iter().map(|(a, r)| (*a, r)).collect();
         ordered.sort_by_key(|(a, r)| (r.first, *a));
         fig.runs += ordered.iter().filter(|(_, r)| r.starts > 0).count();
-        fig.ended += ordered.iter().filter(|(_, r)| r.ended).count();
+        let ended = ordered.iter().filter(|(_, r)| r.ended).count();
+        fig.ended += ended;
+        fig.ended_more_than_once += usize::from(ended > 1);
         fig.double_starts += ordered.iter().filter(|(_, r)| r.starts > 1).count();
         // The latest last line of any run that started earlier.
         let mut before: Option<(i32, u128)> = None;
@@ -217,5 +223,18 @@ mod tests {
             ("end", "a", 1, 20),
         ]);
         assert_eq!(overlaps(&parse(&text).0).double_starts, 1);
+    }
+
+    #[test]
+    fn a_run_that_ended_before_its_worker_died_counts_as_ended_twice() {
+        let text = journal(&[
+            ("start", "a", 1, 0),
+            ("end", "a", 1, 100),
+            ("start", "a", 2, 11_000),
+            ("end", "a", 2, 11_100),
+        ]);
+        let f = overlaps(&parse(&text).0);
+        assert_eq!((f.ended, f.ended_more_than_once), (2, 1));
+        assert!(f.overlaps.is_empty());
     }
 }

@@ -211,10 +211,12 @@ async fn drill(
     for (n, target, replacement, at, killed) in kills {
         let mut agents = Vec::new();
         for (agent, attempt) in killed {
-            let reclaim_ms = figures::reclaim_ms(&client, &agent, attempt, at).await?;
+            let (released_ms, reclaim_ms) =
+                figures::reclaim_ms(&client, &agent, attempt, at).await?;
             agents.push(KilledAgent {
                 agent,
                 attempt,
+                released_ms,
                 reclaim_ms,
             });
         }

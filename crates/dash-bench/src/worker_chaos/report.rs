@@ -11,6 +11,9 @@ pub struct KilledAgent {
     pub agent: String,
     /// The attempt that died with the worker.
     pub attempt: i32,
+    /// From the kill until its lease was reclaimed (the agent pending
+    /// again, claimable after the retry delay), ms.
+    pub released_ms: Option<f64>,
     /// From the kill until another worker claimed a later attempt
     /// (`agent.started`), ms; `None` if none ever did.
     pub reclaim_ms: Option<f64>,
@@ -75,6 +78,12 @@ pub struct KillWorkerReport {
     /// Leases that expired and were reclaimed (`agent.fenced` by the reaper).
     pub leases_reclaimed: i64,
     pub reclaim_ms: Option<Latency>,
+    /// The same, for attempts that were the agent's first (no retry
+    /// backoff before them: a repeat kill adds 2 s, 4 s, ...).
+    pub reclaim_first_attempt_ms: Option<Latency>,
+    /// From the kill until the lease was reclaimed (the worker's part:
+    /// the rest of a re-claim is the retry delay and a free slot).
+    pub released_ms: Option<Latency>,
     /// Killed attempts whose agent no other worker ever claimed again.
     pub not_reclaimed: usize,
     /// The journal's resolution: one demo step, ms.
@@ -110,7 +119,10 @@ impl KillWorkerReport {
         );
         for k in &r.rounds {
             let ms: Vec<String> = (k.killed.iter())
-                .map(|a| a.reclaim_ms.map_or("never".into(), |v| format!("{v:.0}")))
+                .map(|a| match a.reclaim_ms {
+                    Some(v) => format!("{v:.0} (a{})", a.attempt),
+                    None => format!("never (a{})", a.attempt),
+                })
                 .collect();
             let _ = writeln!(
                 out,
@@ -122,7 +134,15 @@ impl KillWorkerReport {
                 ms.join(" ")
             );
         }
-        let rows: [(&str, String); 11] = [
+        let ms = |l: &Option<Latency>| {
+            l.as_ref().map_or("none measured".into(), |l| {
+                format!(
+                    "min {:.0}  p50 {:.0}  p99 {:.0}  max {:.0}",
+                    l.min, l.p50, l.p99, l.max
+                )
+            })
+        };
+        let rows: [(&str, String); 13] = [
             ("killed attempts", r.killed_attempts.to_string()),
             ("completed", format!("{} of {}", r.completed, r.agents)),
             ("lost", r.lost.to_string()),
@@ -143,18 +163,19 @@ impl KillWorkerReport {
             ("leases reclaimed", r.leases_reclaimed.to_string()),
             (
                 "re-claim ms",
-                r.reclaim_ms.as_ref().map_or("none measured".into(), |l| {
-                    format!(
-                        "min {:.0}  p50 {:.0}  p99 {:.0}  max {:.0}  ({} not re-claimed)",
-                        l.min, l.p50, l.p99, l.max, r.not_reclaimed
-                    )
-                }),
+                format!("{}  ({} not re-claimed)", ms(&r.reclaim_ms), r.not_reclaimed),
             ),
+            ("  of attempt 1", ms(&r.reclaim_first_attempt_ms)),
+            ("lease released ms", ms(&r.released_ms)),
             (
                 "journal",
                 format!(
-                    "{} runs of {} agents, {} ended normally, {} double starts",
-                    r.journal.runs, r.journal.agents, r.journal.ended, r.journal.double_starts
+                    "{} runs of {} agents, {} ended normally ({} agents more than once), {} double starts",
+                    r.journal.runs,
+                    r.journal.agents,
+                    r.journal.ended,
+                    r.journal.ended_more_than_once,
+                    r.journal.double_starts
                 ),
             ),
             (
