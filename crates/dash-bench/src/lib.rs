@@ -7,3 +7,4 @@ pub mod compare;
 pub mod hosts;
 pub mod load;
 pub mod worker;
+pub mod worker_chaos;

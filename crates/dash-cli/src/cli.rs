@@ -39,7 +39,8 @@ Logs: $DASH_HOME/nodeN.agent.log (each agent), $DASH_HOME/nodeN.log (its Postgre
     /// Fault injection against a private local cluster, with a measured report.
     #[command(after_help = "Exit codes:
   0  every round ran; in synchronous mode no acknowledged write was lost or duplicated and no fenced node took a write
-  1  a round failed (writes never resumed, the cluster never became highly available again), or a synchronous run lost, duplicated or split writes
+  1  a round failed (writes never resumed, the cluster never became highly available again), or a synchronous run lost, duplicated or split writes;
+     kill-worker: an agent never completed, completed more than once, two runs of one agent overlapped in time, or the running cap was passed
   2  bad usage")]
     Chaos(ChaosArgs),
     /// Benchmarks: load through the API, and the API beside pgbench running the same SQL.
@@ -161,11 +162,24 @@ pub struct ChaosArgs {
     /// With --hosts: the leader lease TTL of every agent.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub ttl: std::time::Duration,
+    /// kill-worker: agents to run.
+    #[arg(long, default_value_t = 40)]
+    pub agents: u32,
+    /// kill-worker: MAX_CONCURRENT_AGENTS of every worker (3 workers of 4 slots share it).
+    #[arg(long, default_value_t = 8)]
+    pub cap: u32,
+    /// kill-worker: the workers' lease (the worker's default).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease: std::time::Duration,
+    /// kill-worker: the workers' heartbeat (the worker's default).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub heartbeat: std::time::Duration,
 }
 
 /// The faults `dashctl chaos` can inject: the first four on one machine
-/// (against a private `dashctl up`-style cluster), the rest with `--hosts`
-/// on network-namespace hosts, each running etcd and `dashctl node`.
+/// (against a private `dashctl up`-style cluster), kill-worker on one
+/// machine against `dashctl worker` processes, the rest with `--hosts` on
+/// network-namespace hosts, each running etcd and `dashctl node`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScenarioArg {
     /// The primary node crashes: SIGSTOP every process at once, then SIGKILL them all.
@@ -176,6 +190,8 @@ pub enum ScenarioArg {
     RestartPrimary,
     /// Every free server connection held idle in transaction from outside the API.
     ExhaustPool,
+    /// `dashctl worker` processes running agents are SIGKILLed, one a round, and replaced: every agent must complete exactly once, with no two runs overlapping and the cap held.
+    KillWorker,
     /// --hosts: the primary's host crashes (every process frozen, then killed); it boots again later.
     HostCrash,
     /// --hosts: only the primary's PostgreSQL crashes; its agent lives (the fast path).

@@ -3,9 +3,15 @@
 //! usage report for each (the JSON-lines protocol of [`crate::protocol`]),
 //! and a result at the end. For demos and tests: it spends no money and
 //! calls nothing, but it behaves like an agent for the worker.
+//!
+//! With a journal file it also records, outside the database, when each
+//! run started, stepped and ended (`start|step|end AGENT ATTEMPT [I] NS`,
+//! nanoseconds since the Unix epoch): `dashctl chaos kill-worker` reads it
+//! to prove that no two runs of one agent overlapped in time.
 
 use std::io::{BufRead, Write};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -17,6 +23,25 @@ pub struct DemoOptions {
     pub tokens: i64,
     /// Fail (exit 1) while the attempt (`DASH_AGENT_ATTEMPT`) is at most this.
     pub fail_attempts: i32,
+    /// Append `start`, `step` and `end` lines here (many runs may share it).
+    pub journal: Option<PathBuf>,
+}
+
+/// Appends one line to the journal: opened with O_APPEND and written with
+/// a single `write`, so lines of concurrent runs never interleave.
+fn journal(path: Option<&Path>, what: std::fmt::Arguments) {
+    let Some(path) = path else { return };
+    let ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let line = format!("{what} {ns}\n");
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path);
+    if let Ok(mut f) = file {
+        let _ = f.write(line.as_bytes());
+    }
 }
 
 /// Runs the demo; returns the exit code.
@@ -38,6 +63,8 @@ pub fn run(
         .and_then(|a| a.parse().ok())
         .unwrap_or(1);
     let agent = std::env::var("DASH_AGENT_ID").unwrap_or_default();
+    let j = opts.journal.as_deref();
+    journal(j, format_args!("start {agent} {attempt}"));
     let summary: String = task.split_whitespace().collect::<Vec<_>>().join(" ");
     let summary: String = summary.chars().take(60).collect();
     let _ = writeln!(
@@ -54,6 +81,7 @@ pub fn run(
         });
         let _ = writeln!(out, "{report}");
         let _ = out.flush();
+        journal(j, format_args!("step {agent} {attempt} {i}"));
         if attempt <= opts.fail_attempts && i == opts.steps.div_ceil(2) {
             let _ = writeln!(err, "demo runtime: failing attempt {attempt} on purpose");
             return 1;
@@ -62,5 +90,7 @@ pub fn run(
     let result =
         serde_json::json!({"dash": "result", "result": {"steps": opts.steps, "attempt": attempt}});
     let _ = writeln!(out, "{result}");
+    let _ = out.flush();
+    journal(j, format_args!("end {agent} {attempt}"));
     0
 }

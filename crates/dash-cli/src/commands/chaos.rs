@@ -6,14 +6,22 @@ use std::sync::Arc;
 
 use dash_bench::chaos::{self, ChaosError, ChaosOptions};
 use dash_bench::hosts::{self, HostsError, HostsOptions};
+use dash_bench::worker_chaos::{self, KillWorkerError, KillWorkerOptions};
 
 use super::{UsageError, EXIT_FAILURE, EXIT_OK};
-use crate::cli::ChaosArgs;
+use crate::cli::{ChaosArgs, ScenarioArg};
+
+/// kill-worker: workers running at once, and the slots of each.
+const KILL_WORKERS: usize = 3;
+const KILL_SLOTS: usize = 4;
 
 pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
     crate::telemetry::init(false, crate::telemetry::QUIET);
     if let Some(n) = args.hosts {
         return run_hosts(args, n).await;
+    }
+    if args.scenario == ScenarioArg::KillWorker {
+        return run_kill_worker(args).await;
     }
     let Some(scenario) = args.scenario.local() else {
         return Err(UsageError(format!(
@@ -71,6 +79,32 @@ async fn run_hosts(args: ChaosArgs, members: usize) -> anyhow::Result<u8> {
         report.render(),
         run.stopped_early,
         report.clean(),
+    )
+}
+
+async fn run_kill_worker(args: ChaosArgs) -> anyhow::Result<u8> {
+    let opts = KillWorkerOptions {
+        rounds: args.rounds,
+        agents: args.agents,
+        workers: KILL_WORKERS,
+        slots: KILL_SLOTS,
+        cap: args.cap,
+        lease: args.lease,
+        heartbeat: args.heartbeat,
+        keep: args.keep,
+        dashctl: std::env::current_exe()?,
+    };
+    let report = match worker_chaos::run(&opts, &|m| eprintln!("dashctl chaos: {m}")).await {
+        Err(KillWorkerError::Usage(m)) => return Err(UsageError(m).into()),
+        other => other?,
+    };
+    let clean = report.clean();
+    finish(
+        &args,
+        &report,
+        report.render(),
+        None::<KillWorkerError>,
+        clean,
     )
 }
 

@@ -74,6 +74,9 @@ pub struct DemoArgs {
     /// Demo runtime: fail (exit 1) on attempts up to this one.
     #[arg(long, default_value_t = 0)]
     pub demo_fail_attempts: i32,
+    /// Demo runtime: append `start`/`step`/`end` lines (agent, attempt, Unix ns) to this file, for `dashctl chaos kill-worker`.
+    #[arg(long, value_name = "FILE")]
+    pub demo_journal: Option<std::path::PathBuf>,
 }
 
 impl DemoArgs {
@@ -84,18 +87,23 @@ impl DemoArgs {
             cost: self.demo_cost,
             tokens: 100,
             fail_attempts: self.demo_fail_attempts,
+            journal: self.demo_journal.clone(),
         }
     }
 
     fn argv(&self) -> Vec<String> {
-        vec![
+        let mut argv: Vec<String> = vec![
             "runtime".into(),
             "demo".into(),
             format!("--demo-steps={}", self.demo_steps),
             format!("--demo-step={}ms", self.demo_step.as_millis()),
             format!("--demo-cost={}", self.demo_cost),
             format!("--demo-fail-attempts={}", self.demo_fail_attempts),
-        ]
+        ];
+        if let Some(j) = &self.demo_journal {
+            argv.push(format!("--demo-journal={}", j.display()));
+        }
+        argv
     }
 }
 
