@@ -5,7 +5,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::super::lock_agent;
-use super::{ms, retry_delay};
 use crate::error::StoreError;
 use crate::pool::Db;
 use crate::repo::emit;
@@ -36,14 +35,16 @@ impl Db {
                 "lease of attempt {attempt} expired: worker {} stopped renewing it",
                 worker.as_deref().unwrap_or("?")
             );
-            let delay = retry_delay(f.retry_count);
+            // Claimable at once: the lease already made it wait, and what
+            // failed was its worker, not its runtime. It still counts as an
+            // attempt, so an agent that kills every worker runs out.
             tx.execute(
                 "UPDATE agents SET status = $2, retry_count = $3, last_error = $4,
                      lease_expires_at = NULL, worker = NULL, updated_at = now(),
-                     not_before = now() + $5 * interval '1 millisecond',
+                     not_before = now(),
                      completed_at = CASE WHEN $2 = 'failed' THEN now() END
                  WHERE id = $1",
-                &[&id, &f.status.as_str(), &f.retry_count, &error, &ms(delay)],
+                &[&id, &f.status.as_str(), &f.retry_count, &error],
             )
             .await?;
             emit(
