@@ -141,6 +141,11 @@ impl Worker {
                     continue;
                 }
             }
+            // Every run that ended meanwhile frees its slot first, so that
+            // one claim fills them all (claims are serialized cluster-wide).
+            while let Some(end) = runs.try_join_next() {
+                report.ends.extend(end.ok());
+            }
             // Fill the free slots, in one claim.
             let free = s.slots.saturating_sub(runs.len());
             let claims = self.db.claim_agents(&s.name, s.lease, s.caps, free);

@@ -54,6 +54,16 @@ async fn lock_agent(tx: &mut Tx<'_>, id: Uuid) -> Result<Agent, StoreError> {
     lock_by_id(tx, &sql, id, "agent", agent_from_row).await
 }
 
+/// [`lock_agent`], with the agent's attempt (what a worker's writes name).
+async fn lock_agent_attempt(tx: &mut Tx<'_>, id: Uuid) -> Result<(Agent, i32), StoreError> {
+    let sql = format!("SELECT {AGENT_COLUMNS}, attempt FROM agents WHERE id = $1 FOR UPDATE");
+    let row = tx
+        .query_opt(&sql, &[&id])
+        .await?
+        .ok_or_else(|| super::not_found("agent", id))?;
+    Ok((agent_from_row(&row)?, col(&row, 15)?))
+}
+
 /// Reads an agent without locking it: a spawn holds its swarm's lock, and
 /// locking the agent after the swarm would invert the agent-then-swarm order
 /// every other call takes (a deadlock with a concurrent progress report).

@@ -10,7 +10,7 @@ use dash_core::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::lock_agent;
+use super::{agent_from_row, lock_agent, AGENT_COLUMNS};
 use crate::error::StoreError;
 use crate::model::{Agent, Outcome, ProgressReport};
 use crate::pool::{Db, Tx};
@@ -158,15 +158,20 @@ pub(super) async fn apply_finish(
         (f.status, f.retry_count, EventKind::for_agent_failure(&f))
     };
     let progress = if ok { 1.0 } else { current.progress };
-    tx.execute(
+    // A finished attempt holds no lease.
+    let sql = format!(
         "UPDATE agents SET status = $2, retry_count = $3, last_error = coalesce($4, last_error),
-             progress = $5, updated_at = now(),
+             progress = $5, updated_at = now(), lease_expires_at = NULL, worker = NULL,
              completed_at = CASE WHEN $2 IN ('completed', 'failed') THEN now() ELSE NULL END,
              metadata = CASE WHEN $6::jsonb IS NULL THEN metadata ELSE metadata || jsonb_build_object('result', $6::jsonb) END
-         WHERE id = $1",
-        &[&id, &next.as_str(), &retry_count, &o.error, &progress, &o.result],
-    )
-    .await?;
+         WHERE id = $1 RETURNING {AGENT_COLUMNS}"
+    );
+    let row = tx
+        .query_one(
+            &sql,
+            &[&id, &next.as_str(), &retry_count, &o.error, &progress, &o.result],
+        )
+        .await?;
     emit(
         tx,
         kind,
@@ -175,6 +180,9 @@ pub(super) async fn apply_finish(
         json!({ "from": current.status.as_str(), "to": next.as_str(), "error": o.error, "retry_count": retry_count }),
     )
     .await?;
+    if cost == 0.0 {
+        return agent_from_row(&row);
+    }
     charge(tx, &current, cost).await?;
     lock_agent(tx, id).await
 }

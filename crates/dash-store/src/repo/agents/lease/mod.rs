@@ -19,7 +19,7 @@ use uuid::Uuid;
 mod claim;
 mod reap;
 
-use super::lock_agent;
+use super::{lock_agent, lock_agent_attempt};
 use super::worker::{apply_finish, charge, check_outcome};
 use crate::error::StoreError;
 use crate::model::Agent;
@@ -137,11 +137,7 @@ async fn lock_attempt(
     attempt: i32,
     what: &str,
 ) -> Result<Result<Agent, String>, StoreError> {
-    let agent = lock_agent(tx, id).await?;
-    let now: i32 = tx
-        .query_one("SELECT attempt FROM agents WHERE id = $1", &[&id])
-        .await?
-        .get(0);
+    let (agent, now) = lock_agent_attempt(tx, id).await?;
     if agent.status == AgentStatus::Running && now == attempt {
         return Ok(Ok(agent));
     }
@@ -285,11 +281,6 @@ impl Db {
             schedule_retry(&mut tx, &agent, done.retry_count).await?;
             done = lock_agent(&mut tx, id).await?;
         }
-        tx.execute(
-            "UPDATE agents SET lease_expires_at = NULL, worker = NULL WHERE id = $1",
-            &[&id],
-        )
-        .await?;
         tx.commit().await?;
         Ok(Finish::Applied(done))
     }
