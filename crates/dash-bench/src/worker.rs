@@ -60,6 +60,7 @@ fn settings(node: &ScratchNode, db: &str, o: &WorkerBenchOptions, name: String) 
     WorkerSettings {
         name,
         runtime: o.runtime.clone(),
+        guard: None,
         slots: o.slots,
         lease: Duration::from_secs(10),
         heartbeat: Duration::from_secs(2),

@@ -86,6 +86,13 @@ Logs: $DASH_HOME/nodeN.agent.log (each agent), $DASH_HOME/nodeN.log (its Postgre
   1  failed: the error and its causes are printed (e.g. the database never answered)
   2  bad usage or configuration")]
     Worker(crate::commands::worker::WorkerArgs),
+    /// Internal: what `dashctl worker` runs each runtime under, so that the runtime's whole process group dies with the worker.
+    #[command(hide = true)]
+    RuntimeGuard {
+        /// The runtime program and its arguments.
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Built-in agent runtimes, run by `dashctl worker --runtime demo`.
     Runtime {
         #[command(subcommand)]

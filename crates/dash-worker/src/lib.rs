@@ -10,6 +10,7 @@
 //! database.
 
 pub mod demo;
+pub mod guard;
 pub mod metrics;
 mod process;
 pub mod protocol;

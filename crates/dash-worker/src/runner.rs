@@ -77,13 +77,18 @@ where
 }
 
 fn command(s: &WorkerSettings, c: &Claim) -> Command {
-    let mut cmd = match pdeathsig_wrapper() {
-        Some(setpriv) => {
+    let mut cmd = match (&s.guard, pdeathsig_wrapper()) {
+        (Some(dashctl), _) => {
+            let mut cmd = Command::new(dashctl);
+            cmd.args(["runtime-guard", "--"]).arg(&s.runtime[0]);
+            cmd
+        }
+        (None, Some(setpriv)) => {
             let mut cmd = Command::new(setpriv);
             cmd.args(["--pdeathsig", "KILL", "--"]).arg(&s.runtime[0]);
             cmd
         }
-        None => Command::new(&s.runtime[0]),
+        (None, None) => Command::new(&s.runtime[0]),
     };
     cmd.args(&s.runtime[1..])
         .env("DASH_AGENT_ID", c.id.to_string())

@@ -13,6 +13,11 @@ pub struct WorkerSettings {
     /// gets the task on stdin, and its id, model, attempt and remaining
     /// budget in its environment.
     pub runtime: Vec<String>,
+    /// The `dashctl` binary whose `runtime-guard` wraps each runtime, so
+    /// that the runtime's whole process group dies with the worker
+    /// ([`crate::guard`]); without one, `setpriv --pdeathsig` ties only the
+    /// runtime's own process to the worker's life.
+    pub guard: Option<std::path::PathBuf>,
     /// Agents this worker runs at once.
     pub slots: usize,
     /// A claim's lease: another worker may reclaim the agent once it passes

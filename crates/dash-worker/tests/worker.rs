@@ -18,6 +18,7 @@ fn settings(app: &TestApp, name: &str, script: &str) -> WorkerSettings {
     WorkerSettings {
         name: name.into(),
         runtime: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        guard: None,
         slots: 4,
         lease: Duration::from_secs(3),
         heartbeat: Duration::from_millis(500),

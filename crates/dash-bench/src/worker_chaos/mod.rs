@@ -246,6 +246,7 @@ async fn migrate(url: &str) -> Result<(), KillWorkerError> {
     let settings = WorkerSettings {
         name: "migrate".into(),
         runtime: vec!["true".into()],
+        guard: None,
         slots: 1,
         lease: Duration::from_secs(10),
         heartbeat: Duration::from_secs(2),

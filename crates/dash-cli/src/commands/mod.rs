@@ -51,6 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Env(args) => pgenv::env(args).await,
         Command::Psql(args) => pgenv::psql(args).await,
         Command::Worker(args) => worker::run(args).await,
+        Command::RuntimeGuard { argv } => Ok(dash_worker::guard::run(&argv).await),
         Command::Runtime {
             command: RuntimeCommand::Demo(args),
         } => Ok(worker::demo(&args)),

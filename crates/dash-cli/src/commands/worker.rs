@@ -128,6 +128,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<u8> {
         name: (args.name.clone())
             .unwrap_or_else(|| format!("{}-{}", host.trim(), std::process::id())),
         runtime,
+        guard: Some(std::env::current_exe().context("finding this dashctl binary")?),
         slots: args.slots,
         lease: args.lease,
         heartbeat: args.heartbeat,

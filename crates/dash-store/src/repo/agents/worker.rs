@@ -169,7 +169,14 @@ pub(super) async fn apply_finish(
     let row = tx
         .query_one(
             &sql,
-            &[&id, &next.as_str(), &retry_count, &o.error, &progress, &o.result],
+            &[
+                &id,
+                &next.as_str(),
+                &retry_count,
+                &o.error,
+                &progress,
+                &o.result,
+            ],
         )
         .await?;
     emit(

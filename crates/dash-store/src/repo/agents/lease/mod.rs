@@ -19,8 +19,8 @@ use uuid::Uuid;
 mod claim;
 mod reap;
 
-use super::{lock_agent, lock_agent_attempt};
 use super::worker::{apply_finish, charge, check_outcome};
+use super::{lock_agent, lock_agent_attempt};
 use crate::error::StoreError;
 use crate::model::Agent;
 use crate::pool::{Db, Tx};
