@@ -43,11 +43,15 @@ fn killed_workers_lose_no_agent_and_run_none_twice() {
     assert!(reclaim["min"].as_f64().unwrap() > 0.0, "{r}");
     // Generous: lease 3 s, then a reap and a 1 s retry delay.
     assert!(reclaim["max"].as_f64().unwrap() < 30_000.0, "{r}");
-    // Every agent ended normally once; killed runs never ended (one killed
-    // before its runtime wrote `start` leaves no line at all).
+    // Every agent's run ended normally at least once. A killed attempt may
+    // have ended too: its runtime finished just before its worker died and
+    // before the completion landed, so the agent ran again (work is at
+    // least once; completions exactly once, asserted above).
     let journal = &r["journal"];
     assert_eq!(journal["agents"], 12, "{r}");
-    assert_eq!(journal["ended"], 12, "{r}");
+    let ended = journal["ended"].as_u64().unwrap();
+    let killed = r["killed_attempts"].as_u64().unwrap();
+    assert!((12..=12 + killed).contains(&ended), "{r}");
     let runs = journal["runs"].as_u64().unwrap();
     assert!(runs >= 12, "{r}");
     assert!(runs <= 12 + r["killed_attempts"].as_u64().unwrap(), "{r}");
