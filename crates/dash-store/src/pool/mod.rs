@@ -2,6 +2,7 @@
 //! writable primary, discards any connection that died, hung or reached a
 //! demoted node, and bounds every wait and every call with a deadline.
 
+mod breaker;
 mod conn;
 mod connect;
 mod observer;
@@ -37,6 +38,8 @@ pub struct PgConn {
 /// State shared by the pool, its manager and every checked-out connection.
 pub(crate) struct Shared {
     pub(crate) settings: DbSettings,
+    /// Open while every host is gone: callers are answered at once.
+    pub(crate) breaker: breaker::Breaker,
     /// Hosts added while running ([`Db::add_hosts`]), tried after the
     /// listed ones; only ever appended, so an index keeps naming one host.
     added: RwLock<Vec<HostPort>>,
@@ -90,6 +93,9 @@ impl managed::Manager for Manager {
         .map_err(|errors| {
             let text = describe(&errors);
             *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.clone());
+            if breaker::all_gone(&errors) {
+                breaker::trip(sh);
+            }
             StoreError::Unavailable(text)
         })?;
         // Compared by address: a followed host's index can name an added
@@ -160,6 +166,7 @@ impl Db {
             primary: AtomicUsize::new(NO_PRIMARY),
             primary_host: Mutex::new(None),
             added: RwLock::new(Vec::new()),
+            breaker: Default::default(),
             observer,
             last_error: Mutex::new(None),
             settings,
@@ -198,6 +205,10 @@ impl Db {
                 new.push(h);
             }
         }
+        if !new.is_empty() {
+            // A new host may be the one that answers.
+            self.shared.breaker.close();
+        }
         new
     }
 
@@ -208,6 +219,12 @@ impl Db {
         let deadline = started + self.shared.settings.acquire_timeout;
         let mut pause = Duration::from_millis(10);
         loop {
+            if self.shared.breaker.open_since().is_some() {
+                return Err(StoreError::Unavailable(format!(
+                    "every database host is down ({}); answering at once until one is back",
+                    self.last_error().unwrap_or_default()
+                )));
+            }
             match self.pool.get().await {
                 Ok(obj) => {
                     self.shared.observer.acquire(started.elapsed());
@@ -286,6 +303,7 @@ impl Db {
 
     /// Closes the pool: waiting callers fail, connections are dropped.
     pub fn close(&self) {
+        self.shared.breaker.stop();
         self.pool.close();
     }
 }
