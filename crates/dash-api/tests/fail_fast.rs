@@ -29,7 +29,7 @@ async fn call(app: &TestApp) -> (u16, String, bool, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_fail_at_once_while_every_host_is_down_and_recover_soon_after() {
-    let mut app = TestApp::spawn().await;
+    let app = TestApp::spawn().await;
     assert_eq!(call(&app).await.0, 200);
     tokio::task::block_in_place(|| app.node.stop(StopMode::Fast)).expect("stop PostgreSQL");
     // The first call finds every host gone.
