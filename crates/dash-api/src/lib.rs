@@ -117,7 +117,7 @@ impl App {
             );
         }
         let spawns = crate::ratelimit::SpawnLimiter::new(settings.spawn_rate, settings.spawn_burst);
-        let state = AppState {
+        let state = AppState::new(state::AppParts {
             db,
             metrics,
             spawns: Arc::new(spawns),
@@ -127,7 +127,7 @@ impl App {
             shutdown: stop_rx,
             cluster: Default::default(),
             dashboard: Default::default(),
-        };
+        });
         Ok(App {
             api,
             metrics: metrics_listener,

@@ -13,8 +13,28 @@ use crate::settings::ApiSettings;
 
 pub use cluster::ClusterLink;
 
+/// What every handler shares, behind one `Arc`: the router clones the state
+/// for every request and for each middleware layer, and one reference count
+/// is cheaper than a dozen (the profile of `GET /agents/{id}` showed the
+/// clones and drops of the field-by-field state at ~8 % of the API's CPU).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(parts: AppParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+pub struct AppParts {
     pub db: Db,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<ApiSettings>,
