@@ -6,6 +6,11 @@ mod telemetry;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: malloc, free and consolidation were
+/// ~10 % of `dashctl serve`'s samples under `GET /agents/{id}` load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
