@@ -51,7 +51,7 @@ Logs: $DASH_HOME/nodeN.agent.log (each agent), $DASH_HOME/nodeN.log (its Postgre
   1  failed: the error and its causes are printed
   2  bad usage or configuration (an invalid environment variable)")]
     Serve,
-    /// The runbook's database procedures: failover, switchover, status, diagnose, connections, terminate, pool, maintenance, backup, backups, verify-backup, restore.
+    /// The runbook's database procedures: failover, switchover, status, diagnose, connections, terminate, pool, maintenance, backup, backups, verify-backup, restore, incidents, add-replica.
     Db {
         #[command(subcommand)]
         command: crate::commands::db::DbCommand,
