@@ -19,7 +19,7 @@ use std::path::PathBuf;
 pub use binaries::PgBinaries;
 pub use init::run as run_command;
 pub use lsn::{fmt_lsn, parse_lsn};
-pub use node::{socket_dir_for, CloneSource, NodeConfig, PgNode};
+pub use node::{psql, socket_dir_for, CloneSource, Login, NodeConfig, PgNode};
 pub use parent::ParentThread;
 pub use process::{data_dir_pids, kill_data_dir_processes};
 pub use scratch::ScratchNode;

@@ -255,21 +255,14 @@ impl PgNode {
     /// Runs `sql` with `psql` over TCP as the superuser (stop on first error,
     /// unaligned tuples only) and returns its stdout.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, PgError> {
-        let mut cmd = server_command(&self.bins.path("psql"));
-        cmd.args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-w"]);
-        cmd.args([
-            "-h",
-            self.host(),
-            "-p",
-            &self.port().to_string(),
-            "-U",
-            self.superuser(),
-        ]);
-        cmd.args(["-d", db, "-c", sql]);
-        cmd.env("PGPASSWORD", self.password())
-            .env("PGCONNECT_TIMEOUT", "10");
-        let out = run(cmd)?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let login = Login {
+            host: self.host(),
+            port: self.port(),
+            user: self.superuser(),
+            password: self.password(),
+            db,
+        };
+        psql(&self.bins, &login, sql)
     }
 
     /// `CREATE DATABASE "name"`.
@@ -321,6 +314,36 @@ pub fn socket_dir_for(data_dir: &Path) -> PathBuf {
     let uid = nix::unistd::Uid::effective();
     let hash = super::init::fnv1a(parent.as_os_str().as_encoded_bytes());
     PathBuf::from(format!("/tmp/dash-pg-sock-{uid}-{hash:016x}"))
+}
+
+/// Where and as whom [`psql`] connects.
+pub struct Login<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub db: &'a str,
+}
+
+/// Runs `sql` with `bins`' `psql` over TCP (stop on first error, unaligned
+/// tuples only) and returns its stdout: for a server this process did not
+/// start (a platform's primary).
+pub fn psql(bins: &PgBinaries, login: &Login, sql: &str) -> Result<String, PgError> {
+    let mut cmd = server_command(&bins.path("psql"));
+    cmd.args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-w"]);
+    cmd.args([
+        "-h",
+        login.host,
+        "-p",
+        &login.port.to_string(),
+        "-U",
+        login.user,
+    ]);
+    cmd.args(["-d", login.db, "-c", sql]);
+    cmd.env("PGPASSWORD", login.password)
+        .env("PGCONNECT_TIMEOUT", "10");
+    let out = run(cmd)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]

@@ -91,6 +91,9 @@ pub struct ApiArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
+    /// On the replicated platform as `dashctl up` runs it (etcd, a node agent per node, a synchronous replica, data on disk) instead of one private node: the API lists both nodes, and both sides run on the leader. --no-durability does not apply.
+    #[arg(long)]
+    pub platform: bool,
     /// API workers and pool connections; pgbench clients.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -212,6 +215,7 @@ async fn compare(a: &CompareArgs) -> anyhow::Result<u8> {
         durable: !a.no_durability,
         in_process: a.in_process,
         serve_program: std::env::current_exe().context("locate the dashctl binary")?,
+        platform: a.platform,
     };
     let report = match dash_bench::compare::run(&opts, &|m| eprintln!("{m}")).await {
         Err(CompareError::Usage(m)) => return Err(UsageError(m).into()),

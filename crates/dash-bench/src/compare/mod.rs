@@ -1,12 +1,15 @@
 //! `dashctl bench compare`: the API beside pgbench running the same SQL on
-//! one private PostgreSQL node, with the API as a `dashctl serve` child or
-//! in this process. Everything it starts is stopped, on error too.
+//! one private PostgreSQL node or on the replicated platform's primary
+//! (`target.rs`), with the API as a `dashctl serve` child or in this
+//! process. Everything it starts is stopped, on error too.
+
+mod target;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dash_pg::{PgError, PgNode, ScratchNode};
-use dash_store::{DbSettings, HostPort, Secret};
+use dash_pg::PgError;
+use dash_store::{DbSettings, Secret};
 
 use crate::load::pgbench::{seed_sql, PgbenchError, PgbenchRun, Protocol, Workload};
 use crate::load::{
@@ -33,8 +36,12 @@ pub struct CompareOptions {
     pub durable: bool,
     /// The API in this process instead of a `dashctl serve` child.
     pub in_process: bool,
-    /// The `dashctl` binary to run `serve` from.
+    /// The `dashctl` binary to run `serve` from (and the platform's agents).
     pub serve_program: PathBuf,
+    /// The replicated platform (synchronous replica, data on disk) instead
+    /// of one node; `durable` does not apply (the platform's settings are
+    /// PostgreSQL's durable defaults).
+    pub platform: bool,
 }
 
 /// Why a comparison could not run.
@@ -58,6 +65,8 @@ pub enum CompareError {
     NoRequests,
     #[error("a blocking task failed: {0}")]
     Task(String),
+    #[error("the replicated platform: {0}")]
+    Platform(String),
 }
 
 impl CompareError {
@@ -66,10 +75,9 @@ impl CompareError {
     }
 }
 
-/// The API in this process against `node`'s database `db`, ready to serve.
+/// The API in this process against `t`, ready to serve.
 async fn in_process_api(
-    node: &PgNode,
-    db: &str,
+    t: &target::Target,
     pool: usize,
     token: &str,
 ) -> Result<dash_api::RunningApp, CompareError> {
@@ -81,13 +89,10 @@ async fn in_process_api(
         // The API's own speed is measured: no spawn-rate limit.
         spawn_rate: 0.0,
         database: DbSettings {
-            hosts: vec![HostPort {
-                host: node.host().to_string(),
-                port: node.port(),
-            }],
-            dbname: db.to_string(),
-            user: node.superuser().to_string(),
-            password: Secret::new(node.password()),
+            hosts: t.hosts.clone(),
+            dbname: t.dbname.clone(),
+            user: t.user.clone(),
+            password: Secret::new(t.password.clone()),
             pool_size: pool,
             ..DbSettings::default()
         },
@@ -131,14 +136,6 @@ impl ApiUnderTest {
     }
 }
 
-/// Runs `sql` on the node with psql, off the async threads.
-async fn psql(node: &PgNode, db: &str, sql: &str) -> Result<String, CompareError> {
-    let (node, db, sql) = (node.clone(), db.to_string(), sql.to_string());
-    Ok(tokio::task::spawn_blocking(move || node.psql(&db, &sql))
-        .await
-        .map_err(CompareError::task)??)
-}
-
 async fn api_phase(
     base: &str,
     token: &str,
@@ -163,32 +160,18 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
     }
     let secs = a.duration.as_secs().max(1);
     let time = Duration::from_secs(secs);
-    let mut settings = vec![(
-        "max_connections".to_string(),
-        (2 * a.concurrency + 30).max(100).to_string(),
-    )];
-    if a.durable {
-        for name in ["fsync", "synchronous_commit", "full_page_writes"] {
-            settings.push((name.to_string(), "on".to_string()));
+    let t = match a.platform {
+        true => {
+            progress("starting the replicated platform (etcd, two node agents, a synchronous replica) ...");
+            target::Target::platform(a, progress).await?
         }
-    }
-    progress("starting a private PostgreSQL node ...");
-    let node = tokio::task::spawn_blocking(move || {
-        let refs: Vec<(&str, &str)> = settings
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        ScratchNode::start_with(&refs)
-    })
-    .await
-    .map_err(CompareError::task)??;
-    let db = node.fresh_database()?;
-    let shown = psql(&node, &db, "SELECT version() || '; fsync=' || current_setting('fsync') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', full_page_writes=' || current_setting('full_page_writes')").await?;
-    let postgres = format!(
-        "{}; data directory {}",
-        shown.trim(),
-        node.data_dir().display()
-    );
+        false => {
+            progress("starting a private PostgreSQL node ...");
+            target::Target::node(a).await?
+        }
+    };
+    let shown = t.psql("SELECT version() || '; fsync=' || current_setting('fsync') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', full_page_writes=' || current_setting('full_page_writes') || ', synchronous_standby_names=' || quote_literal(current_setting('synchronous_standby_names'))").await?;
+    let postgres = format!("{}; {}", shown.trim(), t.where_data);
 
     progress(&format!(
         "starting `dashctl serve` (pool {}) ...",
@@ -196,12 +179,12 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
     ));
     let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let exe = &a.serve_program;
-    let env = [
-        ("DATABASE_URL", node.url(&db)),
+    let mut env = t.env();
+    env.extend([
         ("DASH_API_TOKENS", token.clone()),
         ("DASH_SPAWN_RATE", "0".to_string()),
         ("DATABASE_POOL_SIZE", a.concurrency.to_string()),
-    ];
+    ]);
     let serve = ServeProcess::start(exe, &env, Duration::from_secs(30)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut rss = RssFigures {
@@ -210,7 +193,7 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
     };
     let (app, where_api) = if a.in_process {
         serve.stop(Duration::from_secs(15)).await;
-        let app = in_process_api(&node, &db, a.concurrency, &token).await?;
+        let app = in_process_api(&t, a.concurrency, &token).await?;
         rss.in_process_idle_kb = rss_of(None);
         let what = "in this process (dash_api::App), sharing its runtime with the load driver";
         (ApiUnderTest::InProcess(app), what)
@@ -223,12 +206,12 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
         api_phase(app.base(), &token, a, Mix::CreateAgent, a.warmup).await?;
     }
     let bench = PgbenchRun {
-        program: node.binaries().path("pgbench"),
-        host: node.host().to_string(),
-        port: node.port(),
-        user: node.superuser().to_string(),
-        password: node.password().to_string(),
-        dbname: db.clone(),
+        program: t.bins.path("pgbench"),
+        host: t.host.clone(),
+        port: t.port,
+        user: t.user.clone(),
+        password: t.password.clone(),
+        dbname: t.dbname.clone(),
         clients: a.concurrency,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         duration: time,
@@ -251,7 +234,7 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
             Workload::GetAgent { seeds: SEEDS },
         ),
     ] {
-        psql(&node, &db, "CHECKPOINT").await?;
+        t.psql("CHECKPOINT").await?;
         progress(&format!(
             "API {name}: {} workers for {secs} s ...",
             a.concurrency
@@ -264,9 +247,9 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
             .ok_or(CompareError::NoRequests)?
             .clone();
         if let Workload::GetAgent { seeds } = workload {
-            psql(&node, &db, &seed_sql(seeds)).await?;
+            t.psql(&seed_sql(seeds)).await?;
         }
-        psql(&node, &db, "CHECKPOINT").await?;
+        t.psql("CHECKPOINT").await?;
         progress(&format!(
             "pgbench {name}: {} clients for {secs} s ...",
             a.concurrency
@@ -284,7 +267,7 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
         ApiUnderTest::InProcess(_) => rss.in_process_peak_kb = peak_rss_of_self(),
     }
     app.shutdown().await;
-    drop(node);
+    t.stop().await;
 
     let mut report = Comparison {
         concurrency: a.concurrency,
@@ -292,7 +275,7 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
         machine: machine_description(),
         postgres,
         pgbench: format!(
-            "--protocol={} --jobs={} --client={}, same node and database, latency percentiles from its per-transaction log",
+            "--protocol={} --jobs={} --client={}, same server and database as the API, latency percentiles from its per-transaction log",
             a.pgbench_protocol.as_str(),
             bench.threads.min(a.concurrency),
             a.concurrency
