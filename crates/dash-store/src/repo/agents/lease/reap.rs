@@ -1,11 +1,13 @@
 //! The reaper: any worker reclaims agents whose lease expired.
 
-use dash_core::{agent_fail, EventKind};
+use dash_core::EventKind;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::super::lock_agent;
+use super::super::worker::apply_finish;
 use crate::error::StoreError;
+use crate::model::Outcome;
 use crate::pool::Db;
 use crate::repo::emit;
 
@@ -30,23 +32,10 @@ impl Db {
         for r in &rows {
             let (id, attempt, worker): (Uuid, i32, Option<String>) = (r.get(0), r.get(1), r.get(2));
             let agent = lock_agent(&mut tx, id).await?;
-            let f = agent_fail(agent.status, agent.retry_count, agent.max_retries)?;
             let error = format!(
                 "lease of attempt {attempt} expired: worker {} stopped renewing it",
                 worker.as_deref().unwrap_or("?")
             );
-            // Claimable at once: the lease already made it wait, and what
-            // failed was its worker, not its runtime. It still counts as an
-            // attempt, so an agent that kills every worker runs out.
-            tx.execute(
-                "UPDATE agents SET status = $2, retry_count = $3, last_error = $4,
-                     lease_expires_at = NULL, worker = NULL, updated_at = now(),
-                     not_before = now(),
-                     completed_at = CASE WHEN $2 = 'failed' THEN now() END
-                 WHERE id = $1",
-                &[&id, &f.status.as_str(), &f.retry_count, &error],
-            )
-            .await?;
             emit(
                 &mut tx,
                 EventKind::AgentFenced,
@@ -55,14 +44,16 @@ impl Db {
                 json!({ "attempt": attempt, "reason": error }),
             )
             .await?;
-            emit(
-                &mut tx,
-                EventKind::for_agent_failure(&f),
-                agent.swarm_id,
-                Some(id),
-                json!({ "from": "running", "to": f.status.as_str(), "error": error, "retry_count": f.retry_count }),
-            )
-            .await?;
+            // A failed attempt, by the same rules and events as a runtime's
+            // failure, but claimable at once (its `not_before` has passed):
+            // the lease already made it wait, and what failed was its
+            // worker. It still counts, so an agent that kills every worker
+            // runs out of retries.
+            let outcome = Outcome {
+                error: Some(error),
+                ..Outcome::default()
+            };
+            apply_finish(&mut tx, agent, outcome, false).await?;
         }
         tx.commit().await?;
         Ok(rows.len())
