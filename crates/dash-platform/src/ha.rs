@@ -12,16 +12,26 @@ const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Every node's `/status` in the record's order (`None`: no answer).
 pub async fn statuses(topo: &Topology) -> Vec<Option<Status>> {
-    futures::future::join_all(topo.nodes.iter().map(status)).await
+    let Some(http) = client() else {
+        return vec![None; topo.nodes.len()];
+    };
+    futures::future::join_all(topo.nodes.iter().map(|n| status_with(&http, n))).await
 }
 
 /// Node `n`'s `/status` (`None`: no answer within [`STATUS_TIMEOUT`]).
 pub async fn status(n: &NodeInfo) -> Option<Status> {
-    let http = reqwest::Client::builder()
+    status_with(&client()?, n).await
+}
+
+fn client() -> Option<reqwest::Client> {
+    reqwest::Client::builder()
         .timeout(STATUS_TIMEOUT)
         .no_proxy()
         .build()
-        .ok()?;
+        .ok()
+}
+
+async fn status_with(http: &reqwest::Client, n: &NodeInfo) -> Option<Status> {
     let resp = http
         .get(format!("{}/status", n.node_url()))
         .send()
