@@ -7,8 +7,8 @@
 //! soon as it answers (or a standby does: a failover is under way).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::connect::{describe, find_primary, AttemptError};
 use super::observer::ConnErrorReason;
@@ -19,7 +19,7 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 pub(crate) struct Breaker {
-    open_since: Mutex<Option<Instant>>,
+    open: AtomicBool,
     probing: AtomicBool,
     stopped: AtomicBool,
 }
@@ -36,15 +36,15 @@ pub(crate) fn all_gone(errors: &[AttemptError]) -> bool {
 }
 
 impl Breaker {
-    /// Since when callers are answered at once, if they are.
-    pub(crate) fn open_since(&self) -> Option<Instant> {
-        *self.open_since.lock().unwrap_or_else(|p| p.into_inner())
+    /// Whether callers are answered at once.
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::SeqCst)
     }
 
     /// Lets callers through again (the next one searches; if every host
     /// is still gone, it trips the breaker again).
     pub(crate) fn close(&self) {
-        *self.open_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.open.store(false, Ordering::SeqCst);
     }
 
     /// The pool closed: the probe ends.
@@ -62,11 +62,7 @@ pub(crate) fn trip(sh: &Arc<Shared>) {
     if sh.breaker.stopped.load(Ordering::SeqCst) {
         return;
     }
-    sh.breaker
-        .open_since
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_or_insert_with(Instant::now);
+    sh.breaker.open.store(true, Ordering::SeqCst);
     if !sh.breaker.probing.swap(true, Ordering::SeqCst) {
         runtime.spawn(probe(sh.clone()));
     }

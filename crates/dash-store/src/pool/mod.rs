@@ -219,7 +219,7 @@ impl Db {
         let deadline = started + self.shared.settings.acquire_timeout;
         let mut pause = Duration::from_millis(10);
         loop {
-            if self.shared.breaker.open_since().is_some() {
+            if self.shared.breaker.is_open() {
                 return Err(StoreError::Unavailable(format!(
                     "every database host is down ({}); answering at once until one is back",
                     self.last_error().unwrap_or_default()

@@ -185,9 +185,9 @@ impl Db {
         Ok(directive)
     }
 
-    /// Why the running agent `id` should stop now (its swarm paused, out
-    /// of budget or gone), if it should: what a progress report through
-    /// the API answers.
+    /// Why an agent of swarm `swarm_id` should stop now (the swarm paused,
+    /// out of budget or gone), if it should: what a progress report
+    /// through the API answers.
     pub async fn stop_reason(&self, swarm_id: Option<Uuid>) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn().await?;
         let mut tx = conn.transaction().await?;
