@@ -20,7 +20,7 @@ use std::time::Duration;
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::de::DeserializeOwned;
 
-use crate::records::{MemberState, Request, SyncState};
+use crate::records::{Halt, MemberState, Request, SyncState};
 use crate::DcsError;
 
 /// A connection to etcd, scoped to one cluster's keys. It talks to one
@@ -58,6 +58,8 @@ pub struct ClusterView {
     pub sync: Option<Versioned<SyncState>>,
     pub members: Vec<MemberState>,
     pub request: Option<Versioned<Request>>,
+    /// A cluster-wide halt for a restore (see [`Halt`]).
+    pub halt: Option<Versioned<Halt>>,
     pub initialized_by: Option<String>,
 }
 
@@ -204,6 +206,12 @@ impl Dcs {
                 }
                 "request" => {
                     view.request = Some(Versioned {
+                        value: parse(&key, value)?,
+                        mod_revision: item.mod_revision(),
+                    })
+                }
+                "halt" => {
+                    view.halt = Some(Versioned {
                         value: parse(&key, value)?,
                         mod_revision: item.mod_revision(),
                     })

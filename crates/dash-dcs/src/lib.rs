@@ -8,6 +8,7 @@
 
 mod error;
 mod etcd_leader;
+mod halt;
 mod history;
 mod incidents;
 mod keyspace;
@@ -22,5 +23,5 @@ pub use incidents::{group, IncidentGroup, IncidentHead, DEFAULT_INCIDENT_GAP};
 pub use keyspace::{ClusterView, Dcs, Leader, Versioned};
 pub use leader_watch::LeaderChange;
 pub use lease::{LeaseKeeperTask, LeaseState, LeaseTiming};
-pub use records::{HistoryEntry, MemberState, Request, SyncState};
+pub use records::{Halt, HistoryEntry, MemberState, Request, SyncState};
 pub use server::{EtcdConfig, EtcdError, EtcdMember, READY_TIMEOUT};

@@ -25,6 +25,24 @@ impl SyncState {
     }
 }
 
+/// A halt of the whole cluster (the `halt` key), filed by a physical
+/// restore: while it stands, every agent stops its PostgreSQL (cleanly),
+/// gives up the leader key and starts nothing. Once `restored` names the
+/// member whose data directory now holds the restored cluster, every other
+/// member sets its own data directory aside, to be cloned afresh from the
+/// restored primary when the halt is lifted. It has no lease: a restore
+/// interrupted half-way must wait for an operator, never restart itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Halt {
+    /// Who filed it (`dashctl db restore` and its host).
+    pub by: String,
+    /// Why, as shown in `dashctl db status` and the history.
+    pub reason: String,
+    /// The member that holds the restored cluster, once it is in place.
+    #[serde(default)]
+    pub restored: Option<String>,
+}
+
 /// What one member reports about itself, under its own lease (gone when the
 /// member's agent is gone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -34,7 +52,8 @@ pub struct MemberState {
     pub pg: String,
     /// Base URL of its node API (`http://host:8008`).
     pub api: String,
-    /// `primary`, `replica`, `stopped`, `starting`, `fenced`.
+    /// `primary`, `replica`, `stopped`, `starting`, `fenced`; under a halt
+    /// `halted` (stopped, data kept) or `set-aside` (data moved aside).
     pub role: String,
     /// PostgreSQL timeline, when known.
     pub timeline: Option<u32>,

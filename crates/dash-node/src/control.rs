@@ -349,6 +349,37 @@ impl PgControl {
         self.fence()
     }
 
+    /// Where [`PgControl::set_aside`] keeps the data directory.
+    pub fn set_aside_dir(&self) -> PathBuf {
+        self.sibling(".before-restore")
+    }
+
+    /// Moves the (stopped) data directory aside after a restore put the
+    /// cluster on another member; one older set-aside copy is replaced.
+    /// The rewind marker goes with it: what comes next is a fresh clone.
+    pub fn set_aside(&self) -> Result<(), PgError> {
+        if self.running() {
+            return Err(PgError::io(
+                "set the data directory aside",
+                std::io::Error::other("postgres still runs on it"),
+            ));
+        }
+        let aside = self.set_aside_dir();
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside)
+                .map_err(|e| PgError::io(format!("remove {}", aside.display()), e))?;
+        }
+        std::fs::rename(&self.cfg.data_dir, &aside).map_err(|e| {
+            PgError::io(format!("move the data directory to {}", aside.display()), e)
+        })?;
+        match std::fs::remove_file(self.marker()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(PgError::io("remove the rewind marker", e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Stops the server (agent shutdown): fast mode.
     pub fn stop(&self) -> Result<(), PgError> {
         if self.has_data() {

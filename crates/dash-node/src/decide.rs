@@ -15,6 +15,8 @@
 //! 4. Operator requests (`requests.rs`) never bend 1 and 2, except that a
 //!    failover filed while the key is free may let exactly its target take
 //!    it when the operator accepted the loss of acknowledged writes.
+//! 5. A halt (`halt.rs`, filed by a physical restore) comes before all of
+//!    them: every server stops and nothing starts until it is lifted.
 
 use std::time::Instant;
 
@@ -22,6 +24,7 @@ use dash_dcs::{ClusterView, LeaseState, MemberState};
 
 use requests::{free_key, holder_failover_now, leader_request, Standing};
 
+mod halt;
 mod requests;
 
 /// What the agent knows of its own PostgreSQL this tick.
@@ -105,6 +108,14 @@ pub enum Action {
         request_revision: i64,
         reason: String,
     },
+    /// A halt stands: stop PostgreSQL cleanly (fast shutdown, no fence
+    /// marker: the data stays fit to lead again if the restore is abandoned)
+    /// and give up the leader key if this member holds it.
+    HaltStop(String),
+    /// A restore put another member's data in place: move this member's
+    /// data directory aside (kept as `<data>.before-restore`), so that it is
+    /// cloned from the restored primary once the halt is lifted.
+    SetAside(String),
     /// Nothing to change (the reason is shown in `/status`).
     Wait(String),
     /// All is as it should be.
@@ -129,6 +140,8 @@ impl Action {
             Action::FailOver { .. } => "fence",
             Action::TakeOver { .. } => "promote",
             Action::Refuse { .. } => "refuse",
+            Action::HaltStop(_) => "halt",
+            Action::SetAside(_) => "set_aside",
             Action::Wait(_) | Action::Steady => return None,
         })
     }
@@ -139,6 +152,9 @@ pub fn decide(f: &Facts) -> Action {
     let lease_ok = f.lease.is_some_and(|l| l.valid_at(f.now));
     let local = &f.local;
     let writable_or_unknown = local.running && local.in_recovery != Some(true);
+    if let Some(h) = f.view.and_then(|v| v.halt.as_ref()) {
+        return halt::halted(f, &h.value);
+    }
 
     // Invariant 1: no writable server without certain leadership.
     if writable_or_unknown && !local.needs_rewind {

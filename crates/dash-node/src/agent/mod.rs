@@ -238,6 +238,8 @@ impl Agent {
                 let sync = own_sync_standbys(view, &self.opts.name);
                 done(self.pg.step(move |c| c.start_primary(&sync)).await)
             }
+            Action::HaltStop(_) => self.halt_stop(view).await,
+            Action::SetAside(_) => done(self.pg.step(|c| c.set_aside()).await),
             Action::Acquire => self.acquire(view, obs).await,
             Action::Reclaim { old_lease } => self.reclaim(old_lease).await,
             Action::Promote => {

@@ -19,7 +19,7 @@ impl Agent {
             name: self.opts.name.clone(),
             pg: self.pg.address(),
             api: self.api_url(),
-            role: role_of(obs, self.pg.needs_rewind()).to_string(),
+            role: self.published_role(obs, view).to_string(),
             timeline: obs.timeline,
             lsn: obs.lsn,
             streaming: obs.streaming,
@@ -37,6 +37,18 @@ impl Agent {
         match self.dcs.put_member(&state, lease.id).await {
             Ok(()) => self.published = Some((now, state)),
             Err(e) => tracing::debug!(error = %e, "publishing member state failed"),
+        }
+    }
+
+    /// The role in etcd: under a halt, a stopped member says whether it
+    /// has stopped with its data (`halted`) or set it aside (`set-aside`),
+    /// which is what a restore waits for.
+    fn published_role(&self, obs: &Observed, view: Option<&ClusterView>) -> &'static str {
+        let halted = view.is_some_and(|v| v.halt.is_some()) && !obs.running;
+        match (halted, self.pg.has_data()) {
+            (true, true) => "halted",
+            (true, false) => "set-aside",
+            (false, _) => role_of(obs, self.pg.needs_rewind()),
         }
     }
 

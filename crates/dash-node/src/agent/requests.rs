@@ -23,6 +23,23 @@ impl Agent {
             .map_err(|e| e.to_string())
     }
 
+    /// Under a halt: a clean stop, then the key given up if held. No
+    /// `released_at`: the member may lead again at once if the restore is
+    /// abandoned (its data is intact) or names it.
+    pub(super) async fn halt_stop(&mut self, view: Option<&ClusterView>) -> Result<(), String> {
+        done(self.pg.step(|c| c.stop()).await)?;
+        let holds = view
+            .and_then(|v| v.leader.as_ref())
+            .is_some_and(|l| l.name == self.opts.name);
+        if holds {
+            self.dcs
+                .release(self.me())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Only `to` may take the key next: the sync set shrinks to it first (a
     /// shrink is always safe to record). `None` when it could not be.
     async fn only_to(&mut self, view: Option<&ClusterView>, to: &str, what: &str) -> Option<()> {

@@ -45,6 +45,8 @@ pub(super) fn describe(action: &Action) -> String {
         }
         Action::TakeOver { why, .. } => format!("take the leader key and promote: {why}"),
         Action::Refuse { reason, .. } => format!("refuse the request: {reason}"),
+        Action::HaltStop(why) => format!("stop postgres and give up the key: {why}"),
+        Action::SetAside(why) => format!("set the data directory aside: {why}"),
         Action::Wait(_) | Action::Steady => String::new(),
     }
 }

@@ -418,3 +418,6 @@ fn member_that_is_not_writable_waits_while_etcd_is_unreadable() {
 
 // Operator requests: `tests/requests.rs`.
 mod requests;
+
+// Halts for a restore: `tests/halt.rs`.
+mod halt;

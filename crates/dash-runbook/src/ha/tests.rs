@@ -42,6 +42,7 @@ fn cluster() -> ClusterView {
             state("a3", 3, "replica", true),
         ],
         request: None,
+        halt: None,
         initialized_by: Some("a1".into()),
     }
 }
