@@ -234,3 +234,6 @@ fn newest_wal_mtime(dir: &Path) -> Option<SystemTime> {
     }
     newest
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,13 +21,19 @@
 //!    backup on the primary, waits for the standby to replay to the start LSN
 //!    and copies the files from the standby.
 //! 2. With `archive_mode=always` every node pushes the same segments. A
-//!    duplicate push of an identical segment succeeds with `WARN: WAL file
-//!    '…' already exists in the repo1 archive with the same checksum` (exit 0),
-//!    so standbys can archive too and close the gap a dying primary leaves.
-//!    pgBackRest refuses `archive_mode=always` in `check` and `backup`
-//!    (`[067]`) unless `archive-mode-check=n`, which the config file sets. A
-//!    push of a *different* segment under the same name fails (`[045]`):
-//!    PostgreSQL then retries it and WAL piles up on that node.
+//!    push of a segment the archive already holds with the same checksum
+//!    succeeds (exit 0), so standbys can archive too and close the gap a
+//!    dying primary leaves. pgBackRest warns about such duplicates only when
+//!    `archive-mode-check=y`; that default also refuses `archive_mode=always`
+//!    in `check` and `backup` (`[067]`), so the config file sets
+//!    `archive-mode-check=n` and duplicates pass silently. The same name with
+//!    other bytes still fails (`[045]`, different checksum): PostgreSQL then
+//!    retries it and WAL piles up on that node. When the primary and a standby
+//!    push one segment at the same moment (the usual case, both finish it
+//!    together) they share pgBackRest's temp file and one may fail once with
+//!    `[104] FileMoveError`; PostgreSQL's retry a second later finds the
+//!    segment archived. Expect an occasional `failed_count` in
+//!    `pg_stat_archiver` on archiving standbys.
 //! 3. Speed on 2 cores: one `archive-push` of a full 16 MiB segment took
 //!    ~70 ms with lz4 and zst level 1, ~320 ms with gz (level 6, the
 //!    default); a full backup of a 90 MB cluster took 2.3 s with zst:1

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{has_file, server_temp_dir, wait_for, Fixture, Restored};
-use dash_backrest::{recovery_settings_cleanup, BackupType, RecoveryTarget};
+use dash_backrest::{recovery_settings_cleanup, BackrestError, BackupType, RecoveryTarget};
 use tempfile::TempDir;
 
 /// Commits `count` transactions of 10 rows each, tagged with `batch`.
@@ -27,9 +27,7 @@ fn restore_and_start(f: &Fixture, target: RecoveryTarget) -> (TempDir, Restored)
     let data = dir.path().join("data");
     f.repo.restore(&data, &target, None).expect("restore");
     let restored = Restored::start(&data, &f.node, &f.repo);
-    wait_for("promotion", Duration::from_secs(20), || {
-        restored.query("SELECT pg_is_in_recovery()") == "f"
-    });
+    restored.wait_promoted();
     (dir, restored)
 }
 
@@ -105,8 +103,23 @@ fn restores_to_a_time_and_to_an_lsn() {
     assert!(!auto_conf.contains("recovery_target"), "{auto_conf}");
     drop(restored);
 
-    // To the WAL position right after batch 1.
+    // To the WAL position right after batch 1, into a new directory.
     let (_target, restored) = restore_and_start(&f, RecoveryTarget::Lsn(lsn_after_1));
+    assert_eq!(restored.query(counts), "30,0");
+    drop(restored);
+
+    // The same over the stopped first restore (--delta): its rows gone too.
+    let lsn = RecoveryTarget::Lsn(lsn_after_1);
+    let full_restore = f.repo.restore(&data, &lsn, None);
+    assert!(
+        matches!(full_restore, Err(BackrestError::NotEmpty(_))),
+        "{full_restore:?}"
+    );
+    f.repo
+        .restore_delta(&data, &lsn, None)
+        .expect("delta restore");
+    let restored = Restored::start(&data, &f.node, &f.repo);
+    restored.wait_promoted();
     assert_eq!(restored.query(counts), "30,0");
 
     // The source still has everything.

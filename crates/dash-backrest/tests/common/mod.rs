@@ -119,6 +119,13 @@ impl Restored {
         Restored { node }
     }
 
+    /// Waits until recovery has reached its target and the server promoted.
+    pub fn wait_promoted(&self) {
+        wait_for("promotion", Duration::from_secs(20), || {
+            self.query("SELECT pg_is_in_recovery()") == "f"
+        });
+    }
+
     /// One value from `sql` on database postgres.
     pub fn query(&self, sql: &str) -> String {
         self.node
