@@ -56,6 +56,7 @@ mod command;
 mod config;
 mod info;
 mod restore;
+mod verified;
 
 use std::path::PathBuf;
 
@@ -64,6 +65,7 @@ pub use command::{pgbackrest_path, PgServer};
 pub use config::{Repo, RepoSettings};
 pub use info::{BackupInfo, Catalogue, Window};
 pub use restore::{recovery_settings_cleanup, RecoveryTarget, RECOVERY_SETTINGS};
+pub use verified::Verification;
 
 /// The stanza Dash uses when there is one cluster per repository.
 pub const DEFAULT_STANZA: &str = "dash";
