@@ -2,14 +2,15 @@
 //! already probe: `GET /primary` is 200 only on the key-holding writable
 //! primary, `GET /replica` 200 only on a streaming replica, `/health` 200
 //! while PostgreSQL answers, `/status` the agent's view as JSON, `/metrics`.
-//! Read-only; nothing here changes the node.
+//! Read-only; nothing here changes the node. `POST /backup` (with a
+//! pgBackRest repository) copies the primary into it (`backup_api.rs`).
 
 use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +47,14 @@ struct ApiState {
     metrics: Arc<NodeMetrics>,
 }
 
-pub fn router(status: Arc<RwLock<Status>>, metrics: Arc<NodeMetrics>) -> Router {
+pub fn router(
+    status: Arc<RwLock<Status>>,
+    metrics: Arc<NodeMetrics>,
+    backups: Option<Arc<crate::backup_api::BackupService>>,
+) -> Router {
+    let backup = Router::new()
+        .route("/backup", post(crate::backup_api::backup))
+        .with_state((status.clone(), backups));
     Router::new()
         .route("/primary", get(primary))
         .route("/replica", get(replica))
@@ -54,6 +62,7 @@ pub fn router(status: Arc<RwLock<Status>>, metrics: Arc<NodeMetrics>) -> Router 
         .route("/status", get(status_json))
         .route("/metrics", get(metrics_text))
         .with_state(ApiState { status, metrics })
+        .merge(backup)
 }
 
 fn snapshot(s: &ApiState) -> Status {

@@ -9,6 +9,19 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio_postgres::Client;
 
+/// WAL archiving into the pgBackRest repository, on every member: a
+/// standby archives too (`always`), so segments a dying primary had not yet
+/// archived reach the repository from its standby (pgBackRest accepts the
+/// identical duplicate pushes). `archive_timeout` bounds how old the newest
+/// archived WAL can be while writes trickle.
+pub fn settings(repo: &dash_backrest::Repo) -> Vec<(String, String)> {
+    vec![
+        ("archive_mode".into(), "always".into()),
+        ("archive_command".into(), repo.archive_command()),
+        ("archive_timeout".into(), "60s".into()),
+    ]
+}
+
 /// How often the archiver's state is read.
 pub const READ_EVERY: Duration = Duration::from_secs(5);
 

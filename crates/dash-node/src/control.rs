@@ -52,6 +52,9 @@ impl PgControl {
         cfg.settings = node_settings(&opts.name);
         cfg.settings
             .push(("listen_addresses".into(), opts.pg_listen.clone()));
+        if let Some(repo) = &opts.backrest {
+            cfg.settings.extend(crate::archive::settings(repo));
+        }
         cfg.die_with_parent = true;
         Ok(PgControl {
             name: opts.name.clone(),

@@ -10,7 +10,9 @@
 
 mod agent;
 mod api;
+mod archive;
 mod backoff;
+mod backup_api;
 mod control;
 pub mod decide;
 pub mod guard;
@@ -63,7 +65,16 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
         ..Status::default()
     }));
     let metrics = Arc::new(metrics::NodeMetrics::new());
-    let app = api::router(status.clone(), metrics.clone());
+    let backups = opts.backrest.clone().map(|repo| {
+        let server = dash_backrest::PgServer {
+            data_dir: opts.pg_data.clone(),
+            port: opts.pg_port,
+            socket_dir: dash_pg::socket_dir_for(&opts.pg_data),
+            user: opts.superuser.clone(),
+        };
+        Arc::new(backup_api::BackupService::new(repo, server))
+    });
+    let app = api::router(status.clone(), metrics.clone(), backups);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

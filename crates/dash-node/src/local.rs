@@ -150,6 +150,19 @@ impl LocalPg {
     }
 
     /// Reads this tick's state; every query is bounded.
+    /// The archiver's state (`archive.rs`); `None` when the server is
+    /// stopped or did not answer in time.
+    pub async fn archive(&mut self) -> Option<crate::archive::ArchiveReading> {
+        if !self.running() {
+            return None;
+        }
+        let client = self.client().await?;
+        tokio::time::timeout(QUERY_DEADLINE, crate::archive::read(client))
+            .await
+            .ok()
+            .flatten()
+    }
+
     pub async fn observe(&mut self) -> Observed {
         let mut o = Observed {
             running: self.running(),

@@ -1,7 +1,8 @@
 //! The agent's Prometheus metrics (served at `/metrics` on the node port):
 //! `dash_node_leader`, `dash_node_lease_remaining_seconds`,
 //! `dash_node_role{role}`, `dash_node_decisions_total{decision,outcome}`,
-//! `dash_node_replication_lag_bytes`, `dash_node_etcd_up`.
+//! `dash_node_replication_lag_bytes`, `dash_node_etcd_up`, and WAL
+//! archiving's `dash_node_archive_*` (`archive.rs`).
 
 use std::sync::atomic::AtomicU64;
 
@@ -33,6 +34,7 @@ pub struct NodeMetrics {
     pub decisions: Family<DecisionLabels, Counter>,
     pub lag_bytes: Gauge,
     pub etcd_up: Gauge,
+    pub archive: crate::archive::ArchiveMetrics,
 }
 
 impl NodeMetrics {
@@ -45,6 +47,7 @@ impl NodeMetrics {
             decisions: Family::default(),
             lag_bytes: Gauge::default(),
             etcd_up: Gauge::default(),
+            archive: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -77,6 +80,7 @@ impl NodeMetrics {
             "1 when etcd answered this agent's last read",
             m.etcd_up.clone(),
         );
+        m.archive.register(&mut registry);
         for r in ROLES {
             let _ = m.role.get_or_create(&RoleLabel { role: r.into() });
         }

@@ -32,6 +32,9 @@ pub struct NodeOptions {
     pub etcd_timeout: Duration,
     /// In Kubernetes: (namespace, pod) whose `dash.io/role` label the agent keeps current.
     pub kube_pod: Option<(String, String)>,
+    /// The pgBackRest repository this member archives its WAL into
+    /// (`archive_mode=always`), and backs up into on `POST /backup`.
+    pub backrest: Option<dash_backrest::Repo>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -46,6 +49,7 @@ impl std::fmt::Debug for NodeOptions {
             .field("api_bind", &self.api_bind)
             .field("ttl", &self.ttl)
             .field("synchronous", &self.synchronous)
+            .field("backrest", &self.backrest)
             .field("password", &"***")
             .finish()
     }

@@ -63,11 +63,24 @@ pub struct NodeArgs {
     /// In Kubernetes: the pod's namespace.
     #[arg(long, env = "POD_NAMESPACE", default_value = "dash")]
     pub kube_namespace: String,
+    /// pgBackRest config file of the repository this node archives its WAL into (archive_mode=always, archive_timeout=60s) and that `POST /backup` on the node API backs up into; without it, no archiving.
+    #[arg(long, env = "DASH_PGBACKREST_CONFIG", value_name = "FILE")]
+    pub pgbackrest_config: Option<std::path::PathBuf>,
+    /// The pgBackRest stanza.
+    #[arg(long, env = "DASH_PGBACKREST_STANZA", default_value = dash_backrest::DEFAULT_STANZA, value_name = "NAME")]
+    pub pgbackrest_stanza: String,
 }
 
 pub async fn run(args: NodeArgs) -> anyhow::Result<u8> {
     crate::telemetry::init(false, crate::telemetry::SERVICE);
     let password = password()?;
+    let backrest = match &args.pgbackrest_config {
+        Some(config) => Some(
+            dash_backrest::Repo::open(config, &args.pgbackrest_stanza)
+                .map_err(|e| UsageError(format!("--pgbackrest-config: {e}")))?,
+        ),
+        None => None,
+    };
     let opts = dash_node::NodeOptions {
         name: args.name,
         cluster: args.cluster,
@@ -85,6 +98,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<u8> {
         database: args.database,
         etcd_timeout: Duration::from_millis(800),
         kube_pod: args.kube_pod.map(|pod| (args.kube_namespace, pod)),
+        backrest,
     };
     opts.validate().map_err(UsageError)?;
     dash_node::run(opts, shutdown_signal()).await?;

@@ -57,6 +57,8 @@ pub struct Agent {
     etcd_leader_checked: Option<Instant>,
     /// The wanted pod label, when running in Kubernetes.
     label: Option<tokio::sync::watch::Sender<Option<dash_kube::PodRole>>>,
+    /// When the archiver's state is read next.
+    archive_clock: crate::archive::ArchiveClock,
 }
 
 impl Agent {
@@ -89,6 +91,7 @@ impl Agent {
             sync_hosts: Vec::new(),
             etcd_leader_checked: None,
             label: None,
+            archive_clock: Default::default(),
         }
     }
 
@@ -194,6 +197,13 @@ impl Agent {
         }
         self.publish(&obs, view.as_ref()).await;
         self.report(&obs, view.as_ref(), why);
+        if self.archive_clock.due(now) {
+            let reading = match obs.answered {
+                true => self.pg.archive().await,
+                false => None,
+            };
+            self.metrics.archive.set(reading.as_ref());
+        }
         self.keep_etcd_leader_away(now);
     }
 
