@@ -10,6 +10,7 @@
 #   promtool                 prometheus                       alert rule tests (deploy/prometheus)
 #   amtool                   prometheus-alertmanager          routing tests (deploy/alertmanager)
 #   jq                       jq                               the coding-agent runtime deploy/runtimes/claude-code.sh
+#   pgbackrest               pgbackrest                       WAL archiving, physical backups, point-in-time restores
 #   chromium, chromedriver   chromium, chromium-driver        the dashboard's browser test (headless)
 #
 # Idempotent: when everything is present it installs nothing and skips
@@ -58,6 +59,7 @@ have_pg_server || missing+=(postgresql postgresql-contrib)
 have_etcd || missing+=(etcd-server)
 have etcdctl || missing+=(etcd-client)
 have jq || missing+=(jq)
+have pgbackrest || missing+=(pgbackrest)
 have_protoc || missing+=(protobuf-compiler)
 have nft || missing+=(nftables)
 have ip || missing+=(iproute2)

@@ -138,6 +138,9 @@ pub struct UpArgs {
     /// Client port of the local etcd; its peer port is PORT+1 (first run only) [default: 2379, or free ports when those are taken].
     #[arg(long)]
     pub etcd_port: Option<u16>,
+    /// No pgBackRest repository: no WAL archiving and no point-in-time recovery (by default every node archives into $DASH_HOME/pgbackrest and a first full backup is taken).
+    #[arg(long)]
+    pub no_backups: bool,
 }
 
 #[derive(Debug, clap::Args)]

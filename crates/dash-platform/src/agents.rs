@@ -37,20 +37,25 @@ pub fn log_path(node: &NodeInfo) -> PathBuf {
 pub struct Agents {
     parent: ParentThread,
     dashctl: PathBuf,
+    /// The pgBackRest repository every agent archives into, if any.
+    backrest: Option<dash_backrest::Repo>,
     children: Vec<(String, Option<Child>)>,
 }
 
 impl Agents {
     /// Starts one agent per node of `topo`, running `dashctl` (this binary, or
-    /// the one a test built), from `parent`: they die when it ends.
+    /// the one a test built), from `parent`: they die when it ends. With
+    /// `backrest`, every agent archives its WAL into that repository.
     pub async fn start(
         parent: ParentThread,
         dashctl: &Path,
         topo: &Topology,
+        backrest: Option<dash_backrest::Repo>,
     ) -> Result<Agents, PlatformError> {
         let mut agents = Agents {
             parent,
             dashctl: dashctl.to_path_buf(),
+            backrest,
             children: Vec::new(),
         };
         for n in &topo.nodes {
@@ -66,7 +71,7 @@ impl Agents {
 
     /// Starts the agent of node `n` of `topo`.
     pub async fn add(&mut self, topo: &Topology, n: &NodeInfo) -> Result<(), PlatformError> {
-        let cmd = command(&self.dashctl, topo, n)?;
+        let cmd = command(&self.dashctl, topo, n, self.backrest.as_ref())?;
         let child = self
             .parent
             .run(move || {
@@ -147,7 +152,12 @@ fn stop_child(mut child: Child, name: &str, progress: &dyn Fn(&str)) {
 }
 
 /// `setpriv --pdeathsig KILL -- dashctl node ...` for node `n`.
-fn command(dashctl: &Path, topo: &Topology, n: &NodeInfo) -> Result<Command, PlatformError> {
+fn command(
+    dashctl: &Path,
+    topo: &Topology,
+    n: &NodeInfo,
+    backrest: Option<&dash_backrest::Repo>,
+) -> Result<Command, PlatformError> {
     let log_file = log_path(n);
     let log = std::fs::File::options()
         .create(true)
@@ -176,6 +186,10 @@ fn command(dashctl: &Path, topo: &Topology, n: &NodeInfo) -> Result<Command, Pla
     if !topo.synchronous {
         cmd.arg("--async");
     }
+    if let Some(repo) = backrest {
+        cmd.arg("--pgbackrest-config").arg(&repo.config);
+        cmd.args(["--pgbackrest-stanza", &repo.stanza]);
+    }
     for var in NOT_INHERITED {
         cmd.env_remove(var);
     }
@@ -199,7 +213,7 @@ mod tests {
         for n in &mut topo.nodes {
             n.data_dir = dir.path().join(&n.name);
         }
-        let cmd = command(Path::new("/bin/dashctl"), &topo, &topo.nodes[1]).unwrap();
+        let cmd = command(Path::new("/bin/dashctl"), &topo, &topo.nodes[1], None).unwrap();
         let args: Vec<String> = (cmd.get_args())
             .map(|a| a.to_string_lossy().into_owned())
             .collect();

@@ -4,6 +4,7 @@
 //! the tests start it the same way; `cluster.json` records it.
 
 mod agents;
+mod backups;
 mod create;
 mod grow;
 pub mod ha;
@@ -12,6 +13,7 @@ mod scratch;
 mod topology;
 
 pub use agents::log_path as agent_log_path;
+pub use backups::{backrest_config, repo as backrest_repo};
 pub use create::{free_ports, taken, ClusterOptions};
 pub use grow::NewNode;
 pub use platform::{agent_logs, api_ready, Platform, PlatformError, PlatformOptions};

@@ -56,6 +56,9 @@ pub struct PlatformOptions {
     /// How long [`Platform::start`] waits for a leader with a streaming
     /// standby (a first start runs initdb and clones).
     pub ha_limit: Duration,
+    /// Keep a pgBackRest repository beside the record (`$DASH_HOME/pgbackrest`):
+    /// every node archives its WAL there, and a first full backup is taken.
+    pub backups: bool,
 }
 
 /// The platform, running.
@@ -108,7 +111,12 @@ impl Platform {
             topo.nodes.len(),
             home.display()
         ));
-        let mut agents = Agents::start(parent.clone(), &opts.dashctl, &topo).await?;
+        let backrest = match opts.backups {
+            true => Some(crate::backups::ensure_repo(home)?),
+            false => None,
+        };
+        let mut agents =
+            Agents::start(parent.clone(), &opts.dashctl, &topo, backrest.clone()).await?;
         let ha = match wait_ha(&topo, &mut agents, opts.ha_limit, progress).await {
             Ok(ha) => ha,
             Err(e) => {
@@ -119,6 +127,17 @@ impl Platform {
         match &ha.standby {
             Some(s) => progress(&format!("{} leads; {s} is its standby", ha.leader)),
             None => progress(&format!("{} leads (one node: no standby)", ha.leader)),
+        }
+        if let Some(repo) = &backrest {
+            progress(
+                "preparing the pgBackRest repository (stanza; a first full backup if it has none)",
+            );
+            match crate::backups::prepare(repo, &topo, &ha.leader, ha.standby.as_deref()).await {
+                Ok(said) => progress(&said),
+                Err(e) => progress(&format!(
+                    "WARNING: backups are not ready ({e}); `dashctl db backup --type full` retries"
+                )),
+            }
         }
         let pool_size = api.database.pool_size;
         api.database = topo.db_settings();

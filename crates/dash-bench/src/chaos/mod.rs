@@ -96,6 +96,7 @@ pub async fn run(opts: &ChaosOptions, progress: &dyn Fn(&str)) -> Result<ChaosRu
     let platform_opts = PlatformOptions {
         dashctl: opts.dashctl.clone(),
         ha_limit: HA_LIMIT,
+        backups: false,
     };
     let platform = Platform::start(&home, api, &platform_opts, progress).await?;
     let topo = platform.topology().clone();

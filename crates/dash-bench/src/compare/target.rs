@@ -89,6 +89,7 @@ impl Target {
         let opts = PlatformOptions {
             dashctl: a.serve_program.clone(),
             ha_limit: Duration::from_secs(180),
+            backups: true,
         };
         let platform = Platform::start(cluster.home(), api, &opts, progress)
             .await

@@ -75,6 +75,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     let opts = PlatformOptions {
         dashctl: std::env::current_exe().context("finding this dashctl binary")?,
         ha_limit: HA_LIMIT,
+        backups: !args.no_backups,
     };
     let platform = tokio::select! {
         p = Platform::start(&home, api, &opts, &say) => p.context("starting the platform")?,
