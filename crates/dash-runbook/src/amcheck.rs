@@ -27,6 +27,33 @@ pub struct Amcheck {
     pub unavailable: Option<String>,
 }
 
+impl Amcheck {
+    /// It ran and found nothing corrupt.
+    pub fn ok(&self) -> bool {
+        self.unavailable.is_none() && self.failures.is_empty()
+    }
+
+    /// Could not run at all, for `reason`.
+    pub fn failed(reason: &str) -> Amcheck {
+        Amcheck {
+            unavailable: Some(reason.to_string()),
+            ..Amcheck::default()
+        }
+    }
+
+    /// One line: what was checked and what it found.
+    pub fn summary(&self) -> String {
+        match (&self.unavailable, self.failures.len()) {
+            (Some(why), _) => format!("did not run ({why})"),
+            (None, 0) => format!(
+                "ok ({} index(es), {} table(s))",
+                self.indexes_checked, self.tables_checked
+            ),
+            (None, n) => format!("{n} corrupt relation(s): {}", self.failures.join("; ")),
+        }
+    }
+}
+
 /// Runs amcheck on the database `client` is connected to (creating the
 /// extension if needed; that needs a superuser, which Dash's clusters use).
 pub async fn amcheck(client: &Client) -> Amcheck {

@@ -51,6 +51,9 @@ pub enum RunbookError {
     /// A guard rail: the situation makes the step unsafe.
     #[error("{0}")]
     Refused(String),
+    /// pgBackRest failed (its own error lines are in the message).
+    #[error(transparent)]
+    Backrest(#[from] dash_backrest::BackrestError),
     /// etcd (the agents' DCS) could not be read or written.
     #[error("etcd at {endpoints} (cluster {cluster})")]
     Etcd {

@@ -8,7 +8,7 @@
 //! | Initial Assessment | [`status`] ([`probe`] per node, [`metrics`] for the API's pool, [`ha`] for etcd and the node agents) |
 //! | naming the scenario | [`diagnose`] (gathers [`situation::Signals`]), [`classify`] (pure rules), [`sequences`] (sequences behind their column) |
 //! | Scenario 4 | [`connections`] (list, terminate), [`api_client`] (live pool size) |
-//! | Scenario 2 | [`backup`], [`backups`], [`verify_backup`] (restore into a throwaway instance, [`scratch_instance`]), [`restore`] ([`restore_checks`]) |
+//! | Scenario 2 | [`backup`], [`backups`], [`verify_backup`] (restore into a throwaway instance, [`scratch_instance`]), [`restore`] ([`restore_checks`]); point in time with pgBackRest: [`pitr`] |
 //! | Scenario 3 with node agents | [`ha::switchover`], [`ha::failover`] (a request in etcd) |
 //! | Recovery Verification | [`recovery_check`] |
 //! | Post-incident pool review | [`pool_advice`] (in `diagnose`) |
@@ -31,6 +31,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod output;
 pub mod pgenv;
+pub mod pitr;
 pub mod pool_advice;
 pub mod probe;
 pub mod recovery_check;

@@ -363,7 +363,7 @@ async fn restore_and_check(
 }
 
 /// Lifts maintenance mode, retrying briefly; whether it worked.
-async fn lift(api: &ApiClient) -> bool {
+pub(crate) async fn lift(api: &ApiClient) -> bool {
     for attempt in 0..3 {
         match api.set_maintenance(false, "restore finished").await {
             Ok(()) => {

@@ -3,6 +3,7 @@
 //! rendered) by `dash_runbook`.
 
 mod args;
+mod pitr;
 
 use clap::Subcommand;
 use dash_runbook::{
@@ -95,33 +96,33 @@ pub enum DbCommand {
   3  changed, but not cluster-wide: the database was out of reach (only the answering process changed), or a live API instance did not follow within 10s
   4  refused: no terminal to confirm on and no --yes, or the answer was not yes")]
     Maintenance(MaintenanceArgs),
-    /// Scenario 2: a custom-format dump of the primary (pg_dump -Fc) with a sha256 file and a manifest of row counts; latest.dump points at it.
+    /// Scenario 2: with a pgBackRest repository (beside `dashctl up`, or --pgbackrest-config / DASH_PGBACKREST_CONFIG) a physical backup (--type full|diff|incr, default diff) copied from a streaming standby when there is one, pgBackRest's retention applied after it; the primary's node agent takes it when its data directory is on another host. With --logical, or without a repository: a custom-format dump of the primary (pg_dump -Fc) with a sha256 file and a manifest of row counts; latest.dump points at it.
     #[command(after_help = "Exit codes:
-  0  the dump is complete and latest.dump points at it
+  0  the backup is complete (a dump: latest.dump points at it)
   1  the command failed (error and causes printed)
   2  bad usage or configuration")]
     Backup(BackupArgs),
-    /// Scenario 2: list dumps with size, age, checksum state and whether each was verified.
+    /// Scenario 2: list dumps with size, age, checksum state and whether each was verified; with a pgBackRest repository also its backups, the restorable window (oldest backup's end to the newest archived WAL) and the last verification.
     #[command(after_help = "Exit codes:
   0  listed
   1  the command failed (error and causes printed)
   2  bad usage or configuration
   3  a dump does not match its checksum")]
     Backups(BackupsArgs),
-    /// Scenario 2: restore a dump into a throwaway PostgreSQL instance started on this machine from the server binaries (removed afterwards: no privilege on the database server and no load there), or with --on-server into a scratch database on the primary (always dropped; needs CREATEDB); compare row counts with the backup's, check the checksum, record the result.
+    /// Scenario 2: with a pgBackRest repository (and neither FILE nor --logical), restore the newest backup plus all archived WAL into a throwaway instance on this machine (archiving off: nothing is written to the repository or the database nodes), check it promotes, every live table is there (row counts side by side) and amcheck passes, and record the result in the repository. Otherwise: restore a dump into a throwaway PostgreSQL instance started on this machine from the server binaries (removed afterwards: no privilege on the database server and no load there), or with --on-server into a scratch database on the primary (always dropped; needs CREATEDB); compare row counts with the backup's, check the checksum, record the result.
     #[command(after_help = "Exit codes:
   0  verified
   1  the command failed (error and causes printed; e.g. no server binaries for the throwaway instance)
   2  bad usage or configuration
   3  verification failed (checksum mismatch, restore error or row counts differ)")]
     VerifyBackup(VerifyBackupArgs),
-    /// Scenario 2: restore a dump into the database (one transaction), refusing while the API has writers connected unless --stop-writes; then check row counts against the dump's manifest, move every sequence that is behind past its column's maximum, say which checks could not be made, and lift maintenance mode.
+    /// Scenario 2. With --to TIME, --to-lsn LSN or --before-event ID: the whole cluster back to that point with pgBackRest, on a new timeline: maintenance mode on, WAL flushed to the archive, the backup plus WAL recovered in <data>.restore beside the node's data (the cluster keeps serving reads), then a halt in etcd stops every agent's server, the recovered directory replaces the node's (the old one kept as <data>.before-restore), the other members set theirs aside and re-clone from it, the API follows; row counts checked, maintenance off. --dry-run prints every step. With FILE or nothing: restore a dump into the database (one transaction), refusing while the API has writers connected unless --stop-writes; then check row counts against the dump's manifest, move every sequence that is behind past its column's maximum, say which checks could not be made, and lift maintenance mode.
     #[command(after_help = "Exit codes:
-  0  restored and verified: checksum ok, row counts match the manifest, every sequence at or past its column's maximum
-  1  the command failed (error and causes printed; the database is unchanged)
-  2  bad usage or configuration
-  3  restored, but not verified: a check failed (row counts differ, a sequence still behind) or could not be made (no checksum file, no manifest)
-  4  refused: writers connected without --stop-writes, a corrupt dump, no terminal and no --yes, or the answer was not yes")]
+  0  restored and verified (a dump: checksum ok, row counts match the manifest, every sequence at or past its column's maximum; a point in time: the live row counts match the recovered ones); --dry-run or --abort: done
+  1  the command failed (error and causes printed; a dump: the database is unchanged; a point in time: unchanged when it failed before the halt, else the halt stands until --abort)
+  2  bad usage or configuration (no repository, no etcd, no node's data on this host)
+  3  restored, but not verified: a check failed or could not be made
+  4  refused: writers connected without --stop-writes, a corrupt dump, no backup before the point, a point beyond the archived WAL, archiving stalled, a halt already standing, no terminal and no --yes, or the answer was not yes")]
     Restore(RestoreArgs),
 }
 
@@ -227,6 +228,9 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
             let r = admin::maintenance(&target(&a.common)?, enable, &a.reason, a.yes).await?;
             Ok(emit(&a.common, &r, r.render(), r.exit_code()))
         }
+        DbCommand::Backup(a) if a.ty.is_some() || (!a.logical && a.backrest.configured()) => {
+            pitr::backup(a).await
+        }
         DbCommand::Backup(a) => {
             let opts = backup::BackupOptions {
                 dir: backup::backup_dir(a.dir.dir)?,
@@ -235,6 +239,7 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
             let r = backup::backup(&target(&a.common)?, &opts).await?;
             Ok(emit(&a.common, &r, r.render(), exit::OK))
         }
+        DbCommand::Backups(a) if a.backrest.configured() => pitr::backups(a).await,
         DbCommand::Backups(a) => {
             let dir = backup::backup_dir(a.dir.dir)?;
             let r = tokio::task::spawn_blocking(move || backups::list(&dir))
@@ -246,6 +251,11 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
             };
             Ok(emit(&a.common, &r, r.render(), code))
         }
+        DbCommand::VerifyBackup(a)
+            if a.file.is_none() && !a.logical && !a.on_server && a.backrest.configured() =>
+        {
+            pitr::verify(a).await
+        }
         DbCommand::VerifyBackup(a) => {
             let t = target(&a.common)?;
             let dump = backup::resolve_dump(&backup::backup_dir(a.dir.dir)?, a.file.as_deref())?;
@@ -255,6 +265,11 @@ async fn dispatch(cmd: DbCommand) -> Result<u8, RunbookError> {
             let r = verify_backup::verify_backup(&t, &dump, &opts).await?;
             let code = if r.ok { exit::OK } else { exit::CHECK_FAILED };
             Ok(emit(&a.common, &r, r.render(), code))
+        }
+        DbCommand::Restore(a)
+            if a.to.is_some() || a.to_lsn.is_some() || a.before_event.is_some() || a.abort =>
+        {
+            pitr::restore(a).await
         }
         DbCommand::Restore(a) => {
             let t = target(&a.common)?;

@@ -171,3 +171,32 @@ pub async fn wait_running(
     .await
     .map(drop)
 }
+
+/// The agents' etcd, connected, and what it holds now; `what` says which
+/// command needs it when none is configured.
+pub async fn connect(
+    setup: &super::Setup,
+    what: &str,
+) -> Result<(EtcdTarget, Dcs, ClusterView), RunbookError> {
+    let etcd = setup.etcd.clone().ok_or_else(|| {
+        RunbookError::Usage(format!(
+            "{what} works through the node agents' etcd: pass --etcd URLS or set DASH_ETCD_ENDPOINTS"
+        ))
+    })?;
+    let dcs = (etcd.connect().await).map_err(|e| RunbookError::etcd(&etcd, e))?;
+    let view = dcs.view().await.map_err(|e| RunbookError::etcd(&etcd, e))?;
+    Ok((etcd, dcs, view))
+}
+
+/// `--abort`: lifts a halt that an interrupted restore left standing.
+pub async fn abort(setup: &super::Setup) -> Result<String, RunbookError> {
+    let (etcd, dcs, view) = connect(setup, "--abort").await?;
+    let Some(h) = view.halt else {
+        return Ok("no halt stands: nothing to lift".into());
+    };
+    lift(&dcs, &etcd).await?;
+    Ok(match h.value.restored {
+        Some(m) => format!("halt lifted: {m} holds the restored cluster and leads; members that set their data aside clone from it"),
+        None => "halt lifted before any data was replaced: the agents restart the cluster as it was".into(),
+    })
+}

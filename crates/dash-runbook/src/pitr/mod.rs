@@ -14,7 +14,7 @@ use crate::RunbookError;
 
 pub mod backup;
 pub mod catalogue;
-mod halt;
+pub mod halt;
 pub mod restore;
 pub mod staging;
 pub mod target;

@@ -140,16 +140,7 @@ pub async fn restore(
     opts: &PitrRestoreOptions,
 ) -> Result<PitrRestoreReport, RunbookError> {
     let started = Instant::now();
-    let etcd = setup.etcd.clone().ok_or_else(|| {
-        RunbookError::Usage(
-            "a physical restore works through the node agents' etcd: pass --etcd URLS or set DASH_ETCD_ENDPOINTS".into(),
-        )
-    })?;
-    let dcs = etcd
-        .connect()
-        .await
-        .map_err(|e| RunbookError::etcd(&etcd, e))?;
-    let view = dcs.view().await.map_err(|e| RunbookError::etcd(&etcd, e))?;
+    let (etcd, dcs, view) = halt::connect(setup, "a point-in-time restore").await?;
     if view.halt.is_some() {
         return Err(RunbookError::Refused(
             "a halt already stands in etcd: `dashctl db restore --abort` lifts it".into(),
@@ -384,24 +375,4 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "this host".into())
-}
-
-/// `--abort`: lifts a halt that an interrupted restore left standing.
-pub async fn abort(setup: &Setup) -> Result<String, RunbookError> {
-    let etcd = setup.etcd.clone().ok_or_else(|| {
-        RunbookError::Usage("--abort needs the agents' etcd (--etcd or DASH_ETCD_ENDPOINTS)".into())
-    })?;
-    let dcs = etcd
-        .connect()
-        .await
-        .map_err(|e| RunbookError::etcd(&etcd, e))?;
-    let view = dcs.view().await.map_err(|e| RunbookError::etcd(&etcd, e))?;
-    let Some(h) = view.halt else {
-        return Ok("no halt stands: nothing to lift".into());
-    };
-    halt::lift(&dcs, &etcd).await?;
-    Ok(match h.value.restored {
-        Some(m) => format!("halt lifted: {m} holds the restored cluster and leads; members that set their data aside clone from it"),
-        None => "halt lifted before any data was replaced: the agents restart the cluster as it was".into(),
-    })
 }

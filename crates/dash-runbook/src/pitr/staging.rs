@@ -111,7 +111,7 @@ pub async fn recover(
         )));
     }
     let mut guard = Recovered {
-        client: connect(&node, superuser)
+        client: connect(&node, superuser, "postgres")
             .await
             .inspect_err(|_| kill(&node))?,
         node: Some(node),
@@ -144,7 +144,8 @@ pub async fn recover(
             Ok(r) => progress.update(&format!("replayed to {}", r.get::<_, String>(1))),
             Err(_) => {
                 // The server restarts its connections at promotion.
-                guard.client = connect(guard.node.as_ref().expect("running"), superuser).await?;
+                guard.client =
+                    connect(guard.node.as_ref().expect("running"), superuser, "postgres").await?;
             }
         }
         if Instant::now() > deadline {
@@ -193,16 +194,17 @@ pub fn words(target: &RecoveryTarget) -> String {
     }
 }
 
-async fn connect(node: &PgNode, user: &str) -> Result<Client, RunbookError> {
+/// A session on `dbname` of `node`, over its Unix socket (trust).
+async fn connect(node: &PgNode, user: &str, dbname: &str) -> Result<Client, RunbookError> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host_path(node.socket_dir())
         .port(node.port())
         .user(user)
-        .dbname("postgres")
+        .dbname(dbname)
         .application_name("dash-restore")
         .connect_timeout(QUERY_DEADLINE);
     let (client, conn) = within(
-        "connect to the recovering server",
+        "connect to the recovered server",
         QUERY_DEADLINE,
         cfg.connect(NoTls),
     )
@@ -218,21 +220,7 @@ fn kill(node: &PgNode) {
 impl Recovered {
     /// A session on `dbname` of the recovered server.
     pub async fn client_for(&self, dbname: &str, superuser: &str) -> Result<Client, RunbookError> {
-        let node = self.node.as_ref().expect("running until stopped");
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(node.socket_dir())
-            .port(node.port())
-            .user(superuser)
-            .dbname(dbname)
-            .connect_timeout(QUERY_DEADLINE);
-        let (client, conn) = within(
-            "connect to the recovered database",
-            QUERY_DEADLINE,
-            cfg.connect(NoTls),
-        )
-        .await?;
-        tokio::spawn(conn);
-        Ok(client)
+        connect(self.node(), superuser, dbname).await
     }
 
     /// Row counts of every table of `dbname` in the recovered server.

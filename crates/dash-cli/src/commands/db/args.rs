@@ -217,13 +217,81 @@ pub struct DirArg {
     pub dir: Option<PathBuf>,
 }
 
+/// Where the pgBackRest repository is (point-in-time recovery).
+#[derive(Debug, Clone, Args)]
+pub struct BackrestArgs {
+    /// pgBackRest config file of the repository [default: DASH_PGBACKREST_CONFIG, else beside `dashctl up` $DASH_HOME/pgbackrest/pgbackrest.conf when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub pgbackrest_config: Option<PathBuf>,
+    /// The pgBackRest stanza.
+    #[arg(long, env = "DASH_PGBACKREST_STANZA", default_value = dash_backrest::DEFAULT_STANZA, value_name = "NAME")]
+    pub stanza: String,
+}
+
+impl BackrestArgs {
+    /// Whether a repository is configured here (the flag, the environment or beside `dashctl up`).
+    pub fn configured(&self) -> bool {
+        dash_runbook::pitr::find_config(self.pgbackrest_config.clone(), |k| std::env::var(k).ok())
+            .is_some()
+    }
+
+    /// The repository, the local nodes and (given or recorded) etcd.
+    pub fn setup(
+        &self,
+        etcd: Option<&EtcdArgs>,
+    ) -> Result<dash_runbook::pitr::Setup, dash_runbook::RunbookError> {
+        let etcd = etcd.and_then(EtcdArgs::target);
+        dash_runbook::pitr::Setup::resolve(
+            self.pgbackrest_config.clone(),
+            &self.stanza,
+            etcd,
+            |k| std::env::var(k).ok(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackupTypeArg {
+    Full,
+    Diff,
+    Incr,
+}
+
+impl From<BackupTypeArg> for dash_backrest::BackupType {
+    fn from(t: BackupTypeArg) -> Self {
+        match t {
+            BackupTypeArg::Full => dash_backrest::BackupType::Full,
+            BackupTypeArg::Diff => dash_backrest::BackupType::Diff,
+            BackupTypeArg::Incr => dash_backrest::BackupType::Incr,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     #[command(flatten)]
     pub common: Common,
     #[command(flatten)]
     pub dir: DirArg,
-    /// Keep only the newest N dumps made by `dashctl db backup` (older ones are deleted after a successful backup); default: keep all.
+    #[command(flatten)]
+    pub backrest: BackrestArgs,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// A pgBackRest backup of this type (diff and incr build on the newest full; pgBackRest takes a full when there is none) [default with a repository: diff].
+    #[arg(
+        long = "type",
+        value_enum,
+        value_name = "TYPE",
+        conflicts_with = "logical"
+    )]
+    pub ty: Option<BackupTypeArg>,
+    /// A logical dump (pg_dump -Fc, latest.dump) instead, which is also what happens when no pgBackRest repository is configured.
+    #[arg(long)]
+    pub logical: bool,
+    /// pgBackRest: copy from the primary even when a standby streams.
+    #[arg(long, conflicts_with = "logical")]
+    pub from_primary: bool,
+    /// Logical dumps: keep only the newest N made by `dashctl db backup` (older ones are deleted after a successful backup); default: keep all. pgBackRest keeps what its config's repo1-retention-full says.
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
 }
@@ -234,6 +302,8 @@ pub struct BackupsArgs {
     pub common: Common,
     #[command(flatten)]
     pub dir: DirArg,
+    #[command(flatten)]
+    pub backrest: BackrestArgs,
 }
 
 #[derive(Debug, Args)]
@@ -242,7 +312,12 @@ pub struct VerifyBackupArgs {
     pub common: Common,
     #[command(flatten)]
     pub dir: DirArg,
-    /// The dump [default: latest.dump in the backup directory].
+    #[command(flatten)]
+    pub backrest: BackrestArgs,
+    /// Verify the logical dump (FILE or latest.dump) even though a pgBackRest repository is configured.
+    #[arg(long)]
+    pub logical: bool,
+    /// The dump [default: latest.dump in the backup directory]; without it and with a pgBackRest repository, the newest pgBackRest backup plus WAL is verified.
     pub file: Option<PathBuf>,
     /// Restore into a scratch database (dash_verify_*) on the primary instead of a throwaway local instance: needs CREATEDB there and puts the restore's load on it; for machines without the PostgreSQL server binaries.
     #[arg(long)]
@@ -255,8 +330,33 @@ pub struct RestoreArgs {
     pub common: Common,
     #[command(flatten)]
     pub dir: DirArg,
+    #[command(flatten)]
+    pub backrest: BackrestArgs,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
     /// The dump [default: latest.dump in the backup directory].
     pub file: Option<PathBuf>,
+    /// Point in time: restore the whole cluster (pgBackRest) to what was committed at TIME (RFC 3339, or YYYY-MM-DD HH:MM:SS[.frac] in UTC), on a new timeline.
+    #[arg(long, value_name = "TIME", value_parser = dash_runbook::pitr::target::parse_time, conflicts_with_all = ["file", "to_lsn", "before_event", "abort"])]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Point in time: restore the whole cluster to this WAL position (0/3000060).
+    #[arg(long, value_name = "LSN", value_parser = dash_runbook::pitr::target::parse_lsn, conflicts_with_all = ["file", "before_event", "abort"])]
+    pub to_lsn: Option<u64>,
+    /// Point in time: restore the whole cluster to just before the transaction that recorded event ID (GET /api/v1/events) committed.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["file", "abort"])]
+    pub before_event: Option<i64>,
+    /// Point in time: the node to restore on, whose data directory must be on this host [default: the leader when local, else the one local node]; the others re-clone from it.
+    #[arg(long, value_name = "NODE")]
+    pub on: Option<String>,
+    /// Point in time: print every step and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Point in time: how long the members may take to lead and re-clone after the restored data is in place.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub wait: Duration,
+    /// Lift the cluster-wide halt an interrupted point-in-time restore left in etcd.
+    #[arg(long, conflicts_with = "file")]
+    pub abort: bool,
     /// Put the API into read-only maintenance mode for the restore (lifted afterwards, also on failure).
     #[arg(long)]
     pub stop_writes: bool,

@@ -59,7 +59,7 @@ pub async fn verify(a: VerifyBackupArgs) -> Result<u8, RunbookError> {
 pub async fn restore(a: RestoreArgs) -> Result<u8, RunbookError> {
     let setup = a.backrest.setup(Some(&a.etcd))?;
     if a.abort {
-        let said = pitr::restore::abort(&setup).await?;
+        let said = pitr::halt::abort(&setup).await?;
         println!("{said}");
         return Ok(exit::OK);
     }
