@@ -6,5 +6,6 @@ pub mod chaos;
 pub mod compare;
 pub mod hosts;
 pub mod load;
+pub mod pitr_drill;
 pub mod worker;
 pub mod worker_chaos;

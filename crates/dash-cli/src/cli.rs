@@ -181,6 +181,9 @@ pub struct ChaosArgs {
     /// kill-worker: the workers' lease (the worker's default).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub lease: std::time::Duration,
+    /// pitr: rounds whose number is a multiple of N kill the primary after the backup, so recovery crosses a failover (0: never).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub failover_every: u32,
     /// kill-worker: the workers' heartbeat (the worker's default).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub heartbeat: std::time::Duration,
@@ -202,6 +205,8 @@ pub enum ScenarioArg {
     ExhaustPool,
     /// `dashctl worker` processes running agents are SIGKILLed, one a round, and replaced: every agent must complete exactly once, with no two runs overlapping and the cap held.
     KillWorker,
+    /// Point-in-time recovery with pgBackRest: every round a backup (every --failover-every-th round then a failover), writes through the API, a point noted, `DELETE FROM swarms`, `dashctl db restore --to` the point; every write acknowledged before the point must be back and none sent after it.
+    Pitr,
     /// --hosts: the primary's host crashes (every process frozen, then killed); it boots again later.
     HostCrash,
     /// --hosts: only the primary's PostgreSQL crashes; its agent lives (the fast path).

@@ -73,6 +73,7 @@ pub struct ArchiveMetrics {
     pub lag_bytes: Gauge,
     pub last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub last_failure: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub last_verified: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl ArchiveMetrics {
@@ -102,6 +103,17 @@ impl ArchiveMetrics {
             "When archive_command last failed (Unix time; 0: never)",
             self.last_failure.clone(),
         );
+        registry.register(
+            "dash_node_backup_last_verified_timestamp_seconds",
+            "When `dashctl db verify-backup` last restored and checked a backup of the repository successfully (Unix time; 0: never)",
+            self.last_verified.clone(),
+        );
+    }
+
+    /// Reads the repository's record of verified restores.
+    pub fn set_verified(&self, repo: &dash_backrest::Repo) {
+        let at = repo.last_verified().map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
+        self.last_verified.set(at);
     }
 
     /// Records a reading; a stopped server keeps the last one, except that

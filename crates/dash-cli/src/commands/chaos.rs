@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use dash_bench::chaos::{self, ChaosError, ChaosOptions};
 use dash_bench::hosts::{self, HostsError, HostsOptions};
+use dash_bench::pitr_drill::{self, PitrDrillError, PitrDrillOptions};
 use dash_bench::worker_chaos::{self, KillWorkerError, KillWorkerOptions};
 
 use super::{UsageError, EXIT_FAILURE, EXIT_OK};
@@ -22,6 +23,9 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<u8> {
     }
     if args.scenario == ScenarioArg::KillWorker {
         return run_kill_worker(args).await;
+    }
+    if args.scenario == ScenarioArg::Pitr {
+        return run_pitr(args).await;
     }
     let Some(scenario) = args.scenario.local() else {
         return Err(UsageError(format!(
@@ -106,6 +110,23 @@ async fn run_kill_worker(args: ChaosArgs) -> anyhow::Result<u8> {
         None::<KillWorkerError>,
         clean,
     )
+}
+
+async fn run_pitr(args: ChaosArgs) -> anyhow::Result<u8> {
+    let opts = PitrDrillOptions {
+        rounds: args.rounds,
+        concurrency: args.concurrency,
+        failover_every: args.failover_every,
+        writing: std::time::Duration::from_secs(4),
+        keep: args.keep,
+        dashctl: std::env::current_exe()?,
+    };
+    let report = match pitr_drill::run(&opts, &|m| eprintln!("dashctl chaos: {m}")).await {
+        Err(PitrDrillError::Usage(m)) => return Err(UsageError(m).into()),
+        other => other?,
+    };
+    let clean = report.clean();
+    finish(&args, &report, report.render(), None::<PitrDrillError>, clean)
 }
 
 /// Prints the report (JSON or text); a run that stopped early is an error,

@@ -203,6 +203,9 @@ impl Agent {
                 false => None,
             };
             self.metrics.archive.set(reading.as_ref());
+            if let Some(repo) = &self.opts.backrest {
+                self.metrics.archive.set_verified(repo);
+            }
         }
         self.keep_etcd_leader_away(now);
     }
