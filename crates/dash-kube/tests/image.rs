@@ -4,7 +4,9 @@
 //! PostgreSQL major is set once, the Dockerfile's `ARG PG_MAJOR`, and the
 //! server image and its bindir follow it; the image has a HEALTHCHECK on
 //! `/livez`; every container runs on a read-only root filesystem, and each
-//! that runs Dash has HOME and /tmp on writable volumes.
+//! that runs Dash has HOME and /tmp on writable volumes. The database image
+//! (deploy/postgres/Dockerfile) is the server image plus pgBackRest, tagged
+//! as its base wherever it is named.
 //!
 //! The checks are in image_checks/; the tests below also break a copy of
 //! the real files, one slip at a time, and require each check to fail.
@@ -17,6 +19,7 @@ mod image_checks;
 use std::path::Path;
 
 use deploy_objects::{dir, objects, yaml};
+use image_checks::database_image::database_image_problems;
 use image_checks::dockerfile::{dockerfile_problems, Dockerfile};
 use image_checks::pods::{kustomize_problems, manifest_problems};
 use image_checks::reference::pinned;
@@ -24,6 +27,11 @@ use serde_json::Value;
 
 fn dockerfile() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Dockerfile");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+fn database_dockerfile() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/postgres/Dockerfile");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
 }
 
@@ -70,6 +78,7 @@ fn the_pin_check_refuses_moving_tags_and_malformed_digests() {
         "debian:bookworm-20250908-slim".into(),
         "postgres:15.19-bookworm".into(),
         "postgres:15.19".into(),
+        "dash-postgres:15.19-bookworm".into(),
         "quay.io/coreos/etcd:v3.5.27".into(),
         "quay.io/prometheuscommunity/postgres-exporter:v0.15.0".into(),
         "dash:0.1.0".into(),
@@ -90,6 +99,7 @@ fn the_pin_check_refuses_moving_tags_and_malformed_digests() {
         "debian:stable-slim".into(),
         "postgres:15".into(),
         "postgres:15-bookworm".into(),
+        "dash-postgres:15-bookworm".into(),
         "quay.io/coreos/etcd:v3.5".into(),
         "registry.example:5000/dash".into(),
         format!("rust@sha256:{digest}"),
@@ -185,7 +195,7 @@ fn the_manifest_check_fails_on_each_kind_of_slip() {
     let real = all_objects();
     let file = dockerfile();
     type Slip = fn(&mut Value);
-    let slips: [(&str, &str, &str, Slip); 9] = [
+    let slips: [(&str, &str, &str, Slip); 11] = [
         ("floating server", "StatefulSet", "postgres", |c| {
             c["image"] = "postgres:15-bookworm".into()
         }),
@@ -195,6 +205,15 @@ fn the_manifest_check_fails_on_each_kind_of_slip() {
         ("another Debian", "StatefulSet", "postgres", |c| {
             c["image"] = "postgres:15.19-trixie".into()
         }),
+        ("floating database image", "StatefulSet", "postgres", |c| {
+            c["image"] = "dash-postgres:15-bookworm".into()
+        }),
+        (
+            "database image of another major",
+            "CronJob",
+            "postgres-pgbackrest-diff",
+            |c| c["image"] = "dash-postgres:16.10-bookworm".into(),
+        ),
         ("untagged etcd", "StatefulSet", "etcd", |c| {
             c["image"] = "quay.io/coreos/etcd".into()
         }),
@@ -243,4 +262,55 @@ fn the_manifest_check_fails_on_each_kind_of_slip() {
     let pinned = serde_json::json!({"images": [{"name": "dash", "newName": "r.example/dash",
         "newTag": "0.1.0", "digest": digest}]});
     assert!(kustomize_problems(&pinned).is_empty());
+}
+
+#[test]
+fn the_database_image_is_the_server_image_plus_pgbackrest_under_its_tag() {
+    let kustomization = yaml(&dir().join("kustomization.yaml")).remove(0);
+    let (file, objects) = (database_dockerfile(), all_objects());
+    let problems = database_image_problems(&file, &objects, &kustomization);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    let replace = |from: &str, to: &str| {
+        assert!(
+            file.contains(from),
+            "{from} is not in deploy/postgres/Dockerfile"
+        );
+        file.replacen(from, to, 1)
+    };
+    let slips = [
+        (
+            "a newer base alone",
+            replace(
+                "FROM postgres:15.19-bookworm",
+                "FROM postgres:15.20-bookworm",
+            ),
+        ),
+        (
+            "a floating base",
+            replace("FROM postgres:15.19-bookworm", "FROM postgres:15-bookworm"),
+        ),
+        ("no pgBackRest", replace(" pgbackrest \\", " \\")),
+        (
+            "dashctl off PATH",
+            replace("ENV PATH=/dash/bin:", "ENV PATH="),
+        ),
+    ];
+    for (slip, broken) in slips {
+        let problems = database_image_problems(&broken, &objects, &kustomization);
+        assert!(!problems.is_empty(), "{slip} passed");
+    }
+    // One manifest or the kustomization moving alone fails too.
+    let mut moved = objects.clone();
+    let (_, job) = moved
+        .iter_mut()
+        .find(|(_, d)| d["metadata"]["name"] == "postgres-pgbackrest-full")
+        .unwrap();
+    first_container(job)["image"] = "dash-postgres:15.20-bookworm".into();
+    assert!(!database_image_problems(&file, &moved, &kustomization).is_empty());
+    let mut retagged = kustomization.clone();
+    let images = retagged["images"].as_array_mut().unwrap();
+    let entry = images.iter_mut().find(|e| e["name"] == "dash-postgres");
+    entry.unwrap()["newTag"] = "15.20-bookworm".into();
+    assert!(!database_image_problems(&file, &objects, &retagged).is_empty());
 }

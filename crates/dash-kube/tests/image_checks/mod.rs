@@ -2,6 +2,7 @@
 //! asserting, so that the tests can break a copy of the real files and see
 //! the check fail.
 
+pub mod database_image;
 pub mod dockerfile;
 pub mod pods;
 pub mod reference;

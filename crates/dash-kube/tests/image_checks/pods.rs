@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use serde_json::Value;
 
 use super::dockerfile::Dockerfile;
-use super::reference::{debian_release, pinned, version};
+use super::reference::{debian_release, pinned, version, SERVER_IMAGES};
 
 /// Every pod template: (where, its spec).
 pub fn pod_specs(objects: &[(String, Value)]) -> Vec<(String, PodSpec)> {
@@ -102,7 +102,7 @@ pub fn manifest_problems(objects: &[(String, Value)], dockerfile: &str) -> Vec<S
                 }
             }
 
-            if image.repo() == "postgres" {
+            if SERVER_IMAGES.contains(&image.repo()) {
                 servers += 1;
                 let major = version(image.tag).map(|(n, _)| n[0].to_string());
                 if major.as_deref() != Some(pg_major.as_str()) {

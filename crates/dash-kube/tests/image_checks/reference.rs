@@ -59,14 +59,19 @@ pub fn version(tag: &str) -> Option<(Vec<u32>, &str)> {
     (rest.is_empty() || rest.starts_with('-')).then_some((numbers, rest))
 }
 
-/// Whether `tag` names one release of `repo`. PostgreSQL (since 10) and
-/// Debian number a release major.minor; everything else, semver
-/// major.minor.patch. A shorter version (`1`, `1.95`, `15`, `12`) is a
+/// The PostgreSQL server images: upstream's, and Dash's with pgBackRest
+/// added (deploy/postgres/Dockerfile), which carries its base's tag.
+pub const SERVER_IMAGES: [&str; 2] = ["postgres", "dash-postgres"];
+
+/// Whether `tag` names one release of `repo`. PostgreSQL (since 10, and the
+/// server images built on it) and Debian number a release major.minor;
+/// everything else, semver major.minor.patch. A shorter version (`1`, `1.95`, `15`, `12`) is a
 /// series that moves with each release, as is a bare name (`latest`,
 /// `bookworm-slim`); Debian's dated tags (`bookworm-20250908-slim`) are exact.
 pub fn exact_version(repo: &str, tag: &str) -> Result<(), String> {
     let parts = match repo {
-        "postgres" | "debian" => 2,
+        "debian" => 2,
+        repo if SERVER_IMAGES.contains(&repo) => 2,
         _ => 3,
     };
     if repo == "debian" {
