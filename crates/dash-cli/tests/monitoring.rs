@@ -24,20 +24,6 @@ const EXPORTER_METRICS: &[&str] = &[
     "kube_cronjob_created",
 ];
 
-/// The node agent's WAL-archiving and backup-verification gauges (the
-/// `dash-pitr` alerts), which the point-in-time recovery work adds to
-/// `dash_node::NodeMetrics` when the agent runs with `--pgbackrest-config`.
-/// Listed until NodeMetrics exports them; then this list goes, and the test
-/// checks these names against the agent like every other.
-const NODE_ARCHIVE_METRICS: &[&str] = &[
-    "dash_node_archive_enabled",
-    "dash_node_archive_pending_segments",
-    "dash_node_archive_lag_bytes",
-    "dash_node_archive_last_success_timestamp_seconds",
-    "dash_node_archive_last_failure_timestamp_seconds",
-    "dash_node_backup_last_verified_timestamp_seconds",
-];
-
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
 }
@@ -274,7 +260,6 @@ async fn the_grafana_dashboard_and_the_alerts_query_only_exported_metrics() {
     let mut known = exposed(&app.metrics().await);
     known.extend(exposed(&dash_node::NodeMetrics::new().encode()));
     known.extend(EXPORTER_METRICS.iter().map(|s| s.to_string()));
-    known.extend(NODE_ARCHIVE_METRICS.iter().map(|s| s.to_string()));
     assert!(known.contains("pg_pool_max_size") && known.contains("dash_node_leader"));
     app.shutdown().await;
 

@@ -125,7 +125,8 @@ fn pgbackrest_writes_its_logs_locks_and_spool_to_an_empty_dir_not_the_root() {
     let global = &config["global"];
     assert_eq!(global["repo1-path"], REPO);
     assert_eq!(global["repo1-retention-full"], "2");
-    assert_eq!(global["compress-type"], "lz4");
+    assert_eq!(global["compress-type"], "zst");
+    assert_eq!(global["compress-level"], "1");
     assert_eq!(global["start-fast"], "y");
     // Standbys archive too: the default check refuses archive_mode=always.
     assert_eq!(global["archive-mode-check"], "n");

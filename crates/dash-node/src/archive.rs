@@ -112,7 +112,9 @@ impl ArchiveMetrics {
 
     /// Reads the repository's record of verified restores.
     pub fn set_verified(&self, repo: &dash_backrest::Repo) {
-        let at = repo.last_verified().map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
+        let at = repo
+            .last_verified()
+            .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
         self.last_verified.set(at);
     }
 

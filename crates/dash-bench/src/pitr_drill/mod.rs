@@ -52,9 +52,14 @@ pub enum PitrDrillError {
 }
 
 /// Runs the drill; the cluster is stopped and removed on return.
-pub async fn run(o: &PitrDrillOptions, progress: &dyn Fn(&str)) -> Result<PitrDrillReport, PitrDrillError> {
+pub async fn run(
+    o: &PitrDrillOptions,
+    progress: &dyn Fn(&str),
+) -> Result<PitrDrillReport, PitrDrillError> {
     if o.rounds == 0 || o.rounds > 100 {
-        return Err(PitrDrillError::Usage("--rounds must be from 1 to 100".into()));
+        return Err(PitrDrillError::Usage(
+            "--rounds must be from 1 to 100".into(),
+        ));
     }
     let token = Uuid::new_v4().simple().to_string();
     let mut scratch = ScratchCluster::create(1, true, Some(token.clone()))?;
@@ -101,7 +106,12 @@ pub async fn run(o: &PitrDrillOptions, progress: &dyn Fn(&str)) -> Result<PitrDr
 }
 
 /// The runbook's view of the private cluster: its API and etcd, every node local.
-fn wiring(topo: &Topology, home: &std::path::Path, base: &str, token: &str) -> Result<(Target, Setup), PitrDrillError> {
+fn wiring(
+    topo: &Topology,
+    home: &std::path::Path,
+    base: &str,
+    token: &str,
+) -> Result<(Target, Setup), PitrDrillError> {
     let endpoint = ApiEndpoint {
         api_url: base.to_string(),
         metrics_url: String::new(),
@@ -110,8 +120,9 @@ fn wiring(topo: &Topology, home: &std::path::Path, base: &str, token: &str) -> R
     let mut target = Target::for_settings(topo.db_settings(), endpoint);
     let etcd = EtcdTarget::new(&topo.etcd_endpoints(), &topo.cluster);
     target.etcd = etcd.clone();
-    let repo = dash_platform::backrest_repo(home)
-        .ok_or_else(|| PitrDrillError::Other("the platform made no pgBackRest repository".into()))?;
+    let repo = dash_platform::backrest_repo(home).ok_or_else(|| {
+        PitrDrillError::Other("the platform made no pgBackRest repository".into())
+    })?;
     let local = (topo.nodes.iter())
         .map(|n| LocalNode {
             name: n.name.clone(),
@@ -140,10 +151,17 @@ async fn round(
     token: &str,
     progress: &dyn Fn(&str),
 ) -> Result<PitrRound, PitrDrillError> {
-    let ty = if n == 1 { dash_backrest::BackupType::Full } else { dash_backrest::BackupType::Diff };
+    let ty = if n == 1 {
+        dash_backrest::BackupType::Full
+    } else {
+        dash_backrest::BackupType::Diff
+    };
     let backup = dash_runbook::pitr::backup::backup(
         setup,
-        &dash_runbook::pitr::backup::PhysicalBackupOptions { ty, from_primary: false },
+        &dash_runbook::pitr::backup::PhysicalBackupOptions {
+            ty,
+            from_primary: false,
+        },
     )
     .await?;
     let failed_over = match o.failover_every {
@@ -164,5 +182,15 @@ async fn round(
     };
     let restored = dash_runbook::pitr::restore::restore(target, setup, &ropts).await?;
     let present = writes::present(target, n).await?;
-    Ok(PitrRound::judge(n, &log, point, &present, deleted, backup.label, failed_over, &restored, started.elapsed()))
+    Ok(PitrRound::judge(
+        n,
+        &log,
+        point,
+        &present,
+        deleted,
+        backup.label,
+        failed_over,
+        &restored,
+        started.elapsed(),
+    ))
 }

@@ -137,7 +137,9 @@ impl PitrDrillReport {
     }
 
     pub fn clean(&self) -> bool {
-        self.failure.is_none() && !self.rounds.is_empty() && self.rounds.iter().all(PitrRound::clean)
+        self.failure.is_none()
+            && !self.rounds.is_empty()
+            && self.rounds.iter().all(PitrRound::clean)
     }
 
     pub fn render(&self) -> String {
@@ -164,7 +166,11 @@ impl PitrDrillReport {
         if let Some(f) = &self.failure {
             out.push_str(&format!("stopped early: {f}\n"));
         }
-        out.push_str(if self.clean() { "CLEAN\n" } else { "NOT CLEAN\n" });
+        out.push_str(if self.clean() {
+            "CLEAN\n"
+        } else {
+            "NOT CLEAN\n"
+        });
         out
     }
 }

@@ -37,7 +37,11 @@ pub async fn drive(
     let end = Instant::now() + writing;
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (http, url, token) = (http.clone(), format!("{base}/api/v1/swarms"), token.to_string());
+        let (http, url, token) = (
+            http.clone(),
+            format!("{base}/api/v1/swarms"),
+            token.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut log = Vec::new();
             let mut i = 0u64;
@@ -77,20 +81,44 @@ pub async fn destroy(target: &Target) -> Result<u64, RunbookError> {
 pub async fn present(target: &Target, round: u32) -> Result<HashSet<String>, RunbookError> {
     let p = session::primary(target).await?;
     let pattern = format!("pitr-r{round}-%");
-    let rows = (p.client.query("SELECT name FROM swarms WHERE name LIKE $1", &[&pattern]).await)
+    let rows = (p
+        .client
+        .query("SELECT name FROM swarms WHERE name LIKE $1", &[&pattern])
+        .await)
         .map_err(|e| RunbookError::Invalid(format!("reading the swarms failed: {e}")))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Kills the leader's PostgreSQL (every process, by PID) and waits until
 /// another member leads and a standby streams again. Returns "old -> new".
-pub async fn fail_over(topo: &Topology, setup: &Setup, progress: &dyn Fn(&str)) -> Result<String, PitrDrillError> {
-    let etcd = setup.etcd.clone().ok_or_else(|| PitrDrillError::Other("no etcd".into()))?;
-    let dcs = etcd.connect().await.map_err(|e| PitrDrillError::Other(e.to_string()))?;
-    let view = dcs.view().await.map_err(|e| PitrDrillError::Other(e.to_string()))?;
-    let old = view.leader.map(|l| l.name).ok_or_else(|| PitrDrillError::Other("no leader".into()))?;
-    let node = topo.node(&old).ok_or_else(|| PitrDrillError::Other(format!("{old} is not recorded")))?;
-    progress(&format!("killing {old}'s PostgreSQL (every process of {})", node.data_dir.display()));
+pub async fn fail_over(
+    topo: &Topology,
+    setup: &Setup,
+    progress: &dyn Fn(&str),
+) -> Result<String, PitrDrillError> {
+    let etcd = setup
+        .etcd
+        .clone()
+        .ok_or_else(|| PitrDrillError::Other("no etcd".into()))?;
+    let dcs = etcd
+        .connect()
+        .await
+        .map_err(|e| PitrDrillError::Other(e.to_string()))?;
+    let view = dcs
+        .view()
+        .await
+        .map_err(|e| PitrDrillError::Other(e.to_string()))?;
+    let old = view
+        .leader
+        .map(|l| l.name)
+        .ok_or_else(|| PitrDrillError::Other("no leader".into()))?;
+    let node = topo
+        .node(&old)
+        .ok_or_else(|| PitrDrillError::Other(format!("{old} is not recorded")))?;
+    progress(&format!(
+        "killing {old}'s PostgreSQL (every process of {})",
+        node.data_dir.display()
+    ));
     dash_pg::kill_data_dir_processes(&node.data_dir);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -98,7 +126,10 @@ pub async fn fail_over(topo: &Topology, setup: &Setup, progress: &dyn Fn(&str)) 
         if let Ok(v) = dcs.view().await {
             let leader = v.leader.as_ref().map(|l| l.name.clone());
             let streaming = v.members.iter().any(|m| m.role == "replica" && m.streaming);
-            let primary = leader.as_ref().and_then(|l| v.member(l)).is_some_and(|m| m.role == "primary");
+            let primary = leader
+                .as_ref()
+                .and_then(|l| v.member(l))
+                .is_some_and(|m| m.role == "primary");
             if let (Some(new), true, true) = (leader, primary, streaming) {
                 if new != old {
                     return Ok(format!("{old} -> {new}"));
@@ -106,7 +137,9 @@ pub async fn fail_over(topo: &Topology, setup: &Setup, progress: &dyn Fn(&str)) 
             }
         }
         if Instant::now() > deadline {
-            return Err(PitrDrillError::Other(format!("no failover from {old} within 120 s")));
+            return Err(PitrDrillError::Other(format!(
+                "no failover from {old} within 120 s"
+            )));
         }
     }
 }

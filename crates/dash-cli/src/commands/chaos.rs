@@ -126,7 +126,13 @@ async fn run_pitr(args: ChaosArgs) -> anyhow::Result<u8> {
         other => other?,
     };
     let clean = report.clean();
-    finish(&args, &report, report.render(), None::<PitrDrillError>, clean)
+    finish(
+        &args,
+        &report,
+        report.render(),
+        None::<PitrDrillError>,
+        clean,
+    )
 }
 
 /// Prints the report (JSON or text); a run that stopped early is an error,
