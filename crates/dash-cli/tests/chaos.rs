@@ -77,3 +77,52 @@ fn sessions_held_idle_in_transaction_outside_the_api_do_not_starve_it() {
     );
     assert!(round["acked_writes"].as_u64().unwrap() > 0, "{round}");
 }
+
+#[test]
+fn a_restore_to_a_point_keeps_every_earlier_write_and_none_after_across_a_failover() {
+    let r = Runner::new(env!("CARGO_BIN_EXE_dashctl"))
+        .env("DASH_LOG", "error")
+        .run_blocking(&[
+            "chaos",
+            "pitr",
+            "--rounds",
+            "2",
+            "--failover-every",
+            "2",
+            "--concurrency",
+            "4",
+            "--json",
+        ])
+        .expect_code(0)
+        .json();
+    let rounds = r["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{r}");
+    assert!(
+        r["acked_before"].as_u64().unwrap() > 0,
+        "no write before the point: {r}"
+    );
+    assert!(
+        r["sent_after"].as_u64().unwrap() > 0,
+        "no write after the point: {r}"
+    );
+    assert_eq!(
+        r["missing"], 0,
+        "writes acknowledged before the point are missing: {r}"
+    );
+    assert_eq!(
+        r["present_after"], 0,
+        "writes sent after the point came back: {r}"
+    );
+    assert!(rounds[0]["failover"].is_null(), "{r}");
+    assert!(
+        rounds[1]["failover"].is_string(),
+        "round 2 did not fail over: {r}"
+    );
+    for round in rounds {
+        assert!(
+            round["deleted"].as_u64().unwrap() > 0,
+            "the incident deleted nothing: {round}"
+        );
+        assert!(round["timeline"].as_u64().unwrap() >= 2, "{round}");
+    }
+}

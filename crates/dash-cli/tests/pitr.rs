@@ -1,0 +1,193 @@
+//! Point-in-time recovery as a user runs it beside `dashctl up`: the
+//! platform keeps a pgBackRest repository (a first full backup, WAL from
+//! every node), `db backup --type` copies from the standby, `db backups`
+//! shows the window, `db verify-backup` restores into a throwaway instance
+//! and records it (the agents export when), and `db restore` brings the
+//! whole cluster back to just before an event and to an LSN, each time
+//! keeping what came before and dropping what came after, with the
+//! replica re-cloned and the API writing again. Bad points are refused
+//! before anything changes. (`--to TIME` under write load, with a failover
+//! between backup and incident, is `dashctl chaos pitr`: tests/chaos.rs.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::up::{eventually, Up};
+use dash_testkit::Runner;
+use serde_json::json;
+
+async fn create(http: &reqwest::Client, up: &Up, token: &str, name: &str) {
+    let r = (http.post(up.api("/swarms")).bearer_auth(token))
+        .json(&json!({"name": name, "strategy": "parallel"}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "create {name}: {:?}",
+        r.text().await
+    );
+}
+
+/// One value from the primary (`dashctl psql -- -At -c SQL`).
+async fn sql(cli: &Runner, q: &str) -> String {
+    let o = cli.run(&["psql", "--", "-At", "-c", q]).await;
+    o.expect_code(0);
+    o.stdout.trim().to_string()
+}
+
+async fn swarms(cli: &Runner) -> String {
+    sql(
+        cli,
+        "SELECT coalesce(string_agg(name, ',' ORDER BY name), '') FROM swarms",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.path().join("dash");
+    let cli = Runner::new(env!("CARGO_BIN_EXE_dashctl"))
+        .env("DASH_HOME", &home)
+        .env("DASH_LOG", "error");
+
+    // Without a repository or etcd: usage errors that say what is missing.
+    let none = cli
+        .run(&["db", "restore", "--to", "2026-11-30T12:00:00Z", "--yes"])
+        .await;
+    none.expect_code(2);
+    assert!(none.stderr.contains("pgBackRest"), "{}", none.show());
+    cli.run(&["db", "restore", "--to", "yesterday"])
+        .await
+        .expect_code(2);
+
+    let (api_port, metrics_port) = (dash_pg::free_port(), dash_pg::free_port());
+    let mut up = Up::start(&home, Vec::new(), api_port, metrics_port);
+    up.wait_up(Duration::from_secs(180));
+    assert!(up.output().contains("first full backup"), "{}", up.output());
+    let topo = up.topo();
+    let token = topo.api_token.expose().to_string();
+    let http = reqwest::Client::new();
+
+    // The first full backup and a window.
+    let listed = cli.run(&["db", "backups", "--json"]).await;
+    listed.expect_code(0);
+    let b = listed.json();
+    assert_eq!(
+        b["pgbackrest"]["backups"][0]["ty"],
+        "full",
+        "{}",
+        listed.show()
+    );
+    assert!(
+        b["pgbackrest"]["window"]["earliest"].is_string(),
+        "{}",
+        listed.show()
+    );
+
+    // A differential backup, copied from the streaming standby.
+    let diff = cli.run(&["db", "backup", "--type", "diff", "--json"]).await;
+    diff.expect_code(0);
+    let d = diff.json();
+    assert_eq!(d["type"], "diff", "{}", diff.show());
+    assert!(
+        d["standby"].is_string(),
+        "not copied from the standby: {}",
+        diff.show()
+    );
+
+    // Verified in a throwaway instance, recorded, exported by the agents.
+    let verified = cli.run(&["db", "verify-backup", "--json"]).await;
+    verified.expect_code(0);
+    assert_eq!(verified.json()["ok"], true, "{}", verified.show());
+    let listed = cli.run(&["db", "backups", "--json"]).await.json();
+    assert_eq!(listed["pgbackrest"]["last_verification"]["ok"], true);
+    let metrics = format!("http://127.0.0.1:{}/metrics", topo.nodes[0].node_port);
+    eventually(
+        Duration::from_secs(20),
+        "the agent exports archiving and the verification",
+        || async {
+            let text = http.get(&metrics).send().await.ok()?.text().await.ok()?;
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("dash_node_backup_last_verified_timestamp_seconds "))?;
+            let enabled = text.lines().any(|l| l == "dash_node_archive_enabled 1");
+            (enabled && !line.ends_with(" 0.0")).then_some(())
+        },
+    )
+    .await;
+
+    // --before-event: "keep" stays, "doomed" (whose creation is the event) goes.
+    create(&http, &up, &token, "keep").await;
+    create(&http, &up, &token, "doomed").await;
+    let event = sql(&cli, "SELECT e.id FROM events e JOIN swarms s ON s.id = e.swarm_id WHERE s.name = 'doomed' ORDER BY e.id LIMIT 1").await;
+    create(&http, &up, &token, "later").await;
+    // A point before every backup is refused, and nothing changes.
+    let early = cli
+        .run(&["db", "restore", "--to", "2000-01-01T00:00:00Z", "--yes"])
+        .await;
+    early.expect_code(4);
+    assert!(
+        early.stderr.contains("before the oldest backup"),
+        "{}",
+        early.show()
+    );
+    let dry = cli
+        .run(&["db", "restore", "--before-event", &event, "--dry-run"])
+        .await;
+    dry.expect_code(0);
+    assert!(
+        dry.stdout.contains("DRY RUN") && dry.stdout.contains("halt"),
+        "{}",
+        dry.show()
+    );
+    assert_eq!(swarms(&cli).await, "doomed,keep,later");
+    let restored = cli
+        .run(&["db", "restore", "--before-event", &event, "--yes", "--json"])
+        .await;
+    restored.expect_code(0);
+    let r = restored.json();
+    assert_eq!(r["ok"], true, "{}", restored.show());
+    assert_eq!(swarms(&cli).await, "keep", "{}", restored.show());
+
+    // Both nodes run again on the new timeline, the replica streaming from
+    // the primary, and the API writes.
+    let tl: u32 = sql(&cli, "SELECT timeline_id FROM pg_control_checkpoint()")
+        .await
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        r["timeline"].as_u64().unwrap_or(0) >= 2,
+        "{}",
+        restored.show()
+    );
+    let streaming = sql(
+        &cli,
+        "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+    )
+    .await;
+    assert_eq!(streaming, "1", "timeline {tl}");
+    create(&http, &up, &token, "after-restore").await;
+
+    // --to-lsn: what was committed up to the LSN stays.
+    let lsn = sql(&cli, "SELECT pg_current_wal_insert_lsn()").await;
+    create(&http, &up, &token, "gone-too").await;
+    let by_lsn = cli
+        .run(&["db", "restore", "--to-lsn", &lsn, "--yes", "--json"])
+        .await;
+    by_lsn.expect_code(0);
+    assert_eq!(
+        swarms(&cli).await,
+        "after-restore,keep",
+        "{}",
+        by_lsn.show()
+    );
+    let (code, _) = up.interrupt();
+    assert_eq!(code, 0, "{}", up.output());
+}
