@@ -166,7 +166,7 @@ async fn round(
     .await?;
     let failed_over = match o.failover_every {
         0 => None,
-        every if n % every == 0 => Some(writes::fail_over(topo, setup, progress).await?),
+        every if n.is_multiple_of(every) => Some(writes::fail_over(topo, setup, progress).await?),
         _ => None,
     };
     let client = reqwest::Client::new();
