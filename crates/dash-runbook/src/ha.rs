@@ -72,6 +72,9 @@ pub struct HaView {
     pub sync: Option<SyncState>,
     /// An operator request waiting for the leader.
     pub request: Option<Request>,
+    /// A cluster-wide halt (a point-in-time restore under way, or one that
+    /// was interrupted): nothing runs until it is lifted.
+    pub halt: Option<dash_dcs::Halt>,
     pub members: Vec<HaMember>,
     /// The newest decisions, oldest first.
     pub history: Vec<HistoryLine>,
@@ -170,6 +173,7 @@ impl HaView {
             leader,
             sync,
             request: view.request.as_ref().map(|r| r.value.clone()),
+            halt: view.halt.as_ref().map(|h| h.value.clone()),
             members,
             history: history.iter().skip(skip).map(HistoryLine::from).collect(),
             absent,

@@ -31,6 +31,15 @@ impl HaView {
         if let Some(r) = &self.request {
             out.push_str(&format!("  pending request: {r}\n"));
         }
+        if let Some(h) = &self.halt {
+            out.push_str(&format!(
+                "  HALTED by {}: {}{}; every server stays stopped until it is lifted \
+                 (a restore lifts it when done; `dashctl db restore --abort` lifts one left behind)\n",
+                h.by,
+                h.reason,
+                h.restored.as_ref().map(|m| format!(" ({m} holds the restored cluster)")).unwrap_or_default()
+            ));
+        }
         if self.members.is_empty() {
             out.push_str("  no member records (no agent is running for this cluster)\n");
         } else {

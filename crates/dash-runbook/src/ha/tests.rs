@@ -345,3 +345,24 @@ fn switchover_plan_and_report() {
 }
 
 mod failover;
+
+#[test]
+fn a_standing_halt_is_shown_with_who_filed_it_and_how_to_lift_it() {
+    let mut c = cluster();
+    c.halt = Some(Versioned {
+        value: dash_dcs::Halt {
+            by: "dashctl db restore on host1".into(),
+            reason: "restore to 2026-11-30 12:00:00 UTC".into(),
+            restored: Some("a2".into()),
+        },
+        mod_revision: 43,
+    });
+    let text = HaView::from_etcd(&etcd(), &c, &history(1)).render();
+    assert!(
+        text.contains("HALTED by dashctl db restore on host1"),
+        "{text}"
+    );
+    assert!(text.contains("a2 holds the restored cluster"), "{text}");
+    assert!(text.contains("dashctl db restore --abort"), "{text}");
+    assert!(!view().render().contains("HALTED"));
+}
