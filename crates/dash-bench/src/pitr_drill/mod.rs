@@ -179,6 +179,7 @@ async fn round(
         dry_run: false,
         yes: true,
         wait: Duration::from_secs(300),
+        api_stopped: false,
     };
     let restored = dash_runbook::pitr::restore::restore(target, setup, &ropts).await?;
     let present = writes::present(target, n).await?;

@@ -14,6 +14,7 @@ use crate::RunbookError;
 
 pub mod backup;
 pub mod catalogue;
+mod files;
 pub mod halt;
 pub mod restore;
 pub mod staging;

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use dash_dcs::Halt;
 use serde::Serialize;
 
+use super::files::{remove_dir, swap};
 use super::target::{check_reachable, pick_set, Wanted};
 use super::{halt, sibling, LocalNode, Setup};
 use crate::api_client::ApiClient;
@@ -47,6 +48,8 @@ pub struct PitrRestoreOptions {
     pub yes: bool,
     /// How long the members may take to lead and clone again.
     pub wait: Duration,
+    /// The API is stopped (scaled to zero): no maintenance mode to turn on.
+    pub api_stopped: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -180,7 +183,10 @@ pub async fn restore(
     };
     report.steps = vec![
         format!("1. check: repository {}, backup {set} ended before the point, {}'s data is here, etcd {} (checked now: ok)", setup.repo.config.display(), node.name, etcd.endpoints.join(",")),
-        "2. maintenance mode on: the API refuses writes (503 maintenance) until the end".into(),
+        match opts.api_stopped {
+            false => "2. maintenance mode on: the API refuses writes (503 maintenance) until the end".into(),
+            true => "2. (--api-stopped: the API is stopped, no maintenance mode)".into(),
+        },
         format!("3. the primary ({}) switches WAL and waits until it is archived", primary.as_ref().map_or("none answers: skipped".to_string(), |p| format!("{}:{}", p.host.host, p.host.port))),
         format!("4. restore {set} plus WAL into {} and recover to {} with a temporary server, which promotes onto a new timeline; read its row counts; stop it cleanly (the cluster keeps serving reads)", staging.display(), point.words),
         format!("5. halt in etcd: every agent ({}) stops its server and the leader gives up the key", members.join(", ")),
@@ -202,17 +208,25 @@ pub async fn restore(
         ),
         opts.yes,
     )?;
-    let api = ApiClient::new(target.api.clone());
-    if target.api.token.is_none() {
-        return Err(RunbookError::Usage(
-            "a restore stops the API's writes first: it needs the API token (--token or DASH_API_TOKEN)".into(),
-        ));
+    let api = (!opts.api_stopped).then(|| ApiClient::new(target.api.clone()));
+    if let Some(api) = &api {
+        if target.api.token.is_none() {
+            return Err(RunbookError::Usage(
+                "a restore stops the API's writes first: it needs the API token (--token or DASH_API_TOKEN)".into(),
+            ));
+        }
+        api.set_maintenance(true, &format!("dashctl db restore to {}", point.words))
+            .await?;
+    } else {
+        report
+            .notes
+            .push("--api-stopped: no maintenance mode (the API was declared stopped)".into());
     }
-    api.set_maintenance(true, &format!("dashctl db restore to {}", point.words))
-        .await?;
     let stopped_at = Instant::now();
     let staged = async {
-        crate::admin::ensure_writes_stopped(target, Duration::from_secs(10)).await?;
+        if api.is_some() {
+            crate::admin::ensure_writes_stopped(target, Duration::from_secs(10)).await?;
+        }
         if let Some(p) = &primary {
             flush_archive(&p.client).await?;
         }
@@ -241,7 +255,7 @@ pub async fn restore(
         Ok(s) => s,
         Err(e) => {
             let _ = remove_dir(&staging).await;
-            crate::restore::lift(&api).await;
+            lift(&api).await;
             return Err(e);
         }
     };
@@ -257,7 +271,7 @@ pub async fn restore(
     if let Err(e) = halt::wait_halted(&dcs, &etcd, &members, HALT_LIMIT).await {
         let _ = halt::lift(&dcs, &etcd).await;
         let _ = remove_dir(&staging).await;
-        crate::restore::lift(&api).await;
+        lift(&api).await;
         return Err(e);
     }
     swap(&node, &staging, &aside).await?;
@@ -284,7 +298,7 @@ pub async fn restore(
             .notes
             .push("could not count the live primary's rows".into()),
     }
-    if !crate::restore::lift(&api).await {
+    if !lift(&api).await {
         report
             .notes
             .push("could not lift maintenance mode: run `dashctl db maintenance off --yes`".into());
@@ -299,6 +313,14 @@ pub async fn restore(
     ));
     report.ok = report.count_differences.is_empty();
     Ok(report)
+}
+
+/// Lifts maintenance mode when the restore turned it on.
+async fn lift(api: &Option<ApiClient>) -> bool {
+    match api {
+        Some(api) => crate::restore::lift(api).await,
+        None => true,
+    }
 }
 
 /// The primary switches to a new WAL segment and waits until the archiver
@@ -335,39 +357,6 @@ async fn flush_archive(client: &tokio_postgres::Client) -> Result<(), RunbookErr
             )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn remove_dir(dir: &std::path::Path) -> Result<(), RunbookError> {
-    let d = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&d) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(RunbookError::io(format!("remove {}", d.display()), e))
-        }
-        _ => Ok(()),
-    })
-    .await
-    .map_err(|e| RunbookError::Invalid(format!("remove task: {e}")))?
-}
-
-/// The node's data goes aside (replacing an older copy), the staged
-/// directory takes its place, and the rewind marker goes.
-async fn swap(
-    node: &LocalNode,
-    staging: &std::path::Path,
-    aside: &std::path::Path,
-) -> Result<(), RunbookError> {
-    remove_dir(aside).await?;
-    let io = |what: String| move |e| RunbookError::io(what, e);
-    std::fs::rename(&node.data_dir, aside)
-        .map_err(io(format!("move {} aside", node.data_dir.display())))?;
-    std::fs::rename(staging, &node.data_dir)
-        .map_err(io(format!("move {} into place", staging.display())))?;
-    match std::fs::remove_file(sibling(&node.data_dir, ".needs-rewind")) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(RunbookError::io("remove the rewind marker", e))
-        }
-        _ => Ok(()),
     }
 }
 

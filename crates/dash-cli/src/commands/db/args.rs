@@ -354,6 +354,9 @@ pub struct RestoreArgs {
     /// Point in time: how long the members may take to lead and re-clone after the restored data is in place.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub wait: Duration,
+    /// Point in time: the API is stopped (e.g. scaled to 0 while every volume is rebuilt), so no maintenance mode is turned on; without it, a restore refuses when the API does not answer.
+    #[arg(long)]
+    pub api_stopped: bool,
     /// Lift the cluster-wide halt an interrupted point-in-time restore left in etcd.
     #[arg(long, conflicts_with = "file")]
     pub abort: bool,

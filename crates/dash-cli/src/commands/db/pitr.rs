@@ -79,6 +79,7 @@ pub async fn restore(a: RestoreArgs) -> Result<u8, RunbookError> {
         dry_run: a.dry_run,
         yes: a.yes,
         wait: a.wait,
+        api_stopped: a.api_stopped,
     };
     let r = pitr::restore::restore(&target(&a.common)?, &setup, &opts).await?;
     let code = if r.ok { exit::OK } else { exit::CHECK_FAILED };
