@@ -116,6 +116,38 @@ impl Repo {
     pub fn expire(&self) -> Result<(), BackrestError> {
         self.run("expire", &[]).map(drop)
     }
+
+    /// `pgbackrest expire` with `retention` instead of the config file's:
+    /// full backups (with their diffs, incrs and WAL) beyond the newest N,
+    /// or older than N days, are removed.
+    pub fn expire_with(&self, retention: Retention) -> Result<(), BackrestError> {
+        let (ty, n) = match retention {
+            Retention::Count(n) => ("count", n),
+            Retention::Days(d) => ("time", d),
+        };
+        if n == 0 {
+            return Err(BackrestError::invalid(
+                "retention",
+                "0".to_string(),
+                "keep at least one full backup (or one day)",
+            ));
+        }
+        let args = [
+            format!("--repo1-retention-full-type={ty}").into(),
+            format!("--repo1-retention-full={n}").into(),
+        ];
+        self.run("expire", &args).map(drop)
+    }
+}
+
+/// How many full backups to keep: by count or by age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// The newest N full backups.
+    Count(u32),
+    /// Full backups younger than N days (and the newest one older, which
+    /// the younger ones' window starts from).
+    Days(u32),
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ mod verified;
 
 use std::path::PathBuf;
 
-pub use backup::{BackupDone, BackupType};
+pub use backup::{BackupDone, BackupType, Retention};
 pub use command::{pgbackrest_path, PgServer};
 pub use config::{Repo, RepoSettings};
 pub use info::{BackupInfo, Catalogue, Window};

@@ -123,6 +123,34 @@ async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_
     )
     .await;
 
+    // A new full backup keeping only itself: the older chain is expired,
+    // and the window starts at it.
+    let full = cli
+        .run(&[
+            "db",
+            "backup",
+            "--type",
+            "full",
+            "--keep-full",
+            "1",
+            "--json",
+        ])
+        .await;
+    full.expect_code(0);
+    let listed = cli.run(&["db", "backups", "--json"]).await.json();
+    let labels: Vec<&str> = (listed["pgbackrest"]["backups"].as_array().unwrap().iter())
+        .map(|b| b["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [full.json()["label"].as_str().unwrap()],
+        "{}",
+        full.show()
+    );
+    cli.run(&["db", "backup", "--keep-full", "0"])
+        .await
+        .expect_code(2);
+
     // --before-event: "keep" stays, "doomed" (whose creation is the event) goes.
     create(&http, &up, &token, "keep").await;
     create(&http, &up, &token, "doomed").await;

@@ -161,6 +161,7 @@ async fn round(
         &dash_runbook::pitr::backup::PhysicalBackupOptions {
             ty,
             from_primary: false,
+            retention: None,
         },
     )
     .await?;

@@ -23,6 +23,8 @@ pub struct PhysicalBackupOptions {
     pub ty: BackupType,
     /// Copy from the primary even when a standby streams.
     pub from_primary: bool,
+    /// Retention applied after the backup instead of the config file's.
+    pub retention: Option<dash_backrest::Retention>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,9 +143,16 @@ pub async fn backup(
     let s = standby.as_deref().map(server).transpose()?;
     let (repo, ty) = (setup.repo.clone(), opts.ty);
     let progress = crate::output::Progress::start(format!("pgBackRest {ty} backup"));
-    let done = tokio::task::spawn_blocking(move || repo.backup(ty, &p, s.as_ref()))
-        .await
-        .map_err(|e| RunbookError::Invalid(format!("backup task: {e}")))?;
+    let retention = opts.retention;
+    let done = tokio::task::spawn_blocking(move || {
+        let done = repo.backup(ty, &p, s.as_ref())?;
+        if let Some(r) = retention {
+            repo.expire_with(r)?;
+        }
+        Ok::<_, dash_backrest::BackrestError>(done)
+    })
+    .await
+    .map_err(|e| RunbookError::Invalid(format!("backup task: {e}")))?;
     let done = match done {
         Ok(d) => {
             progress.finish(&d.label);

@@ -291,6 +291,12 @@ pub struct BackupArgs {
     /// pgBackRest: copy from the primary even when a standby streams.
     #[arg(long, conflicts_with = "logical")]
     pub from_primary: bool,
+    /// pgBackRest: after the backup, keep only the newest N full backups (with their diffs, incrs and WAL) instead of the repository config's repo1-retention-full.
+    #[arg(long, value_name = "N", conflicts_with_all = ["logical", "keep_days"], value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_full: Option<u32>,
+    /// pgBackRest: after the backup, remove full backups older than D days (the newest older one stays: the window starts from it).
+    #[arg(long, value_name = "D", conflicts_with = "logical", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_days: Option<u32>,
     /// Logical dumps: keep only the newest N made by `dashctl db backup` (older ones are deleted after a successful backup); default: keep all. pgBackRest keeps what its config's repo1-retention-full says.
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,

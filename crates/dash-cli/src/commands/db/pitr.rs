@@ -11,6 +11,11 @@ pub async fn backup(a: BackupArgs) -> Result<u8, RunbookError> {
     let opts = pitr::backup::PhysicalBackupOptions {
         ty: a.ty.map_or(dash_backrest::BackupType::Diff, Into::into),
         from_primary: a.from_primary,
+        retention: match (a.keep_full, a.keep_days) {
+            (Some(n), _) => Some(dash_backrest::Retention::Count(n)),
+            (_, Some(d)) => Some(dash_backrest::Retention::Days(d)),
+            _ => None,
+        },
     };
     let r = pitr::backup::backup(&setup, &opts).await?;
     Ok(emit(&a.common, &r, r.render(), exit::OK))
