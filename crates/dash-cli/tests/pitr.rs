@@ -123,6 +123,50 @@ async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_
     )
     .await;
 
+    // The node API's POST /backup: only the key-holding primary takes one.
+    let leader = sql(&cli, "SELECT current_setting('cluster_name')").await;
+    let port_of = |name: &str| {
+        topo.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap()
+            .node_port
+    };
+    let other = topo
+        .nodes
+        .iter()
+        .find(|n| n.name != leader)
+        .unwrap()
+        .name
+        .clone();
+    let post = |name: &str, ty: &str| {
+        let url = format!("http://127.0.0.1:{}/backup?type={ty}", port_of(name));
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(url)
+                .timeout(Duration::from_secs(120))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (code, body) = post(&leader, "incr").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["type"], "incr", "{body}");
+    assert!(
+        body["label"].as_str().is_some_and(|l| l.ends_with('I')),
+        "{body}"
+    );
+    let (code, body) = post(&other, "incr").await;
+    assert_eq!(code, 409, "a standby took a backup: {body}");
+    let (code, body) = post(&leader, "everything").await;
+    assert_eq!(code, 400, "{body}");
+
     // A new full backup keeping only itself: the older chain is expired,
     // and the window starts at it.
     let full = cli
