@@ -274,10 +274,20 @@ pub async fn restore(
         lift(&api).await;
         return Err(e);
     }
-    swap(&node, &staging, &aside).await?;
-    halt::mark_restored(&dcs, &etcd, &node.name, &members, HALT_LIMIT).await?;
-    halt::lift(&dcs, &etcd).await?;
-    halt::wait_running(&dcs, &etcd, &node.name, &members, opts.wait).await?;
+    let after_halt = async {
+        swap(&node, &staging, &aside).await?;
+        halt::mark_restored(&dcs, &etcd, &node.name, &members, HALT_LIMIT).await?;
+        halt::lift(&dcs, &etcd).await?;
+        halt::wait_running(&dcs, &etcd, &node.name, &members, opts.wait).await
+    };
+    if let Err(e) = after_halt.await {
+        return Err(RunbookError::Invalid(format!(
+            "{}; the restore stopped after the halt. `dashctl db status` shows where it stands: \
+             a halt still standing keeps every server stopped until `dashctl db restore --abort` \
+             (or a new restore); maintenance mode stays on until `dashctl db maintenance off --yes`",
+            dash_core::error_chain(&e)
+        )));
+    }
 
     let live = match session::primary(target).await {
         Ok(p) => crate::backup::count_rows(&p.client, None).await.ok(),
