@@ -162,6 +162,23 @@ async fn cursor_walks_visit_every_row_once_in_both_orders() {
     }
     let killed = walk(&app, "/agents?status=killed&limit=4").await;
     assert_eq!(ids(&killed), asc_ids[..11].to_vec());
+    // Both filters at once, each page its own statement, both orders.
+    let both = walk(
+        &app,
+        &format!("/agents?swarm_id={sid}&status=killed&limit=3"),
+    )
+    .await;
+    assert_eq!(ids(&both), asc_ids[..11].to_vec());
+    let path = format!("/agents?swarm_id={sid}&status=killed&limit=5&sort=-created_at");
+    let mut back = ids(&walk(&app, &path).await);
+    back.reverse();
+    assert_eq!(back, asc_ids[..11].to_vec());
+    let other = walk(
+        &app,
+        "/agents?swarm_id=0190a0a0-0000-7000-8000-000000000000&status=killed",
+    )
+    .await;
+    assert!(other.is_empty(), "{other:?}");
 
     // Rows added during a walk never make it repeat or skip older rows.
     let (_, p1) = app.get(&format!("/agents?swarm_id={sid}&limit=10")).await;

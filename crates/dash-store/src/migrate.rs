@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "worker",
         sql: include_str!("../migrations/0003_worker.sql"),
     },
+    Migration {
+        version: 4,
+        name: "list_indexes",
+        sql: include_str!("../migrations/0004_list_indexes.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serializes migrators (ASCII "dashmigr").

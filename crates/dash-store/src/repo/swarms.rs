@@ -6,12 +6,11 @@ use dash_core::{
     DEFAULT_CRITICAL_THRESHOLD, DEFAULT_WARNING_THRESHOLD,
 };
 use serde_json::json;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::budget::{budget_of, enforce};
-use super::{emit, finish_create, lock_by_id, money, replay, IdemRequest, Keyset};
+use super::{emit, finish_create, lock_by_id, money, replay, Filters, IdemRequest, Keyset};
 use crate::error::StoreError;
 use crate::model::{
     BudgetPatch, BudgetView, Created, NewSwarm, Order, Page, Swarm, SwarmConfig, SwarmPatch,
@@ -170,15 +169,16 @@ impl Db {
         order: Order,
     ) -> Result<Page<Swarm>, StoreError> {
         let k = Keyset::new(cursor, order)?;
-        let (cmp, dir) = (k.cmp, k.dir);
+        let (status, fetch) = (status.map(|s| s.as_str()), limit + 1);
+        let mut f = Filters::new();
+        f.eq("status", &status);
+        f.after("created_at", &k);
+        let (filter, limit_clause, params) = f.finish(&fetch);
+        let dir = k.dir;
         let sql = format!(
-            "SELECT {SWARM_COLUMNS} FROM swarms
-             WHERE ($1::text IS NULL OR status = $1)
-               AND ($2::timestamptz IS NULL OR (created_at, id) {cmp} ($2, $3))
-             ORDER BY created_at {dir}, id {dir} LIMIT $4"
+            "SELECT {SWARM_COLUMNS} FROM swarms {filter} \
+             ORDER BY created_at {dir}, id {dir} {limit_clause}"
         );
-        let params: [&(dyn ToSql + Sync); 4] =
-            [&status.map(|s| s.as_str()), &k.t, &k.id, &(limit + 1)];
         self.list_page(&sql, &params, limit, swarm_from_row, |s| {
             (s.created_at, s.id)
         })

@@ -10,13 +10,13 @@ use dash_core::{
     SwarmStatus, ValidationError, DEFAULT_MAX_RETRIES,
 };
 use serde_json::{json, Value};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::swarms::lock_swarm;
 use super::{
-    col, emit, finish_create, lock_by_id, not_found, replay, validate_json, IdemRequest, Keyset,
+    col, emit, finish_create, lock_by_id, not_found, replay, validate_json, Filters, IdemRequest,
+    Keyset,
 };
 use crate::error::StoreError;
 use crate::model::{Agent, Created, NewAgent, Order, Page};
@@ -219,20 +219,17 @@ impl Db {
         order: Order,
     ) -> Result<Page<Agent>, StoreError> {
         let k = Keyset::new(cursor, order)?;
-        let (cmp, dir) = (k.cmp, k.dir);
+        let (status, fetch) = (status.map(|s| s.as_str()), limit + 1);
+        let mut f = Filters::new();
+        f.eq("status", &status);
+        f.eq("swarm_id", &swarm_id);
+        f.after("spawned_at", &k);
+        let (filter, limit_clause, params) = f.finish(&fetch);
+        let dir = k.dir;
         let sql = format!(
-            "SELECT {AGENT_COLUMNS} FROM agents
-             WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR swarm_id = $2)
-               AND ($3::timestamptz IS NULL OR (spawned_at, id) {cmp} ($3, $4))
-             ORDER BY spawned_at {dir}, id {dir} LIMIT $5"
+            "SELECT {AGENT_COLUMNS} FROM agents {filter} \
+             ORDER BY spawned_at {dir}, id {dir} {limit_clause}"
         );
-        let params: [&(dyn ToSql + Sync); 5] = [
-            &status.map(|s| s.as_str()),
-            &swarm_id,
-            &k.t,
-            &k.id,
-            &(limit + 1),
-        ];
         self.list_page(&sql, &params, limit, agent_from_row, |a| {
             (a.spawned_at, a.id)
         })
