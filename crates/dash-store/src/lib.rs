@@ -9,6 +9,7 @@ pub mod migrate;
 pub mod model;
 pub mod pool;
 pub mod repo;
+mod rfc3339;
 
 pub use config::{DbSettings, HostPort, Secret};
 pub use conn_failure::ConnFailure;

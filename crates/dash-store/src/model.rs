@@ -54,7 +54,9 @@ pub struct Swarm {
     pub status: SwarmStatus,
     pub config: SwarmConfig,
     pub budget: BudgetView,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -72,9 +74,13 @@ pub struct Agent {
     pub cost: f64,
     pub last_error: Option<String>,
     pub metadata: Value,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub spawned_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub completed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -89,6 +95,7 @@ pub struct Event {
     pub swarm_id: Option<Uuid>,
     pub agent_id: Option<Uuid>,
     pub data: Value,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
 }
 

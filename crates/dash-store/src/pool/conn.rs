@@ -52,8 +52,11 @@ async fn guarded<T>(
 
 /// Prepared statements of one connection, by SQL text. Preparing once per
 /// connection instead of per call halves the round trips and skips a parse
-/// and plan on the server for every statement after the first.
-pub(crate) type StmtCache = std::collections::HashMap<String, Statement>;
+/// and plan on the server for every statement after the first. The keys
+/// are Dash's own SQL (never a caller's), so the fast non-keyed Fx hash
+/// replaces SipHash, which cost ~1,100 instructions per call on a 250-byte
+/// statement (callgrind).
+pub(crate) type StmtCache = rustc_hash::FxHashMap<String, Statement>;
 
 async fn prepared<C: GenericClient>(
     shared: &Shared,

@@ -117,7 +117,7 @@ impl managed::Manager for Manager {
             generation: sh.generation.load(Ordering::SeqCst),
             host: found.host,
             poisoned: false,
-            stmts: conn::StmtCache::new(),
+            stmts: conn::StmtCache::default(),
         })
     }
 

@@ -157,8 +157,10 @@ impl Db {
     }
 
     pub async fn get_swarm(&self, id: Uuid) -> Result<Swarm, StoreError> {
-        let sql = format!("SELECT {SWARM_COLUMNS} FROM swarms WHERE id = $1");
-        self.get_by_id(&sql, id, "swarm", swarm_from_row).await
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!("SELECT {SWARM_COLUMNS} FROM swarms WHERE id = $1")
+        });
+        self.get_by_id(&SQL, id, "swarm", swarm_from_row).await
     }
 
     pub async fn list_swarms(

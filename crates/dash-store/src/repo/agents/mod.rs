@@ -9,6 +9,8 @@ use dash_core::{
     agent_transition, validate_max_retries, validate_text, AgentAction, AgentStatus, EventKind,
     SwarmStatus, ValidationError, DEFAULT_MAX_RETRIES,
 };
+use std::sync::LazyLock;
+
 use serde_json::{json, Value};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -206,8 +208,9 @@ impl Db {
     }
 
     pub async fn get_agent(&self, id: Uuid) -> Result<Agent, StoreError> {
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
-        self.get_by_id(&sql, id, "agent", agent_from_row).await
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1"));
+        self.get_by_id(&SQL, id, "agent", agent_from_row).await
     }
 
     pub async fn list_agents(
