@@ -2,16 +2,13 @@
 //! need `Authorization: Bearer <token>` (scheme in any case) matching one of
 //! `DASH_API_TOKENS`.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::settings::ApiSettings;
-use crate::state::AppState;
 
 /// The token the request presented, when it is valid.
 #[derive(Clone)]
@@ -86,31 +83,24 @@ pub fn authenticate(settings: &ApiSettings, headers: &HeaderMap) -> Option<Calle
         })
 }
 
-pub async fn require_token(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// Lets `req` through (with its [`Caller`] attached when it presented a
+/// valid token) or answers 401: mutations always need a token, reads only
+/// with `DASH_AUTH_READS`. `observe` runs it for every `/api` route.
+pub fn authorize(settings: &ApiSettings, req: &mut Request) -> Result<(), ApiError> {
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let needed = mutating || state.settings.auth_reads;
-    if let Some(caller) = authenticate(&state.settings, req.headers()) {
+    let needed = mutating || settings.auth_reads;
+    if let Some(caller) = authenticate(settings, req.headers()) {
         req.extensions_mut().insert(caller);
-        return next.run(req).await;
+        return Ok(());
     }
     let presented = req.headers().contains_key(header::AUTHORIZATION);
-    match () {
-        _ if needed && state.settings.tokens.is_empty() => ApiError::Unauthorized(
+    let why = match () {
+        _ if !needed => return Ok(()),
+        _ if settings.tokens.is_empty() => {
             "this server has no API tokens configured (DASH_API_TOKENS), so it accepts no changes"
-                .into(),
-        )
-        .into_response(),
-        _ if needed && presented => {
-            ApiError::Unauthorized("the bearer token is not valid".into()).into_response()
         }
-        _ if needed => {
-            ApiError::Unauthorized("this call needs an Authorization: Bearer <token> header".into())
-                .into_response()
-        }
-        _ => next.run(req).await,
-    }
+        _ if presented => "the bearer token is not valid",
+        _ => "this call needs an Authorization: Bearer <token> header",
+    };
+    Err(ApiError::Unauthorized(why.into()))
 }

@@ -2,6 +2,7 @@
 //! a bounded method label, logging of each failure's cause, once, panics
 //! turned into counted 500s, and the maintenance-mode guard on write routes.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 
 use crate::error::{error_response, ApiError, ErrorCause};
 use crate::metrics::{HttpLabels, Metrics, RouteLabels};
@@ -17,44 +19,56 @@ use crate::state::AppState;
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Gives every request an id (kept from the client when it sent a sane one),
-/// echoes it in the response, records metrics, and logs 5xx causes.
+/// echoes it in the response, checks the bearer token on `/api` routes
+/// (`auth::authorize`), runs the handler under the request deadline
+/// (API routes but the live streams) with a panic turned into a counted
+/// 500, records metrics, and logs 5xx causes. One layer for all of it:
+/// each `from_fn` layer costs a boxed service and a future per request
+/// (callgrind).
 pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        req.headers_mut().insert(REQUEST_ID, v);
-    }
+    let id = request_id(req.headers().get(REQUEST_ID));
+    req.headers_mut().insert(REQUEST_ID, id.clone());
     let method = method_label(req.method());
     // The route table is fixed, so matched routes are a bounded set; any
     // path that matched none folds into one value.
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let span = tracing::info_span!("request", request_id = %id, %method, %route);
-    let mut resp = {
-        let _enter = span.enter();
-        drop(_enter);
-        tracing::Instrument::instrument(next.run(req), span.clone()).await
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
+    let deadline = (route.starts_with("/api") && !route.ends_with("/stream"))
+        .then_some(state.settings.request_timeout);
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        %method,
+        %route
+    );
+    let guarded = route.starts_with("/api");
+    let run = async {
+        if guarded {
+            if let Err(denied) = crate::auth::authorize(&state.settings, &mut req) {
+                return denied.into_response();
+            }
+        }
+        let handler = unwind_to_500(&state.metrics, next.run(req));
+        match deadline {
+            Some(limit) => tokio::time::timeout(limit, handler)
+                .await
+                .unwrap_or_else(|_| ApiError::Timeout(limit).into_response()),
+            None => handler.await,
+        }
     };
+    let mut resp = tracing::Instrument::instrument(run, span.clone()).await;
     let status = resp.status();
     let elapsed = started.elapsed();
     // A probe's 503 is its answer (not ready yet, the database away), not
     // a failure: polled at start and by Kubernetes, it would flood the log.
-    let probe = matches!(route.as_str(), "/ready" | "/health");
+    let probe = matches!(route, "/ready" | "/health");
     state
         .metrics
         .http_requests
         .get_or_create(&HttpLabels {
             method: method.into(),
-            route: route.clone(),
+            route: route.to_string(),
             status: status.as_u16().to_string(),
         })
         .inc();
@@ -63,7 +77,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         .http_duration
         .get_or_create(&RouteLabels {
             method: method.into(),
-            route,
+            route: route.to_string(),
         })
         .observe(elapsed.as_secs_f64());
     if let Some(cause) = resp.extensions().get::<ErrorCause>() {
@@ -79,10 +93,23 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     } else if status.is_server_error() && !probe {
         span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
     }
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(REQUEST_ID, v);
-    }
+    resp.headers_mut().insert(REQUEST_ID, id);
     resp
+}
+
+/// The client's request id when it is sane (1 to 128 visible ASCII
+/// characters), else a new uuid, encoded without the formatting machinery.
+fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
+    let sane = |v: &&HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
+    };
+    if let Some(v) = given.filter(sane) {
+        return v.clone();
+    }
+    let mut buf = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(text).expect("a uuid is a valid header value")
 }
 
 /// The `method` label: one of the standard methods, or `other` for any
@@ -102,37 +129,29 @@ pub fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// Turns a panic in a handler into a 500 in the API's error shape, counted
-/// in `dash_http_panics_total`, instead of a connection dropped without an
-/// answer. The panic's message goes to the log, never to the client.
-pub async fn catch_panic(
-    State(metrics): State<Arc<Metrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(next.run(req))
-        .catch_unwind()
-        .await
-    {
-        Ok(resp) => resp,
-        Err(panic) => {
-            metrics.http_panics.inc();
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
-            let mut resp = error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            );
-            resp.extensions_mut()
-                .insert(ErrorCause(Arc::new(format!("handler panicked: {what}"))));
-            resp
-        }
-    }
+/// Runs `handler`, turning a panic into a 500 in the API's error shape,
+/// counted in `dash_http_panics_total`, instead of a connection dropped
+/// without an answer (`observe` runs every request through it). The
+/// panic's message goes to the log, never to the client.
+pub async fn unwind_to_500(metrics: &Metrics, handler: impl Future<Output = Response>) -> Response {
+    let panic = match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(resp) => return resp,
+        Err(panic) => panic,
+    };
+    metrics.http_panics.inc();
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    let mut resp = error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    );
+    resp.extensions_mut()
+        .insert(ErrorCause(Arc::new(format!("handler panicked: {what}"))));
+    resp
 }
 
 /// Refuses a write with 503 `maintenance` while maintenance mode is on.

@@ -166,7 +166,13 @@ async fn a_panic_answers_500_in_the_api_shape_and_is_counted() {
         .route("/fine", get(|| async { "fine" }))
         .layer(axum::middleware::from_fn_with_state(
             metrics.clone(),
-            dash_api::middleware::catch_panic,
+            |axum::extract::State(m): axum::extract::State<
+                std::sync::Arc<dash_api::metrics::Metrics>,
+            >,
+             req: axum::extract::Request,
+             next: axum::middleware::Next| async move {
+                dash_api::middleware::unwind_to_500(&m, next.run(req)).await
+            },
         ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -23,7 +23,6 @@ use crate::state::AppState;
 pub const MAX_BODY: usize = 1 << 20;
 
 fn api_routes(state: &AppState) -> Router<AppState> {
-    let timeout = axum::middleware::from_fn_with_state(state.clone(), request_deadline);
     // Writes answer 503 `maintenance` while maintenance mode is on; the
     // check runs before the handler, after authentication.
     let writes = Router::new()
@@ -64,18 +63,14 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .merge(writes)
         // Nested routers answer 405 themselves: give them the JSON shape
         // too (before `layer`, which hides the method routers).
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(timeout);
+        .method_not_allowed_fallback(method_not_allowed);
     plain
-        // The live stream is long-lived by design: no request timeout.
+        // The live streams are long-lived by design: `observe` gives every
+        // other /api route the request deadline.
         .route("/events/stream", get(events::stream))
         .route("/dashboard/stream", get(dashboard::stream))
         .route("/openapi.json", get(openapi))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::require_token,
-        ))
 }
 
 /// The API port's router.
@@ -91,11 +86,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        // Inside `observe`, so a panic's 500 is logged and counted like any other.
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            crate::middleware::catch_panic,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::middleware::observe,
@@ -134,21 +124,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
 )]
 pub(crate) async fn openapi(State(state): State<AppState>) -> Response {
     axum::Json(crate::openapi::document(state.settings.auth_reads)).into_response()
-}
-
-/// Bounds a non-streaming request by `DASH_REQUEST_TIMEOUT`, answering 503
-/// with `Retry-After` in the API's error shape (tower-http's timeout answers
-/// with an empty body).
-async fn request_deadline(
-    State(state): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let limit = state.settings.request_timeout;
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => ApiError::Timeout(limit).into_response(),
-    }
 }
 
 async fn fallback(uri: axum::http::Uri) -> ApiError {
