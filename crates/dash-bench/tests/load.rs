@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use dash_api::{ApiSettings, App};
-use dash_bench::load::{self, LoadConfig, Mix, RetryPolicy};
+use dash_bench::load::pgbench::{PgbenchRun, Protocol, Workload};
+use dash_bench::load::{self, list, LoadConfig, Mix, RetryPolicy};
 use dash_store::{DbSettings, HostPort, Secret};
 use dash_testkit::TempNode;
 use uuid::Uuid;
@@ -17,7 +18,8 @@ struct Running {
     url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    _node: TempNode,
+    dbname: String,
+    node: TempNode,
 }
 
 async fn spawn_app() -> Running {
@@ -65,7 +67,8 @@ async fn spawn_app() -> Running {
         url: node.url(&dbname),
         stop: Some(tx),
         server,
-        _node: node,
+        dbname,
+        node,
     }
 }
 
@@ -143,5 +146,91 @@ async fn a_wrong_token_fails_seeding_clearly_and_non_loopback_is_refused() {
     );
     let err = load::start(cfg).err().expect("refused");
     assert!(err.to_string().contains("not loopback"), "{err}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_are_full_through_the_api_and_through_pgbench() {
+    let app = spawn_app().await;
+    // Seeded through the API: the driver creates its swarms and agents.
+    let mut cfg = LoadConfig::new(&app.base, Secret::new(TOKEN), 4, Mix::ListAgents);
+    cfg.max_requests = Some(40);
+    let report = load::run(cfg).await.expect("list load runs");
+    let s = &report.summary;
+    assert_eq!(report.seeded.len(), list::SWARMS as usize);
+    assert_eq!((s.requests, s.ok), (40, 40), "{s}");
+    assert!(s.errors.is_empty(), "{s}");
+    assert_eq!(s.ops[0].op, load::Op::List);
+
+    // Seeded with SQL, as `bench compare` does for both sides.
+    let (client, conn) = tokio_postgres::connect(&app.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client.batch_execute(&list::seed_sql()).await.expect("seed");
+    client
+        .batch_execute(&list::seed_sql())
+        .await
+        .expect("seed again: idempotent");
+    let counts = client
+        .query(
+            "SELECT status, count(*) FROM agents WHERE swarm_id = $1 GROUP BY status ORDER BY status",
+            &[&list::swarm_id(list::SWARMS)],
+        )
+        .await
+        .unwrap();
+    let counts: Vec<(String, i64)> = counts.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let half = (list::AGENTS_PER_SWARM / 2) as i64;
+    assert_eq!(
+        counts,
+        vec![("completed".into(), half), ("pending".into(), half)]
+    );
+    let swarms: i64 = client
+        .query_one(
+            "SELECT count(*) FROM swarms WHERE name LIKE 'dashctl bench list %'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // The SQL seed's listed and other swarms, and the API-seeded ones.
+    assert_eq!(swarms, 2 * list::SWARMS as i64 + list::SWARMS as i64);
+    let page = list::select_sql(&format!("'{}'::uuid", list::swarm_id(3)));
+    let rows = client.query(page.as_str(), &[]).await.unwrap();
+    assert_eq!(rows.len(), list::PAGE + 1);
+    assert!(rows
+        .iter()
+        .all(|r| r.get::<_, String>("status") == "pending"));
+
+    let mut cfg = LoadConfig::new(&app.base, Secret::new(TOKEN), 4, Mix::ListAgents);
+    cfg.max_requests = Some(40);
+    cfg.list_swarms = list::listed_swarms();
+    let report = load::run(cfg)
+        .await
+        .expect("list load on the SQL seed runs");
+    assert_eq!(report.seeded, list::listed_swarms());
+    assert_eq!(report.summary.ok, 40, "{}", report.summary);
+
+    let pg = PgbenchRun {
+        program: app.node.binaries().path("pgbench"),
+        host: app.node.host().to_string(),
+        port: app.node.port(),
+        user: app.node.superuser().to_string(),
+        password: app.node.password().to_string(),
+        dbname: app.dbname.clone(),
+        clients: 2,
+        threads: 1,
+        duration: Duration::from_secs(1),
+        protocol: Protocol::Prepared,
+        workload: Workload::ListAgents {
+            swarms: list::SWARMS,
+        },
+        task: "t".into(),
+    }
+    .run()
+    .await
+    .expect("pgbench runs the list script");
+    assert!(pg.tps > 0.0 && pg.transactions > 0, "{pg:?}");
+    assert_eq!(pg.failed, 0);
     app.stop().await;
 }

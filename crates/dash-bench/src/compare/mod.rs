@@ -13,8 +13,8 @@ use dash_store::{DbSettings, Secret};
 
 use crate::load::pgbench::{seed_sql, PgbenchError, PgbenchRun, Protocol, Workload};
 use crate::load::{
-    self, machine_description, peak_rss_of_self, rss_of, Comparison, ComparisonRow, LoadConfig,
-    LoadError, LoadSummary, Mix, Op, RssFigures, ServeError, ServeProcess,
+    self, list, machine_description, peak_rss_of_self, rss_of, Comparison, ComparisonRow,
+    LoadConfig, LoadError, LoadSummary, Mix, Op, RssFigures, ServeError, ServeProcess,
 };
 
 /// Agents seeded for the get workloads (through the API for the API side,
@@ -26,7 +26,7 @@ pub const SEEDS: u64 = 1_000;
 pub struct CompareOptions {
     /// API workers and pool connections; pgbench clients (1 to 400).
     pub concurrency: usize,
-    /// Length of each of the four runs (whole seconds for pgbench).
+    /// Length of each of the six runs (whole seconds for pgbench).
     pub duration: Duration,
     /// Unmeasured API load first, so the pool and HTTP connections are open.
     pub warmup: Duration,
@@ -146,11 +146,14 @@ async fn api_phase(
     let mut lc = LoadConfig::new(base, Secret::new(token), cfg.concurrency, mix);
     lc.duration = time;
     lc.seed_agents = SEEDS as usize;
+    if mix == Mix::ListAgents {
+        lc.list_swarms = list::listed_swarms();
+    }
     Ok(load::run(lc).await?.summary)
 }
 
-/// Runs the four measured phases (API and pgbench, create and get) on a
-/// private node and returns the comparison, judged against its targets.
+/// Runs the six measured phases (API and pgbench; create, get and list) on
+/// a private node or the platform's primary and returns the comparison, judged against its targets.
 /// Everything it started is stopped, also when it fails or is dropped.
 pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparison, CompareError> {
     if a.concurrency == 0 || a.concurrency > 400 {
@@ -233,7 +236,20 @@ pub async fn run(a: &CompareOptions, progress: &dyn Fn(&str)) -> Result<Comparis
             Op::Get,
             Workload::GetAgent { seeds: SEEDS },
         ),
+        (
+            "list-agents",
+            Mix::ListAgents,
+            Op::List,
+            Workload::ListAgents {
+                swarms: list::SWARMS,
+            },
+        ),
     ] {
+        if mix == Mix::ListAgents {
+            // The same rows for both sides, seeded before either clock starts.
+            t.psql(&list::seed_sql()).await?;
+            t.psql("ANALYZE swarms, agents").await?;
+        }
         t.psql("CHECKPOINT").await?;
         progress(&format!(
             "API {name}: {} workers for {secs} s ...",

@@ -18,7 +18,7 @@ const MAX_IDLE_RSS_KB: u64 = 30 * 1024;
 /// One workload: the API's figures beside pgbench's.
 #[derive(Debug, Clone, Serialize)]
 pub struct ComparisonRow {
-    /// `create-agent` or `get-agent`.
+    /// `create-agent`, `get-agent` or `list-agents`.
     pub workload: String,
     /// API successful requests per second.
     pub api_per_sec: f64,

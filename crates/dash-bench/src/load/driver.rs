@@ -2,7 +2,7 @@
 //! the same id when the policy allows, until the deadline, the request
 //! budget or a stop request.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::report::{Ack, LoadReport, LoadSummary, Op, Outcome, RequestRecord};
-use super::{LoadConfig, LoadError, Mix};
+use super::{list, seed, LoadConfig, LoadError, Mix};
 
 /// A live view of a running load, for callers that act while it runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -94,6 +94,7 @@ pub fn start(config: LoadConfig) -> Result<LoadHandle, LoadError> {
         .map_err(LoadError::Client)?;
     let ctx = Arc::new(Ctx {
         client,
+        base: base.clone(),
         create_url: format!("{base}/api/v1/agents"),
         agent_url: format!("{base}/api/v1/agents/"),
         task_json: serde_json::to_string(&config.task).expect("a string serializes"),
@@ -108,40 +109,30 @@ pub fn start(config: LoadConfig) -> Result<LoadHandle, LoadError> {
 }
 
 /// What every request needs.
-struct Ctx {
+pub(super) struct Ctx {
     client: reqwest::Client,
-    create_url: String,
+    /// The API's base URL, without a trailing `/`.
+    pub(super) base: String,
+    pub(super) create_url: String,
     agent_url: String,
-    task_json: String,
-    config: LoadConfig,
+    pub(super) task_json: String,
+    pub(super) config: LoadConfig,
 }
 
 impl Ctx {
-    /// Sends one request; returns how it ended and when it started and ended.
+    /// Sends one request; returns how it ended and when it started and
+    /// ended. For [`Op::List`], `id` is the swarm listed.
     async fn attempt(&self, op: Op, id: Uuid) -> RequestRecord {
         let req = match op {
-            Op::Create => self
-                .client
-                .post(&self.create_url)
-                .bearer_auth(self.config.token.expose())
-                .header(CONTENT_TYPE, "application/json")
-                .body(format!(r#"{{"id":"{id}","task":{}}}"#, self.task_json)),
+            Op::Create => self.post(
+                &self.create_url,
+                format!(r#"{{"id":"{id}","task":{}}}"#, self.task_json),
+            ),
             Op::Get => self.client.get(format!("{}{id}", self.agent_url)),
+            Op::List => self.client.get(list::page_url(&self.base, id)),
         };
         let start = Instant::now();
-        let outcome = match req.send().await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                // Read the body so the connection is reused, and so a reset
-                // mid-body is not mistaken for an answer.
-                match resp.bytes().await {
-                    Ok(_) if (200..300).contains(&status) => Outcome::Ok(status),
-                    Ok(_) => Outcome::Status(status),
-                    Err(e) => transport(&e),
-                }
-            }
-            Err(e) => transport(&e),
-        };
+        let outcome = self.send(req, op).await;
         RequestRecord {
             op,
             id,
@@ -149,6 +140,35 @@ impl Ctx {
             start,
             end: Instant::now(),
             outcome,
+        }
+    }
+
+    /// An authorized JSON POST.
+    pub(super) fn post(&self, url: &str, body: String) -> reqwest::RequestBuilder {
+        self.client
+            .post(url)
+            .bearer_auth(self.config.token.expose())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+    }
+
+    /// Sends `req` and reads its whole answer.
+    pub(super) async fn send(&self, req: reqwest::RequestBuilder, op: Op) -> Outcome {
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                // Read the body so the connection is reused, and so a reset
+                // mid-body is not mistaken for an answer.
+                match resp.bytes().await {
+                    Ok(b) if op == Op::List && status == 200 && !list::full_page(&b) => {
+                        Outcome::ShortPage(status)
+                    }
+                    Ok(_) if (200..300).contains(&status) => Outcome::Ok(status),
+                    Ok(_) => Outcome::Status(status),
+                    Err(e) => transport(&e),
+                }
+            }
+            Err(e) => transport(&e),
         }
     }
 }
@@ -255,6 +275,10 @@ impl Worker {
                     let id = seeds[rng.gen_range(0..seeds.len())];
                     self.call(Op::Get, id).await;
                 }
+                Mix::ListAgents => {
+                    let swarm = seeds[rng.gen_range(0..seeds.len())];
+                    self.call(Op::List, swarm).await;
+                }
                 Mix::CreateThenGet => {
                     let id = Uuid::new_v4();
                     if self.create(id).await {
@@ -270,52 +294,11 @@ impl Worker {
     }
 }
 
-/// Creates the agents the get mix reads, `concurrency` at a time, unmeasured.
-async fn seed(ctx: &Arc<Ctx>) -> Result<Vec<Uuid>, LoadError> {
-    let wanted = ctx.config.seed_agents;
-    let next = Arc::new(AtomicUsize::new(0));
-    let failure: Arc<Mutex<Option<String>>> = Arc::default();
-    let mut tasks = Vec::new();
-    for _ in 0..ctx.config.concurrency.min(wanted) {
-        let (ctx, next, failure) = (ctx.clone(), next.clone(), failure.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut ids = Vec::new();
-            while next.fetch_add(1, Ordering::SeqCst) < wanted {
-                let id = Uuid::new_v4();
-                let rec = ctx.attempt(Op::Create, id).await;
-                if !rec.outcome.is_ok() {
-                    let hint = match rec.outcome {
-                        Outcome::Status(401) => " (is the token right?)",
-                        _ => "",
-                    };
-                    let reason = format!("POST /api/v1/agents: {}{hint}", rec.outcome.kind());
-                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
-                    next.store(wanted, Ordering::SeqCst);
-                    break;
-                }
-                ids.push(id);
-            }
-            ids
-        }));
-    }
-    let mut ids = Vec::with_capacity(wanted);
-    for t in tasks {
-        ids.extend(t.await.map_err(|e| LoadError::Worker(e.to_string()))?);
-    }
-    let failed = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
-    match failed {
-        Some(reason) => Err(LoadError::Seed {
-            wanted,
-            created: ids.len(),
-            reason,
-        }),
-        None => Ok(ids),
-    }
-}
-
 async fn run_all(ctx: Arc<Ctx>, shared: Arc<Shared>) -> Result<LoadReport, LoadError> {
     let seeds = match ctx.config.mix {
-        Mix::GetAgent => seed(&ctx).await?,
+        Mix::GetAgent => seed::agents(&ctx).await?,
+        Mix::ListAgents if ctx.config.list_swarms.is_empty() => list::seed_over_http(&ctx).await?,
+        Mix::ListAgents => ctx.config.list_swarms.clone(),
         _ => Vec::new(),
     };
     let seeds = Arc::new(seeds);

@@ -1,13 +1,15 @@
-//! The load driver: N workers create and read agents through the API with
-//! client-chosen ids, recording every request and every acknowledged write.
+//! The load driver: N workers create, read and list agents through the API
+//! with client-chosen ids, recording every request and every acknowledged write.
 //! `dashctl bench` reports its throughput and latency; `dashctl chaos` uses its
 //! acknowledgement log to measure write gaps and find lost or duplicated writes.
 
 mod compare;
 mod driver;
 mod guard;
+pub mod list;
 pub mod pgbench;
 mod report;
+mod seed;
 mod serve;
 mod stats;
 
@@ -39,15 +41,19 @@ pub enum Mix {
     GetAgent,
     /// A create, then a read of the same id once the create is acknowledged.
     CreateThenGet,
+    /// `GET /api/v1/agents?swarm_id=S&status=pending&limit=50` of one of the
+    /// seeded swarms at random; a 200 counts only with a full page.
+    ListAgents,
 }
 
 impl Mix {
-    /// The CLI spelling: `create`, `get`, `create-then-get`.
+    /// The CLI spelling: `create`, `get`, `create-then-get`, `list`.
     pub fn as_str(self) -> &'static str {
         match self {
             Mix::CreateAgent => "create",
             Mix::GetAgent => "get",
             Mix::CreateThenGet => "create-then-get",
+            Mix::ListAgents => "list",
         }
     }
 }
@@ -59,8 +65,9 @@ impl std::str::FromStr for Mix {
             "create" | "create-agent" => Ok(Mix::CreateAgent),
             "get" | "get-agent" => Ok(Mix::GetAgent),
             "create-then-get" => Ok(Mix::CreateThenGet),
+            "list" | "list-agents" => Ok(Mix::ListAgents),
             _ => Err(format!(
-                "unknown mix {s:?}: expected create, get or create-then-get"
+                "unknown mix {s:?}: expected create, get, create-then-get or list"
             )),
         }
     }
@@ -131,6 +138,11 @@ pub struct LoadConfig {
     pub retry: RetryPolicy,
     /// Agents created before the clock starts for `GetAgent` (default 1,000).
     pub seed_agents: usize,
+    /// The swarms `ListAgents` lists, seeded by the caller (with
+    /// [`list::seed_sql`]); when empty, the driver first creates
+    /// [`list::SWARMS`] swarms with [`list::HTTP_PENDING_PER_SWARM`] pending
+    /// agents each through the API, unmeasured.
+    pub list_swarms: Vec<uuid::Uuid>,
     /// The `task` of every created agent.
     pub task: String,
 }
@@ -149,6 +161,7 @@ impl LoadConfig {
             request_timeout: Duration::from_secs(5),
             retry: RetryPolicy::none(),
             seed_agents: 1_000,
+            list_swarms: Vec::new(),
             task: "dashctl bench agent".to_string(),
         }
     }
@@ -192,7 +205,7 @@ pub enum LoadError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-    /// Creating the agents that the get mix reads failed.
+    /// Creating the agents that the get or list mix reads failed.
     #[error("seeding {wanted} agents failed after {created}: {reason}")]
     Seed {
         /// Agents asked for.
@@ -248,9 +261,18 @@ mod tests {
 
     #[test]
     fn mix_names_round_trip() {
-        for m in [Mix::CreateAgent, Mix::GetAgent, Mix::CreateThenGet] {
+        for m in [
+            Mix::CreateAgent,
+            Mix::GetAgent,
+            Mix::CreateThenGet,
+            Mix::ListAgents,
+        ] {
             assert_eq!(m.as_str().parse::<Mix>(), Ok(m));
         }
+        assert_eq!("list-agents".parse::<Mix>(), Ok(Mix::ListAgents));
+        assert_eq!("get-agent".parse::<Mix>(), Ok(Mix::GetAgent));
+        let err = "lists".parse::<Mix>().unwrap_err();
+        assert!(err.contains("or list"), "{err}");
         assert!("delete".parse::<Mix>().is_err());
     }
 }

@@ -1,15 +1,19 @@
-//! pgbench running the SQL that the API runs for create-agent and get-agent
-//! (`dash-store` `repo/agents.rs`: `spawn_agent`, `get_agent`), so the
+//! pgbench running the SQL that the API runs for create-agent, get-agent and
+//! list-agents (`dash-store` `repo/agents/mod.rs`: `spawn_agent`,
+//! `get_agent`, `list_agents`, the last in `list.rs`), so the
 //! API's throughput can be set beside the database's own.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use super::list::id_sql;
 use super::stats::LatencySummary;
 
-/// The columns `spawn_agent` returns and `get_agent` reads (`AGENT_COLUMNS`).
-const AGENT_COLUMNS: &str = "id, swarm_id, task, model, status, retry_count, max_retries, \
+/// The columns `spawn_agent` returns and `get_agent` and `list_agents` read
+/// (`AGENT_COLUMNS`; a test checks the copy).
+pub(crate) const AGENT_COLUMNS: &str =
+    "id, swarm_id, task, model, status, retry_count, max_retries, \
     progress, cost, last_error, metadata, spawned_at, started_at, completed_at, updated_at";
 
 /// The transaction pgbench repeats.
@@ -23,6 +27,12 @@ pub enum Workload {
     GetAgent {
         /// How many seeded agents to pick from.
         seeds: u64,
+    },
+    /// `list_agents` of one swarm's pending agents, first page of 50: one
+    /// SELECT of one of `swarms` swarms seeded with [`super::list::seed_sql`].
+    ListAgents {
+        /// How many seeded swarms to pick from.
+        swarms: u64,
     },
 }
 
@@ -87,14 +97,10 @@ pub fn script(workload: Workload, protocol: Protocol, task: &str) -> String {
         Workload::GetAgent { seeds } => format!(
             "\\set n random(1, {seeds})\n\
              SELECT {AGENT_COLUMNS} FROM agents WHERE id = {};\n",
-            seed_id_sql(":n")
+            id_sql(":n")
         ),
+        Workload::ListAgents { swarms } => super::list::script(swarms),
     }
-}
-
-/// SQL for the uuid of seeded agent `n` (`0000...000n`).
-fn seed_id_sql(n: &str) -> String {
-    format!("lpad(to_hex({n}::bigint), 32, '0')::uuid")
 }
 
 /// Inserts agents `1..=seeds` with the ids [`Workload::GetAgent`] reads.
@@ -102,7 +108,7 @@ pub fn seed_sql(seeds: u64) -> String {
     format!(
         "INSERT INTO agents (id, task) SELECT {}, 'dashctl bench seed' \
          FROM generate_series(1::bigint, {seeds}) g ON CONFLICT (id) DO NOTHING",
-        seed_id_sql("g")
+        id_sql("g")
     )
 }
 
@@ -329,5 +335,19 @@ mod tests {
         let get = script(Workload::GetAgent { seeds: 500 }, Protocol::Prepared, "t");
         assert!(get.starts_with("\\set n random(1, 500)\n"));
         assert!(get.contains("WHERE id = lpad(to_hex(:n::bigint), 32, '0')::uuid;"));
+    }
+
+    #[test]
+    fn agent_columns_are_dash_stores() {
+        // The constant as dash-store spells it, line continuations joined.
+        let src = include_str!("../../../dash-store/src/repo/agents/mod.rs");
+        let start = src
+            .find("const AGENT_COLUMNS: &str =")
+            .expect("dash-store's constant");
+        let text = &src[start..];
+        let text = &text[text.find('"').unwrap() + 1..];
+        let text = &text[..text.find('"').unwrap()];
+        let joined: Vec<&str> = text.split("\\\n").map(str::trim_start).collect();
+        assert_eq!(joined.concat(), AGENT_COLUMNS);
     }
 }

@@ -19,6 +19,8 @@ pub enum Op {
     Create,
     /// `GET /api/v1/agents/{id}`.
     Get,
+    /// `GET /api/v1/agents?swarm_id=S&status=pending&limit=50`.
+    List,
 }
 
 impl Op {
@@ -26,6 +28,7 @@ impl Op {
         match self {
             Op::Create => "create-agent",
             Op::Get => "get-agent",
+            Op::List => "list-agents",
         }
     }
 }
@@ -37,6 +40,8 @@ pub enum Outcome {
     Ok(u16),
     /// Any other status.
     Status(u16),
+    /// A 200 list page with fewer items than asked for (the status).
+    ShortPage(u16),
     /// No answer within the request timeout: the outcome of a write is unknown.
     Timeout,
     /// The connection could not be made.
@@ -63,6 +68,7 @@ impl Outcome {
     pub fn kind(self) -> String {
         match self {
             Outcome::Ok(s) | Outcome::Status(s) => format!("status {s}"),
+            Outcome::ShortPage(s) => format!("status {s}, short page"),
             Outcome::Timeout => "timeout".into(),
             Outcome::Connect => "connect".into(),
             Outcome::Transport => "transport".into(),
@@ -75,7 +81,7 @@ impl Outcome {
 pub struct RequestRecord {
     /// The call made.
     pub op: Op,
-    /// The agent id it carried.
+    /// The agent id it carried (the swarm listed, for [`Op::List`]).
     pub id: Uuid,
     /// 1 for the first attempt, 2 for the first retry, ...
     pub attempt: u32,
@@ -124,7 +130,8 @@ pub struct LoadReport {
     pub unacked: Vec<Uuid>,
     /// Acknowledged creates whose read-back answered 404 (`CreateThenGet`).
     pub read_misses: Vec<Uuid>,
-    /// Agents created before the clock started (`GetAgent`).
+    /// Agents created before the clock started (`GetAgent`), or the swarms
+    /// listed (`ListAgents`).
     pub seeded: Vec<Uuid>,
     /// The figures.
     pub summary: LoadSummary,
@@ -165,7 +172,7 @@ impl LoadReport {
 /// Throughput and latency of one kind of call.
 #[derive(Debug, Clone, Serialize)]
 pub struct OpSummary {
-    /// `create-agent` or `get-agent`.
+    /// `create-agent`, `get-agent` or `list-agents`.
     pub op: Op,
     /// HTTP requests made (retries included).
     pub requests: u64,

@@ -25,9 +25,9 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Drive create-agent and/or get-agent load at a running API (loopback only) and report req/s and latency; start that API with DASH_SPAWN_RATE=0, or creates past its spawn-rate limit answer 429. Exits 1 when no request succeeded, 2 for a URL that is not loopback.
+    /// Drive create-agent, get-agent and/or list-agents load at a running API (loopback only) and report req/s and latency; start that API with DASH_SPAWN_RATE=0, or creates past its spawn-rate limit answer 429. Exits 1 when no request succeeded, 2 for a URL that is not loopback.
     Api(ApiArgs),
-    /// Start a private PostgreSQL node and `dashctl serve` against it (or the API in-process), run create-agent and get-agent through the API, then pgbench running the same SQL at the same concurrency, and print them side by side with the RSS and the benchmark targets. Exits 130 when interrupted (everything started is stopped).
+    /// Start a private PostgreSQL node and `dashctl serve` against it (or the API in-process), run create-agent, get-agent and list-agents (50 pending agents of one swarm) through the API, each followed by pgbench running the same SQL at the same concurrency, and print them side by side with the RSS and the benchmark targets. Exits 130 when interrupted (everything started is stopped).
     Compare(CompareArgs),
     /// On a private PostgreSQL node: N pending agents run by W in-process workers (claims and completions per second; the `noop` runtime starts no process), then the wake-up latency of an idle worker (LISTEN) for agents spawned one at a time. Exits 1 when the run fails.
     Worker(WorkerBenchArgs),
@@ -75,7 +75,7 @@ pub struct ApiArgs {
     /// Stop after this many operations, if sooner than --duration.
     #[arg(long)]
     pub requests: Option<u64>,
-    /// create, get (reads agents it seeds first, unmeasured) or create-then-get.
+    /// create, get (reads agents it seeds first, unmeasured), create-then-get, or list (pages of 50 pending agents of one of 20 swarms it seeds first, unmeasured; a page short of 50 counts as an error).
     #[arg(long, default_value = "create")]
     pub mix: Mix,
     /// Deadline of one request.
@@ -97,7 +97,7 @@ pub struct CompareArgs {
     /// API workers and pool connections; pgbench clients.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Length of each of the four runs (whole seconds for pgbench).
+    /// Length of each of the six runs (whole seconds for pgbench).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
     /// Unmeasured API load first, so the pool and HTTP connections are open.
