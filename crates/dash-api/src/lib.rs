@@ -7,6 +7,7 @@ pub mod background;
 pub mod dashboard;
 pub mod error;
 pub mod feed;
+pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -19,6 +19,8 @@ fn digits(buf: &mut [u8], mut n: u32) {
 
 /// The text chrono would write, when this fast path can write it.
 fn fast(t: &DateTime<Utc>, buf: &mut [u8; MAX]) -> Option<usize> {
+    // Once: each accessor of a DateTime converts to local time again.
+    let t = t.naive_utc();
     let (year, nanos) = (t.year(), t.nanosecond());
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         return None;

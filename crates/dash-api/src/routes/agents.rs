@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
-use axum::{Extension, Json};
+use axum::Extension;
+
+use crate::json::Json;
 use dash_core::AgentAction;
 use dash_store::model::{Agent, NewAgent, Outcome, Page, ProgressReport};
 use uuid::Uuid;

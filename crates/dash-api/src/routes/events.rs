@@ -4,11 +4,11 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use dash_store::EventCursor;
 use futures::Stream;
 use serde::Deserialize;
