@@ -260,6 +260,45 @@ async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_
         "{}",
         by_lsn.show()
     );
+
+    // A member whose agent is down would miss the halt: refused, nothing changed.
+    let replica = topo
+        .nodes
+        .iter()
+        .find(|n| n.name != leader)
+        .unwrap()
+        .name
+        .clone();
+    let pid = up.agent_pid(&replica).expect("the replica's agent runs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let dcs = dash_dcs::Dcs::connect(
+        &topo.etcd_endpoints(),
+        &topo.cluster,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the replica's member record expires",
+        || async {
+            let view = dcs.view().await.ok()?;
+            view.member(&replica).is_none().then_some(())
+        },
+    )
+    .await;
+    let refused = cli.run(&["db", "restore", "--to-lsn", &lsn, "--yes"]).await;
+    refused.expect_code(4);
+    assert!(
+        refused.stderr.contains("--allow-missing"),
+        "{}",
+        refused.show()
+    );
+    assert_eq!(swarms(&cli).await, "after-restore,keep");
     let (code, _) = up.interrupt();
     assert_eq!(code, 0, "{}", up.output());
 }

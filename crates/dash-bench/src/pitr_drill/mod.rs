@@ -181,6 +181,7 @@ async fn round(
         yes: true,
         wait: Duration::from_secs(300),
         api_stopped: false,
+        allow_missing: false,
     };
     let restored = dash_runbook::pitr::restore::restore(target, setup, &ropts).await?;
     let present = writes::present(target, n).await?;

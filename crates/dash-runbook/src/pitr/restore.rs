@@ -50,6 +50,8 @@ pub struct PitrRestoreOptions {
     pub wait: Duration,
     /// The API is stopped (scaled to zero): no maintenance mode to turn on.
     pub api_stopped: bool,
+    /// Restore although a local node's agent is not running.
+    pub allow_missing: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -156,6 +158,21 @@ pub async fn restore(
         return Err(RunbookError::Refused(format!(
             "{}'s agent is not running (no member record in etcd): start it first",
             node.name
+        )));
+    }
+    // A member whose agent is down would miss the halt and come back with
+    // data from the old history, which cannot follow the restored primary.
+    let missing: Vec<&str> = (setup.local.iter())
+        .map(|n| n.name.as_str())
+        .filter(|n| !members.iter().any(|m| m == n))
+        .collect();
+    if !missing.is_empty() && !opts.allow_missing {
+        return Err(RunbookError::Refused(format!(
+            "the agent of {} is not running (no member record in etcd): it would miss the restore and \
+             come back with data that cannot follow the restored primary. Start it first, or pass \
+             --allow-missing and move its data directory away before its agent starts again (it then \
+             clones the restored primary)",
+            missing.join(", ")
         )));
     }
     let primary = session::primary(target).await.ok();

@@ -363,6 +363,9 @@ pub struct RestoreArgs {
     /// Point in time: the API is stopped (e.g. scaled to 0 while every volume is rebuilt), so no maintenance mode is turned on; without it, a restore refuses when the API does not answer.
     #[arg(long)]
     pub api_stopped: bool,
+    /// Point in time: restore although the agent of a node recorded here is not running (its data must then be moved away by hand before that agent starts again, so that it clones the restored primary).
+    #[arg(long)]
+    pub allow_missing: bool,
     /// Lift the cluster-wide halt an interrupted point-in-time restore left in etcd.
     #[arg(long, conflicts_with = "file")]
     pub abort: bool,

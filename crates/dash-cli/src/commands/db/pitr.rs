@@ -85,6 +85,7 @@ pub async fn restore(a: RestoreArgs) -> Result<u8, RunbookError> {
         yes: a.yes,
         wait: a.wait,
         api_stopped: a.api_stopped,
+        allow_missing: a.allow_missing,
     };
     let r = pitr::restore::restore(&target(&a.common)?, &setup, &opts).await?;
     let code = if r.ok { exit::OK } else { exit::CHECK_FAILED };
