@@ -262,13 +262,8 @@ async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_
     );
 
     // A member whose agent is down would miss the halt: refused, nothing changed.
-    let replica = topo
-        .nodes
-        .iter()
-        .find(|n| n.name != leader)
-        .unwrap()
-        .name
-        .clone();
+    // Each restore put the restored data on the leader's node: `other` is the replica.
+    let replica = other.clone();
     let pid = up.agent_pid(&replica).expect("the replica's agent runs");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
