@@ -18,10 +18,20 @@ fn flags(ha: &HaView) -> String {
 /// writable primary; a lost primary's fix is the agents' own failover.
 pub(super) fn without_primary(f: &mut Finding, ha: &HaView) {
     f.evidence.extend(ha.problems());
+    let flags = flags(ha);
+    if ha.halt.is_some() {
+        // A point-in-time restore is under way, or was interrupted: no
+        // restart or failover can help, and none may be attempted.
+        f.fix = vec![
+            format!("dashctl db status {flags}   # a restore halted the cluster: is `dashctl db restore` still running (its progress lines)?"),
+            format!("dashctl db restore --abort {flags}   # only when no restore runs any more: lifts the halt, the agents start the cluster again"),
+            "dashctl verify".into(),
+        ];
+        return;
+    }
     if f.situation != Situation::PrimaryLost || ha.etcd_error.is_some() {
         return;
     }
-    let flags = flags(ha);
     // With the key free, the set the last leader recorded says who may take it.
     let (last, standbys) = match &ha.sync {
         Some(s) => (s.leader.as_str(), s.standbys.as_slice()),
@@ -204,6 +214,41 @@ mod tests {
                 "dashctl db diagnose --etcd http://e1:2379 --cluster dash   # re-check; restart the database if it recurs",
             ],
             "the re-checks read etcd too"
+        );
+    }
+
+    #[test]
+    fn a_halted_cluster_names_the_halt_and_its_fix_is_the_restore_not_a_failover() {
+        let mut ha = sound();
+        ha.leader = None;
+        for m in &mut ha.members {
+            m.leader = false;
+            m.role = "halted".into();
+        }
+        ha.halt = Some(dash_dcs::Halt {
+            by: "dashctl db restore on host1".into(),
+            reason: "restore to 2026-11-30 12:00:00 UTC".into(),
+            restored: None,
+        });
+        let mut s = steady(vec![node(0, None), node(1, None)]);
+        s.ha = Some(ha);
+        let f = classify(&s);
+        let ev = f[0].evidence.join("\n");
+        assert!(
+            ev.contains("HALTED") && ev.contains("dashctl db restore on host1"),
+            "{ev}"
+        );
+        assert!(
+            f[0].fix
+                .iter()
+                .any(|c| c.contains("dashctl db restore --abort")),
+            "{:?}",
+            f[0].fix
+        );
+        assert!(
+            !f[0].fix.iter().any(|c| c.contains("failover")),
+            "{:?}",
+            f[0].fix
         );
     }
 

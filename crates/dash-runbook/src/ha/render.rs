@@ -120,6 +120,12 @@ impl HaView {
             )];
         }
         let mut out = Vec::new();
+        if let Some(h) = &self.halt {
+            out.push(format!(
+                "the cluster is HALTED in {flags} by {}: {}; every server stays stopped until the halt is lifted",
+                h.by, h.reason
+            ));
+        }
         match self.leader.as_deref() {
             None => out.push(format!(
                 "no member holds the leader key in {flags}: the cluster has no primary"
