@@ -4,16 +4,15 @@
 //! each round. Everything is torn down at the end, even on error.
 
 mod faults;
+pub(crate) mod private;
 mod render;
 mod report;
 mod round;
 
 use std::time::Duration;
 
-use dash_platform::{Platform, PlatformError, PlatformOptions, ScratchCluster};
-use dash_store::Secret;
+use dash_platform::PlatformError;
 use serde::Serialize;
-use uuid::Uuid;
 
 pub use faults::{crash, signal_all};
 pub use report::{ChaosReport, RoundReport, Spread};
@@ -76,29 +75,23 @@ pub async fn run(opts: &ChaosOptions, progress: &dyn Fn(&str)) -> Result<ChaosRu
     if opts.rounds == 0 || opts.rounds > 1000 {
         return Err(ChaosError::Usage("--rounds must be from 1 to 1000".into()));
     }
-    let token = Uuid::new_v4().simple().to_string();
-    progress("building a private cluster");
-    let mut scratch = ScratchCluster::create(1, opts.synchronous, Some(token.clone()))?;
-    if opts.keep {
-        scratch.keep();
-    }
-    let home = scratch.home().to_path_buf();
-    progress(&format!("the cluster lives in {}", home.display()));
-    let mut api = dash_api::ApiSettings {
-        bind: [127, 0, 0, 1].into(),
-        api_port: 0,
-        metrics_port: 0,
-        tokens: vec![Secret::new(token.clone())],
-        spawn_rate: 0.0,
-        ..dash_api::ApiSettings::default()
-    };
-    api.database.pool_size = (opts.concurrency + 4).max(20);
-    let platform_opts = PlatformOptions {
-        dashctl: opts.dashctl.clone(),
-        ha_limit: HA_LIMIT,
-        backups: false,
-    };
-    let platform = Platform::start(&home, api, &platform_opts, progress).await?;
+    let private::Private {
+        scratch,
+        platform,
+        token,
+        ..
+    } = private::start(
+        &private::PrivateOptions {
+            synchronous: opts.synchronous,
+            concurrency: opts.concurrency,
+            keep: opts.keep,
+            dashctl: opts.dashctl.clone(),
+            ha_limit: HA_LIMIT,
+            backups: false,
+        },
+        progress,
+    )
+    .await?;
     let topo = platform.topology().clone();
     let base_url = platform.base_url().to_string();
     let mut rounds = Vec::new();

@@ -15,14 +15,14 @@ mod writes;
 
 use std::time::{Duration, Instant};
 
-use dash_platform::{Platform, PlatformError, PlatformOptions, ScratchCluster, Topology};
-use dash_runbook::ha::EtcdTarget;
+use dash_platform::{PlatformError, Topology};
+
+use crate::chaos::private::{Private, PrivateOptions};
 use dash_runbook::pitr::restore::PitrRestoreOptions;
 use dash_runbook::pitr::target::Wanted;
-use dash_runbook::pitr::{LocalNode, Setup};
+use dash_runbook::pitr::Setup;
 use dash_runbook::{ApiEndpoint, RunbookError, Target};
 use dash_store::Secret;
-use uuid::Uuid;
 
 pub use report::{PitrDrillReport, PitrRound};
 
@@ -61,28 +61,23 @@ pub async fn run(
             "--rounds must be from 1 to 100".into(),
         ));
     }
-    let token = Uuid::new_v4().simple().to_string();
-    let mut scratch = ScratchCluster::create(1, true, Some(token.clone()))?;
-    if o.keep {
-        scratch.keep();
-    }
-    let home = scratch.home().to_path_buf();
-    progress(&format!("the cluster lives in {}", home.display()));
-    let mut api = dash_api::ApiSettings {
-        bind: [127, 0, 0, 1].into(),
-        api_port: 0,
-        metrics_port: 0,
-        tokens: vec![Secret::new(token.clone())],
-        spawn_rate: 0.0,
-        ..dash_api::ApiSettings::default()
-    };
-    api.database.pool_size = (o.concurrency + 4).max(20);
-    let opts = PlatformOptions {
-        dashctl: o.dashctl.clone(),
-        ha_limit: Duration::from_secs(120),
-        backups: true,
-    };
-    let platform = Platform::start(&home, api, &opts, progress).await?;
+    let Private {
+        scratch,
+        platform,
+        home,
+        token,
+    } = crate::chaos::private::start(
+        &PrivateOptions {
+            synchronous: true,
+            concurrency: o.concurrency,
+            keep: o.keep,
+            dashctl: o.dashctl.clone(),
+            ha_limit: Duration::from_secs(120),
+            backups: true,
+        },
+        progress,
+    )
+    .await?;
     let topo = platform.topology().clone();
     let base = platform.base_url().to_string();
     let (target, setup) = wiring(&topo, &home, &base, &token)?;
@@ -117,26 +112,12 @@ fn wiring(
         metrics_url: String::new(),
         token: Some(Secret::new(token.to_string())),
     };
-    let mut target = Target::for_settings(topo.db_settings(), endpoint);
-    let etcd = EtcdTarget::new(&topo.etcd_endpoints(), &topo.cluster);
-    target.etcd = etcd.clone();
     let repo = dash_platform::backrest_repo(home).ok_or_else(|| {
         PitrDrillError::Other("the platform made no pgBackRest repository".into())
     })?;
-    let local = (topo.nodes.iter())
-        .map(|n| LocalNode {
-            name: n.name.clone(),
-            data_dir: n.data_dir.clone(),
-            port: n.port,
-        })
-        .collect();
-    let setup = Setup {
-        repo,
-        local,
-        etcd,
-        superuser: topo.user.clone(),
-        dbname: topo.dbname.clone(),
-    };
+    let setup = Setup::for_platform(topo, repo);
+    let mut target = Target::for_settings(topo.db_settings(), endpoint);
+    target.etcd = setup.etcd.clone();
     Ok((target, setup))
 }
 

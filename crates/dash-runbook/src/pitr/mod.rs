@@ -90,36 +90,36 @@ impl Setup {
         };
         let repo = Repo::open(&path, stanza)?;
         let home = PathBuf::from(get("DASH_HOME").unwrap_or_else(|| ".dash".into()));
-        let topo = dash_platform::Topology::load(&home).ok();
-        let local = match &topo {
-            Some(t) => (t.nodes.iter())
+        if let Ok(topo) = dash_platform::Topology::load(&home) {
+            let mut setup = Setup::for_platform(&topo, repo);
+            setup.etcd = etcd.or(setup.etcd);
+            return Ok(setup);
+        }
+        Ok(Setup {
+            repo,
+            local: pod_node(&get).into_iter().collect(),
+            etcd,
+            superuser: get("DATABASE_USER").unwrap_or_else(|| "dash_user".into()),
+            dbname: get("DATABASE_NAME").unwrap_or_else(|| "dash".into()),
+        })
+    }
+
+    /// Beside a `dashctl up` platform (`topo`): every node local, its etcd,
+    /// its database and superuser.
+    pub fn for_platform(topo: &dash_platform::Topology, repo: Repo) -> Setup {
+        Setup {
+            repo,
+            local: (topo.nodes.iter())
                 .map(|n| LocalNode {
                     name: n.name.clone(),
                     data_dir: n.data_dir.clone(),
                     port: n.port,
                 })
                 .collect(),
-            None => pod_node(&get).into_iter().collect(),
-        };
-        let etcd = etcd.or_else(|| {
-            topo.as_ref()
-                .and_then(|t| EtcdTarget::new(&t.etcd_endpoints(), &t.cluster))
-        });
-        let superuser = topo.as_ref().map_or_else(
-            || get("DATABASE_USER").unwrap_or_else(|| "dash_user".into()),
-            |t| t.user.clone(),
-        );
-        let dbname = topo.as_ref().map_or_else(
-            || get("DATABASE_NAME").unwrap_or_else(|| "dash".into()),
-            |t| t.dbname.clone(),
-        );
-        Ok(Setup {
-            repo,
-            local,
-            etcd,
-            superuser,
-            dbname,
-        })
+            etcd: EtcdTarget::new(&topo.etcd_endpoints(), &topo.cluster),
+            superuser: topo.user.clone(),
+            dbname: topo.dbname.clone(),
+        }
     }
 
     pub fn node(&self, name: &str) -> Option<&LocalNode> {
