@@ -69,13 +69,11 @@ impl PgControl {
     }
 
     fn sibling(&self, suffix: &str) -> PathBuf {
-        let mut s = self.cfg.data_dir.as_os_str().to_owned();
-        s.push(suffix);
-        PathBuf::from(s)
+        crate::layout::beside(&self.cfg.data_dir, suffix)
     }
 
     fn marker(&self) -> PathBuf {
-        self.sibling(".needs-rewind")
+        crate::layout::rewind_marker(&self.cfg.data_dir)
     }
 
     /// The password file servers use to reach each other (beside the data dir).
@@ -352,11 +350,6 @@ impl PgControl {
         self.fence()
     }
 
-    /// Where [`PgControl::set_aside`] keeps the data directory.
-    pub fn set_aside_dir(&self) -> PathBuf {
-        self.sibling(".before-restore")
-    }
-
     /// Moves the (stopped) data directory aside after a restore put the
     /// cluster on another member; one older set-aside copy is replaced.
     /// The rewind marker goes with it: what comes next is a fresh clone.
@@ -367,7 +360,7 @@ impl PgControl {
                 std::io::Error::other("postgres still runs on it"),
             ));
         }
-        let aside = self.set_aside_dir();
+        let aside = crate::layout::set_aside_dir(&self.cfg.data_dir);
         if aside.exists() {
             std::fs::remove_dir_all(&aside)
                 .map_err(|e| PgError::io(format!("remove {}", aside.display()), e))?;

@@ -9,7 +9,7 @@
 //! Patroni leans on the kernel's softdog for the same case.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -30,9 +30,10 @@ pub fn monotonic_ns() -> u64 {
 /// that rewinds first (the same fence as the agent's).
 pub fn fence_data_dir(data_dir: &Path) -> std::io::Result<()> {
     dash_pg::kill_data_dir_processes(data_dir);
-    let mut marker = data_dir.as_os_str().to_owned();
-    marker.push(".needs-rewind");
-    std::fs::write(PathBuf::from(marker), "demoted by dashctl node\n")?;
+    std::fs::write(
+        crate::layout::rewind_marker(data_dir),
+        "demoted by dashctl node\n",
+    )?;
     if data_dir.join("PG_VERSION").is_file() {
         std::fs::write(data_dir.join("standby.signal"), "")?;
     }

@@ -17,6 +17,7 @@ mod control;
 pub mod decide;
 pub mod guard;
 mod kube;
+pub mod layout;
 mod local;
 mod metrics;
 mod options;

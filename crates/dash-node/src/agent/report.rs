@@ -45,10 +45,10 @@ impl Agent {
     /// which is what a restore waits for.
     fn published_role(&self, obs: &Observed, view: Option<&ClusterView>) -> &'static str {
         let halted = view.is_some_and(|v| v.halt.is_some()) && !obs.running;
-        match (halted, self.pg.has_data()) {
-            (true, true) => "halted",
-            (true, false) => "set-aside",
-            (false, _) => role_of(obs, self.pg.needs_rewind()),
+        match halted {
+            true if self.pg.has_data() => "halted",
+            true => "set-aside",
+            false => role_of(obs, self.pg.needs_rewind()),
         }
     }
 

@@ -1,7 +1,9 @@
 //! The restore's file moves: removing a directory of ours, and putting the
 //! recovered directory in the node's place (the old one kept aside).
 
-use super::{sibling, LocalNode};
+use dash_node::layout;
+
+use super::LocalNode;
 use crate::RunbookError;
 
 pub(super) async fn remove_dir(dir: &std::path::Path) -> Result<(), RunbookError> {
@@ -35,7 +37,7 @@ pub(super) async fn swap(
     }
     std::fs::rename(staging, &node.data_dir)
         .map_err(io(format!("move {} into place", staging.display())))?;
-    match std::fs::remove_file(sibling(&node.data_dir, ".needs-rewind")) {
+    match std::fs::remove_file(layout::rewind_marker(&node.data_dir)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(RunbookError::io("remove the rewind marker", e))
         }
@@ -60,8 +62,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let n = node(tmp.path());
         let (staging, aside) = (
-            sibling(&n.data_dir, ".restore"),
-            sibling(&n.data_dir, ".before-restore"),
+            layout::restore_staging_dir(&n.data_dir),
+            layout::set_aside_dir(&n.data_dir),
         );
         for (dir, mark) in [
             (&n.data_dir, "old"),
@@ -71,7 +73,7 @@ mod tests {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::write(dir.join("PG_VERSION"), mark).unwrap();
         }
-        std::fs::write(sibling(&n.data_dir, ".needs-rewind"), "x").unwrap();
+        std::fs::write(layout::rewind_marker(&n.data_dir), "x").unwrap();
         swap(&n, &staging, &aside).await.unwrap();
         assert_eq!(
             std::fs::read_to_string(n.data_dir.join("PG_VERSION")).unwrap(),
@@ -81,7 +83,7 @@ mod tests {
             std::fs::read_to_string(aside.join("PG_VERSION")).unwrap(),
             "old"
         );
-        assert!(!staging.exists() && !sibling(&n.data_dir, ".needs-rewind").exists());
+        assert!(!staging.exists() && !layout::rewind_marker(&n.data_dir).exists());
     }
 
     #[tokio::test]
@@ -90,8 +92,8 @@ mod tests {
             let tmp = tempfile::tempdir().unwrap();
             let n = node(tmp.path());
             let (staging, aside) = (
-                sibling(&n.data_dir, ".restore"),
-                sibling(&n.data_dir, ".before-restore"),
+                layout::restore_staging_dir(&n.data_dir),
+                layout::set_aside_dir(&n.data_dir),
             );
             if make_empty {
                 std::fs::create_dir_all(&n.data_dir).unwrap();

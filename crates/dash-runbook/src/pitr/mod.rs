@@ -5,7 +5,7 @@
 //! instance ([`verify`]) and the cluster's restore to a point in time
 //! ([`restore`], recovering in a staging directory first: [`staging`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use dash_backrest::{PgServer, Repo};
 
@@ -141,13 +141,6 @@ fn pod_node(get: &impl Fn(&str) -> Option<String>) -> Option<LocalNode> {
     })
 }
 
-/// `dir` with `suffix` appended to its last component (`data` → `data.restore`).
-pub(crate) fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -186,9 +179,5 @@ mod tests {
         assert_eq!(node.name, "postgres-0");
         assert_eq!(node.port, 5432);
         assert_eq!(pod_node(&env(&[("DASH_NODE_NAME", "x")])), None);
-        assert_eq!(
-            sibling(Path::new("/d/node0"), ".restore"),
-            PathBuf::from("/d/node0.restore")
-        );
     }
 }

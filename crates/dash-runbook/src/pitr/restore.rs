@@ -27,7 +27,9 @@ use serde::Serialize;
 
 use super::files::{remove_dir, swap};
 use super::target::{check_reachable, pick_set, Wanted};
-use super::{halt, sibling, LocalNode, Setup};
+use dash_node::layout;
+
+use super::{halt, LocalNode, Setup};
 use crate::api_client::ApiClient;
 use crate::output::duration;
 use crate::session::{self, within, QUERY_DEADLINE};
@@ -188,8 +190,8 @@ pub async fn restore(
         .map_err(RunbookError::Refused)?
         .label
         .clone();
-    let staging = sibling(&node.data_dir, ".restore");
-    let aside = sibling(&node.data_dir, ".before-restore");
+    let staging = layout::restore_staging_dir(&node.data_dir);
+    let aside = layout::set_aside_dir(&node.data_dir);
     let others: Vec<&String> = members.iter().filter(|m| **m != node.name).collect();
     let mut report = PitrRestoreReport {
         point: point.words.clone(),
