@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::up::{eventually, statuses, Up};
-use dash_testkit::Runner;
+use common::up::{eventually, statuses, temp_home, Up};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
@@ -52,13 +51,7 @@ fn writer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_is_added_online_streams_catches_up_and_becomes_the_standby_when_needed() {
-    let dir = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let home = dir.path().join("dash");
-    let cli = Runner::new(env!("CARGO_BIN_EXE_dashctl"))
-        .env("DASH_HOME", &home)
-        .env("DASH_LOG", "error");
+    let (_dir, home, cli) = temp_home();
 
     // Nothing recorded: a usage error naming the way.
     let none = cli.run(&["db", "add-replica"]).await;

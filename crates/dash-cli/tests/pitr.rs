@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::up::{eventually, Up};
+use common::up::{eventually, temp_home, Up};
 use dash_testkit::Runner;
 use serde_json::json;
 
@@ -49,13 +49,7 @@ async fn swarms(cli: &Runner) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_came_before() {
-    let dir = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let home = dir.path().join("dash");
-    let cli = Runner::new(env!("CARGO_BIN_EXE_dashctl"))
-        .env("DASH_HOME", &home)
-        .env("DASH_LOG", "error");
+    let (_dir, home, cli) = temp_home();
 
     // Without a repository or etcd: usage errors that say what is missing.
     let none = cli

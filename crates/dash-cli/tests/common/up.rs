@@ -9,6 +9,20 @@ use dash_platform::Topology;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+/// A temp dir the server user can reach (it runs PostgreSQL when tests run
+/// as root), the `DASH_HOME` inside it, and a runner for `dashctl` there.
+/// Keep the dir alive for the test.
+pub fn temp_home() -> (tempfile::TempDir, PathBuf, dash_testkit::Runner) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.path().join("dash");
+    let cli = dash_testkit::Runner::new(env!("CARGO_BIN_EXE_dashctl"))
+        .env("DASH_HOME", &home)
+        .env("DASH_LOG", "error");
+    (dir, home, cli)
+}
+
 /// One `dashctl up` process; SIGKILLed on drop (its agents, their
 /// PostgreSQL and etcd die with it), every node's leftovers killed too.
 pub struct Up {
