@@ -50,24 +50,10 @@ pub fn scope_of(settings: &ApiSettings, token: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    // Compare digests so neither length nor content leaks through timing.
-    let (da, db) = (Sha256::digest(a), Sha256::digest(b));
-    da.iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 /// The credentials of an `Authorization: Bearer <token>` header; the scheme
 /// is case-insensitive (RFC 9110 §11.1).
 pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(char::is_whitespace)?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    dash_core::bearer::presented(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// The caller, when the request carries one of the configured tokens.
@@ -76,7 +62,7 @@ pub fn authenticate(settings: &ApiSettings, headers: &HeaderMap) -> Option<Calle
     settings
         .tokens
         .iter()
-        .any(|k| constant_time_eq(k.expose().as_bytes(), t.as_bytes()))
+        .any(|k| dash_core::bearer::same(k.expose().as_bytes(), t.as_bytes()))
         .then(|| Caller {
             scope: scope_of(settings, t),
             legacy_scope: hex::encode(&Sha256::digest(t.as_bytes())[..8]),

@@ -6,6 +6,7 @@
 mod macros;
 
 pub mod agent;
+pub mod bearer;
 pub mod budget;
 pub mod error;
 pub mod event;
