@@ -133,12 +133,15 @@ async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_
         .unwrap()
         .name
         .clone();
-    let post = |name: &str, ty: &str| {
+    let node_token = topo.node_token();
+    let post = |name: &str, ty: &str, token: &str| {
         let url = format!("http://127.0.0.1:{}/backup?type={ty}", port_of(name));
         let http = http.clone();
+        let token = token.to_string();
         async move {
             let r = http
                 .post(url)
+                .bearer_auth(token)
                 .timeout(Duration::from_secs(120))
                 .send()
                 .await
@@ -149,17 +152,55 @@ async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_
             )
         }
     };
-    let (code, body) = post(&leader, "incr").await;
+    let (code, body) = post(&leader, "incr", "not-the-token").await;
+    assert_eq!(code, 401, "a backup without the agents' token: {body}");
+    let (code, body) = post(&leader, "incr", &node_token).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["type"], "incr", "{body}");
     assert!(
         body["label"].as_str().is_some_and(|l| l.ends_with('I')),
         "{body}"
     );
-    let (code, body) = post(&other, "incr").await;
+    let (code, body) = post(&other, "incr", &node_token).await;
     assert_eq!(code, 409, "a standby took a backup: {body}");
-    let (code, body) = post(&leader, "everything").await;
+    let (code, body) = post(&leader, "everything", &node_token).await;
     assert_eq!(code, 400, "{body}");
+
+    // `dashctl db backup` where no data directory is (the Kubernetes job):
+    // the primary's agent takes it, given DASH_NODE_TOKEN.
+    let remote = |token: &str| {
+        dash_testkit::Runner::new(env!("CARGO_BIN_EXE_dashctl"))
+            .env("DASH_HOME", home.with_file_name("no-platform-here"))
+            .env("DASH_LOG", "error")
+            .env(
+                "DASH_PGBACKREST_CONFIG",
+                dash_platform::backrest_config(&home),
+            )
+            .env("DASH_ETCD_ENDPOINTS", topo.etcd_endpoints().join(","))
+            .env("DASH_CLUSTER", &topo.cluster)
+            .env("DASH_NODE_TOKEN", token)
+    };
+    let args = ["db", "backup", "--type", "incr", "--json"];
+    let missing = remote("").run(&args).await;
+    missing.expect_code(2);
+    assert!(
+        missing.stderr.contains("DASH_NODE_TOKEN"),
+        "{}",
+        missing.show()
+    );
+    let wrong = remote("not-the-token").run(&args).await;
+    assert_ne!(wrong.code, 0, "{}", wrong.show());
+    assert!(wrong.stderr.contains("401"), "{}", wrong.show());
+    let by_agent = remote(&node_token).run(&args).await;
+    by_agent.expect_code(0);
+    let b = by_agent.json();
+    assert_eq!(b["primary"], leader.as_str(), "{}", by_agent.show());
+    assert_eq!(b["type"], "incr", "{}", by_agent.show());
+    assert!(
+        (b["notes"].to_string()).contains("node agent"),
+        "{}",
+        by_agent.show()
+    );
 
     // A new full backup keeping only itself: the older chain is expired,
     // and the window starts at it.

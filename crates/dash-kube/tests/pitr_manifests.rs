@@ -204,6 +204,33 @@ fn physical_backups_go_through_the_primarys_agent_from_any_node_then_verify() {
 }
 
 #[test]
+fn the_agents_and_the_physical_backup_jobs_share_the_node_token() {
+    use k8s_openapi::api::core::v1::Secret;
+    let secret: Secret = get("Secret", "dash-secrets");
+    let keys = secret.string_data.unwrap();
+    assert!(keys.contains_key("DASH_NODE_TOKEN"), "dash-secrets");
+    for name in ["postgres", "postgres-replica"] {
+        let set: StatefulSet = get("StatefulSet", name);
+        let agent = container(pod_spec(&set), "postgres");
+        assert_eq!(
+            env(agent, "DASH_NODE_TOKEN"),
+            "secret:dash-secrets/DASH_NODE_TOKEN",
+            "{name}: POST /backup refuses everyone without it"
+        );
+    }
+    for (name, _) in PHYSICAL_JOBS {
+        let pod = job_pod(name);
+        let backup = pod.init_containers.iter().flatten().last().unwrap();
+        let from = backup.env_from.iter().flatten();
+        let secrets: Vec<_> = from.filter_map(|e| e.secret_ref.as_ref()).collect();
+        assert!(
+            secrets.iter().any(|s| s.name == "dash-secrets"),
+            "{name}: the backup step sends DASH_NODE_TOKEN"
+        );
+    }
+}
+
+#[test]
 fn the_logical_dumps_for_the_runbooks_pg_restore_line_keep_coming() {
     let pod = job_pod("postgres-backup");
     let c = &pod.containers[0];

@@ -73,7 +73,11 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
             socket_dir: dash_pg::socket_dir_for(&opts.pg_data),
             user: opts.superuser.clone(),
         };
-        Arc::new(backup_api::BackupService::new(repo, server))
+        Arc::new(backup_api::BackupService::new(
+            repo,
+            server,
+            opts.node_token.clone(),
+        ))
     });
     let app = api::router(status.clone(), metrics.clone(), backups);
     let server = tokio::spawn(async move {

@@ -35,6 +35,9 @@ pub struct NodeOptions {
     /// The pgBackRest repository this member archives its WAL into
     /// (`archive_mode=always`), and backs up into on `POST /backup`.
     pub backrest: Option<dash_backrest::Repo>,
+    /// `DASH_NODE_TOKEN`: the bearer token the node API's one mutating call
+    /// (`POST /backup`) needs. Without it the agent takes no backup on request.
+    pub node_token: Option<String>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for NodeOptions {
             .field("synchronous", &self.synchronous)
             .field("backrest", &self.backrest)
             .field("password", &"***")
+            .field("node_token", &self.node_token.as_ref().map(|_| "***"))
             .finish()
     }
 }

@@ -194,6 +194,7 @@ fn command(
         cmd.env_remove(var);
     }
     cmd.env("DATABASE_PASSWORD", topo.password.expose())
+        .env("DASH_NODE_TOKEN", topo.node_token())
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use dash_store::{DbSettings, HostPort, Secret};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 /// The record's format. Version 1 was written for the single-machine
 /// supervisor, which recorded roles in this file.
@@ -168,6 +169,17 @@ impl Topology {
             .collect();
         ports.extend([self.etcd_client_port, self.etcd_peer_port]);
         ports
+    }
+
+    /// The agents' `DASH_NODE_TOKEN` (what `POST /backup` on their node API
+    /// needs): derived from the database password, so nothing more is
+    /// stored and a platform recorded by an older dashctl has one too. The
+    /// token does not reveal the password.
+    pub fn node_token(&self) -> String {
+        let mut h = sha2::Sha256::new();
+        h.update(b"dash node token v1\0");
+        h.update(self.password.expose().as_bytes());
+        hex::encode(h.finalize())
     }
 
     /// The local etcd's client URL (what `--etcd` takes).

@@ -63,7 +63,7 @@ pub struct NodeArgs {
     /// In Kubernetes: the pod's namespace.
     #[arg(long, env = "POD_NAMESPACE", default_value = "dash")]
     pub kube_namespace: String,
-    /// pgBackRest config file of the repository this node archives its WAL into (archive_mode=always, archive_timeout=60s) and that `POST /backup` on the node API backs up into; without it, no archiving.
+    /// pgBackRest config file of the repository this node archives its WAL into (archive_mode=always, archive_timeout=60s) and that `POST /backup` on the node API backs up into; without it, no archiving. `POST /backup` needs `Authorization: Bearer $DASH_NODE_TOKEN` (set in this agent's environment, never on its command line); without DASH_NODE_TOKEN the agent takes no backup on request.
     #[arg(long, env = "DASH_PGBACKREST_CONFIG", value_name = "FILE")]
     pub pgbackrest_config: Option<std::path::PathBuf>,
     /// The pgBackRest stanza.
@@ -99,6 +99,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<u8> {
         etcd_timeout: Duration::from_millis(800),
         kube_pod: args.kube_pod.map(|pod| (args.kube_namespace, pod)),
         backrest,
+        node_token: std::env::var("DASH_NODE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
     };
     opts.validate().map_err(UsageError)?;
     dash_node::run(opts, shutdown_signal()).await?;

@@ -115,7 +115,8 @@ pub async fn backup(
             let (p, s) = pick_servers(&view, opts.from_primary).map_err(RunbookError::Refused)?;
             if setup.node(&p).is_none() {
                 let api = view.member(&p).map(|m| m.api.clone()).unwrap_or_default();
-                return through_agent(&p, &api, opts.ty).await;
+                let token = setup.node_token.as_deref();
+                return through_agent(&p, &api, opts.ty, token).await;
             }
             if s.is_none() && !opts.from_primary {
                 notes.push("no standby streams: copied from the primary".into());
@@ -187,7 +188,14 @@ async fn through_agent(
     member: &str,
     api: &str,
     ty: BackupType,
+    token: Option<&str>,
 ) -> Result<PhysicalBackupReport, RunbookError> {
+    let Some(token) = token else {
+        return Err(RunbookError::Usage(format!(
+            "{member}'s data directory is on another host, so its agent takes the backup, and \
+             that needs the agents' token: set DASH_NODE_TOKEN"
+        )));
+    };
     if api.is_empty() {
         return Err(RunbookError::Refused(format!(
             "{member} has not published its node API address"
@@ -201,7 +209,7 @@ async fn through_agent(
         .timeout(AGENT_BACKUP_LIMIT)
         .build()
         .map_err(|e| RunbookError::Invalid(format!("HTTP client: {e}")))?;
-    let answer = client.post(&url).send().await;
+    let answer = client.post(&url).bearer_auth(token).send().await;
     let resp = answer.map_err(|e| RunbookError::Api {
         url: url.clone(),
         message: e.to_string(),

@@ -54,6 +54,9 @@ pub struct Setup {
     pub superuser: String,
     /// The application database.
     pub dbname: String,
+    /// What the node agents' `POST /backup` needs (`DASH_NODE_TOKEN`; beside
+    /// `dashctl up`, the platform's).
+    pub node_token: Option<String>,
 }
 
 /// Where the repository's config is: `flag`, else `DASH_PGBACKREST_CONFIG`,
@@ -90,9 +93,11 @@ impl Setup {
         };
         let repo = Repo::open(&path, stanza)?;
         let home = PathBuf::from(get("DASH_HOME").unwrap_or_else(|| ".dash".into()));
+        let token = get("DASH_NODE_TOKEN").filter(|t| !t.is_empty());
         if let Ok(topo) = dash_platform::Topology::load(&home) {
             let mut setup = Setup::for_platform(&topo, repo);
             setup.etcd = etcd.or(setup.etcd);
+            setup.node_token = token.or(setup.node_token);
             return Ok(setup);
         }
         Ok(Setup {
@@ -101,6 +106,7 @@ impl Setup {
             etcd,
             superuser: get("DATABASE_USER").unwrap_or_else(|| "dash_user".into()),
             dbname: get("DATABASE_NAME").unwrap_or_else(|| "dash".into()),
+            node_token: token,
         })
     }
 
@@ -119,6 +125,7 @@ impl Setup {
             etcd: EtcdTarget::new(&topo.etcd_endpoints(), &topo.cluster),
             superuser: topo.user.clone(),
             dbname: topo.dbname.clone(),
+            node_token: Some(topo.node_token()),
         }
     }
 
