@@ -13,7 +13,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
-pub mod serve;
+pub use dash_http as serve;
 pub mod settings;
 pub mod state;
 

@@ -1,4 +1,5 @@
-//! The HTTP/1.1 server loop of a listener (hyper-util's connection builder,
+//! The HTTP/1.1 listener Dash's API and its node agents share: the server
+//! loop of one listener (hyper-util's connection builder,
 //! not `axum::serve`, which has no header timeout and no connection cap):
 //! each connection is closed after `DASH_HEADER_READ_TIMEOUT` without a
 //! complete request head and after `DASH_KEEPALIVE_TIMEOUT` idle. At the
@@ -290,12 +291,18 @@ fn lane_serves(path: &str, all: bool) -> bool {
 }
 
 fn too_many_connections() -> Response<Body> {
-    let mut r = crate::error::error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too_many_connections",
-        "the server is at its connection limit; retry shortly",
-    );
+    // The API's error shape (dash-api's `error_response`).
+    let body = serde_json::json!({ "error": {
+        "code": "too_many_connections",
+        "message": "the server is at its connection limit; retry shortly",
+    }});
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
