@@ -41,6 +41,17 @@ pub struct Status {
     pub last_action: String,
 }
 
+/// The node API's connections: probes (HAProxy, the kubelet, Prometheus,
+/// the other agents, dashctl) are few and short; past the cap the oldest idle
+/// connection makes room, and every path is served in the overflow lanes.
+/// At most 64 + 2 x 64 (lanes) + 128 (newcomers being sorted) descriptors.
+pub const LIMITS: dash_http::Limits = dash_http::Limits {
+    max_connections: 64,
+    header_read_timeout: std::time::Duration::from_secs(5),
+    keepalive_timeout: std::time::Duration::from_secs(60),
+    overflow_serves_all: true,
+};
+
 #[derive(Clone)]
 struct ApiState {
     status: Arc<RwLock<Status>>,
@@ -142,6 +153,7 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn member(name: &str, role: &str, leader: &str) -> Status {
         Status {
@@ -173,5 +185,65 @@ mod tests {
         all[1].holds_key = false;
         let e = Status::ha_pair(&all, true).unwrap_err();
         assert!(e.contains("no member holds the leader key"), "{e}");
+    }
+
+    /// A crowd of clients that never finish a request head (three times the
+    /// cap) and a crowd that connect and say nothing: a prober still gets
+    /// `/health` answered, and the half-sent heads are cut off.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hostile_clients_cannot_lock_a_prober_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpStream;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let status = Arc::new(RwLock::new(Status {
+            name: "n1".into(),
+            role: "replica".into(),
+            postgres_up: true,
+            ..Status::default()
+        }));
+        let app = router(status, Arc::new(NodeMetrics::new()), None);
+        let (_serving, stop) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(dash_http::serve(listener, app, LIMITS, stop));
+
+        let mut crowd = Vec::new();
+        for i in 0..3 * LIMITS.max_connections {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            if i % 2 == 0 {
+                c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                    .await
+                    .unwrap();
+            }
+            crowd.push(c);
+        }
+
+        let mut probe = TcpStream::connect(addr).await.unwrap();
+        probe
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let read = probe.read_to_end(&mut answer);
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the prober was answered within 10 s")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // A half-sent head is closed (past the header timeout, or shed).
+        let mut buf = [0u8; 512];
+        let half = &mut crowd[0];
+        let closed = tokio::time::timeout(LIMITS.header_read_timeout * 3, async {
+            loop {
+                match half.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        });
+        assert!(closed.await.is_ok(), "a half-sent head was kept open");
+        server.abort();
     }
 }

@@ -80,9 +80,10 @@ pub async fn run(opts: NodeOptions, shutdown: impl Future<Output = ()>) -> Resul
         ))
     });
     let app = api::router(status.clone(), metrics.clone(), backups);
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    // The hardened listener the API uses: a client that never finishes its
+    // request, or a crowd of idle ones, cannot take the agent's descriptors.
+    let (_serving, stop) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(dash_http::serve(listener, app, api::LIMITS, stop));
     tokio::pin!(shutdown);
 
     let dcs = loop {
