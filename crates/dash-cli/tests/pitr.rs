@@ -296,15 +296,18 @@ async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_
         by_lsn.show()
     );
 
-    // A member whose agent is down would miss the halt: refused, nothing changed.
-    // Each restore put the restored data on the leader's node: `other` is the replica.
+    // A member whose agent is down would miss the halt: refused, nothing
+    // changed. The replica (`other`: each restore put the restored data on
+    // the leader's node) has the next swarm, then it freezes, agent and
+    // server (SIGSTOP), as a host that hangs.
     let replica = other.clone();
-    let pid = up.agent_pid(&replica).expect("the replica's agent runs");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    let lsn = sql(&cli, "SELECT pg_current_wal_insert_lsn()").await;
+    create(&http, &up, &token, "on-the-frozen-replica").await;
+    let data_dir = &(topo.nodes.iter().find(|n| n.name == replica).unwrap()).data_dir;
+    let mut frozen = dash_pg::data_dir_pids(data_dir);
+    frozen.push(up.agent_pid(&replica).expect("the replica's agent runs"));
+    let frozen = Frozen(frozen);
+    frozen.signal(nix::sys::signal::Signal::SIGSTOP);
     let dcs = dash_dcs::Dcs::connect(
         &topo.etcd_endpoints(),
         &topo.cluster,
@@ -328,7 +331,66 @@ async fn the_cluster_is_restored_to_a_point_with_pgbackrest_and_keeps_only_what_
         "{}",
         refused.show()
     );
-    assert_eq!(swarms(&cli).await, "after-restore,keep");
+    assert_eq!(
+        swarms(&cli).await,
+        "after-restore,keep,on-the-frozen-replica"
+    );
+
+    // --allow-missing: the restore goes on without it. Thawed, its server
+    // holds WAL past the point, so it cannot follow the restored primary;
+    // its agent sees it stuck behind the leader's timeline and rewinds it.
+    let restored = cli
+        .run(&[
+            "db",
+            "restore",
+            "--to-lsn",
+            &lsn,
+            "--allow-missing",
+            "--yes",
+            "--json",
+        ])
+        .await;
+    restored.expect_code(0);
+    assert_eq!(
+        swarms(&cli).await,
+        "after-restore,keep",
+        "{}",
+        restored.show()
+    );
+    let timeline = restored.json()["timeline"]
+        .as_u64()
+        .expect("the new timeline");
+    drop(frozen);
+    let api = format!("http://127.0.0.1:{}/status", port_of(&replica));
+    eventually(
+        Duration::from_secs(120),
+        "the thawed replica streams from the restored primary",
+        || async {
+            let st: dash_node::Status = http.get(&api).send().await.ok()?.json().await.ok()?;
+            (st.streaming && st.timeline == Some(timeline as u32)).then_some(())
+        },
+    )
+    .await;
+    // A synchronous commit: the healed replica acknowledges it.
+    create(&http, &up, &token, "after-the-thaw").await;
     let (code, _) = up.interrupt();
     assert_eq!(code, 0, "{}", up.output());
+}
+
+/// Processes stopped with SIGSTOP; continued when dropped (a failed test
+/// too, so that they can be stopped by the platform's teardown).
+struct Frozen(Vec<i32>);
+
+impl Frozen {
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        for pid in &self.0 {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), sig);
+        }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
 }

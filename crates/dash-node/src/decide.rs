@@ -49,7 +49,15 @@ pub struct Local {
     pub released_recently: bool,
     /// A promotion was asked for moments ago and is still under way.
     pub promoting: bool,
+    /// A running standby whose position has not grown for [`STALL_LIMIT`]
+    /// (or longer, after re-follows): the timeline it is on (see
+    /// [`cannot_follow`]).
+    pub stalled_on: Option<u32>,
 }
+
+/// How long a standby's position may stay still before the agent looks at
+/// whether it can follow its leader at all.
+pub const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Everything a decision reads.
 #[derive(Debug, Clone)]
@@ -287,6 +295,7 @@ pub fn decide(f: &Facts) -> Action {
                     false => Action::Follow(m),
                 }
             }
+            Some(m) if cannot_follow(local, &m) => Action::Follow(m),
             Some(_) => Action::Steady,
             None => Action::Wait(format!("leader {} has not published its address", l.name)),
         },
@@ -295,6 +304,20 @@ pub fn decide(f: &Facts) -> Action {
         }
         None => Action::Wait("no leader, and this member may not take over".into()),
     }
+}
+
+/// A standby whose position has not grown for [`STALL_LIMIT`] while
+/// `leader` is a primary on a later timeline. A timeline it could switch
+/// to reaches it within a second; one that forked off before this standby's
+/// recovery point never will (a restore to a point in time while this
+/// member was down, an asynchronous failover that left it ahead). Following
+/// again rewinds it (pg_rewind does nothing when it had not diverged, and a
+/// failed rewind clones afresh).
+fn cannot_follow(local: &Local, leader: &MemberState) -> bool {
+    let (Some(mine), Some(theirs)) = (local.stalled_on, leader.timeline) else {
+        return false;
+    };
+    leader.role == "primary" && theirs > mine
 }
 
 /// A new leader whose agent has not yet published a running primary: its

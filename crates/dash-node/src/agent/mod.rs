@@ -17,6 +17,7 @@ use crate::options::NodeOptions;
 
 mod report;
 mod requests;
+mod stall;
 mod sync_set;
 mod words;
 
@@ -59,6 +60,8 @@ pub struct Agent {
     label: Option<tokio::sync::watch::Sender<Option<dash_kube::PodRole>>>,
     /// When the archiver's state is read next.
     archive_clock: crate::archive::ArchiveClock,
+    /// Whether the running standby is stuck (not streaming).
+    stall: stall::Stall,
 }
 
 impl Agent {
@@ -92,6 +95,7 @@ impl Agent {
             etcd_leader_checked: None,
             label: None,
             archive_clock: Default::default(),
+            stall: Default::default(),
         }
     }
 
@@ -174,6 +178,12 @@ impl Agent {
             promoting: self
                 .promoted_at
                 .is_some_and(|t| now.duration_since(t) < PROMOTE_PATIENCE),
+            stalled_on: self.stall.observe(
+                now,
+                obs.running && in_recovery == Some(true),
+                obs.lsn,
+                obs.timeline,
+            ),
         };
         let facts = Facts {
             me: &self.opts.name,
@@ -261,6 +271,7 @@ impl Agent {
             }
             Action::Follow(leader) => {
                 self.backoff.attempted(now);
+                self.stall.refollowed();
                 done(self.pg.step(move |c| c.refollow(&leader)).await)
             }
             Action::SwitchOver {

@@ -421,3 +421,5 @@ mod requests;
 
 // Halts for a restore: `tests/halt.rs`.
 mod halt;
+
+mod stalled;

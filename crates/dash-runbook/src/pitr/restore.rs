@@ -171,9 +171,9 @@ pub async fn restore(
     if !missing.is_empty() && !opts.allow_missing {
         return Err(RunbookError::Refused(format!(
             "the agent of {} is not running (no member record in etcd): it would miss the restore and \
-             come back with data that cannot follow the restored primary. Start it first, or pass \
-             --allow-missing and move its data directory away before its agent starts again (it then \
-             clones the restored primary)",
+             come back with data from the old history. Start it first, or pass --allow-missing: when \
+             it comes back, its agent finds its server stuck behind the restored primary's timeline \
+             and rewinds it (or clones afresh when a rewind cannot work)",
             missing.join(", ")
         )));
     }

@@ -363,7 +363,7 @@ pub struct RestoreArgs {
     /// Point in time: the API is stopped (e.g. scaled to 0 while every volume is rebuilt), so no maintenance mode is turned on; without it, a restore refuses when the API does not answer.
     #[arg(long)]
     pub api_stopped: bool,
-    /// Point in time: restore although the agent of a node recorded here is not running (its data must then be moved away by hand before that agent starts again, so that it clones the restored primary).
+    /// Point in time: restore although the agent of a node recorded here is not running (when it comes back, its agent finds its server stuck behind the restored primary's timeline, 10 s without progress, and rewinds it or clones afresh).
     #[arg(long)]
     pub allow_missing: bool,
     /// Lift the cluster-wide halt an interrupted point-in-time restore left in etcd.
