@@ -60,7 +60,7 @@ pub struct Agent {
     label: Option<tokio::sync::watch::Sender<Option<dash_kube::PodRole>>>,
     /// When the archiver's state is read next.
     archive_clock: crate::archive::ArchiveClock,
-    /// Whether the running standby is stuck (not streaming).
+    /// Whether the running standby is stuck (its position not growing).
     stall: stall::Stall,
 }
 
