@@ -309,9 +309,9 @@ pub fn decide(f: &Facts) -> Action {
 /// A standby whose position has not grown for [`STALL_LIMIT`] while
 /// `leader` is a primary on a later timeline. A timeline it could switch
 /// to reaches it within a second; one that forked off before this standby's
-/// recovery point never will (a restore to a point in time while this
-/// member was down, an asynchronous failover that left it ahead). Following
-/// again rewinds it (pg_rewind does nothing when it had not diverged, and a
+/// recovery point never will: a restore to a point in time while this
+/// member was down or hung, which keeps the leader's name (a new leader is
+/// followed, and so rewound, by the rule above). Following again rewinds it (pg_rewind does nothing when it had not diverged, and a
 /// failed rewind clones afresh).
 fn cannot_follow(local: &Local, leader: &MemberState) -> bool {
     let (Some(mine), Some(theirs)) = (local.stalled_on, leader.timeline) else {
