@@ -115,7 +115,7 @@ pub async fn backup(
             let (p, s) = pick_servers(&view, opts.from_primary).map_err(RunbookError::Refused)?;
             if setup.node(&p).is_none() {
                 let api = view.member(&p).map(|m| m.api.clone()).unwrap_or_default();
-                let token = setup.node_token.as_deref();
+                let token = setup.node_token.as_ref().map(|t| t.expose());
                 return through_agent(&p, &api, opts.ty, token).await;
             }
             if s.is_none() && !opts.from_primary {

@@ -56,7 +56,7 @@ pub struct Setup {
     pub dbname: String,
     /// What the node agents' `POST /backup` needs (`DASH_NODE_TOKEN`; beside
     /// `dashctl up`, the platform's).
-    pub node_token: Option<String>,
+    pub node_token: Option<dash_store::Secret>,
 }
 
 /// Where the repository's config is: `flag`, else `DASH_PGBACKREST_CONFIG`,
@@ -93,7 +93,9 @@ impl Setup {
         };
         let repo = Repo::open(&path, stanza)?;
         let home = PathBuf::from(get("DASH_HOME").unwrap_or_else(|| ".dash".into()));
-        let token = get("DASH_NODE_TOKEN").filter(|t| !t.is_empty());
+        let token = get("DASH_NODE_TOKEN")
+            .filter(|t| !t.is_empty())
+            .map(dash_store::Secret::new);
         if let Ok(topo) = dash_platform::Topology::load(&home) {
             let mut setup = Setup::for_platform(&topo, repo);
             setup.etcd = etcd.or(setup.etcd);
@@ -125,7 +127,7 @@ impl Setup {
             etcd: EtcdTarget::new(&topo.etcd_endpoints(), &topo.cluster),
             superuser: topo.user.clone(),
             dbname: topo.dbname.clone(),
-            node_token: Some(topo.node_token()),
+            node_token: Some(dash_store::Secret::new(topo.node_token())),
         }
     }
 
